@@ -1,0 +1,168 @@
+"""``mhabench run``: sweep a grid, print the table, write CSV / errors JSON / full JSON."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+
+from .config import (GRIDS, SEED_AXES, SMOKE_AXES, ConfigError, canonical_device, canonical_dtype,
+                     custom_axes, named_grid, parse_int_list, stride)
+
+AXIS_FLAGS = {"batch_sizes": "--batch-sizes", "seq_lens": "--seq-lens", "embed_dims": "--embed-dims",
+              "num_heads": "--heads", "beta_bs": "--betas"}
+
+
+def _add_run(sub) -> None:
+    p = sub.add_parser("run", help="measure fast vs slow MultiheadAttention over a grid",
+                       description="Measure the MultiheadAttention fast path against its slow path.")
+    g = p.add_argument_group("grid")
+    g.add_argument("--grid", default=None,
+                   help=f"named grid: {', '.join(GRIDS)} (default: seed on CUDA, smoke on CPU)")
+    for dest, flag in AXIS_FLAGS.items():
+        g.add_argument(flag, dest=dest, default=None, metavar="N,N,...",
+                       help=f"replace the grid's {dest.replace('_', ' ')} (comma-separated)")
+    g.add_argument("--stride", type=int, default=1, help="keep every N-th point of the grid")
+    g.add_argument("--device", default=None, help="cpu, cuda or cuda:N (default: cuda if available)")
+    g.add_argument("--dtype", default=None, help="fp16, bf16 or fp32 (default: fp16 on CUDA, fp32 on CPU)")
+    g.add_argument("--block-size", type=int, default=2)
+    g.add_argument("--seed", type=int, default=None, help="default: the reference's 26214")
+    t = p.add_argument_group("protocol")
+    t.add_argument("--rounds", type=int, default=None, help="interleaved rounds per point")
+    t.add_argument("--target-ms", type=float, default=None, help="measuring time per path and point")
+    t.add_argument("--warmup-ms", type=float, default=None, help="warm-up time per path and point")
+    t.add_argument("--max-iters", type=int, default=None, help="calls per timing window at most")
+    t.add_argument("--device-calls", type=int, default=None,
+                   help="profiled calls per path for device time (0: skip device time)")
+    t.add_argument("--device-chunk", type=int, default=None, help="points per profiler session")
+    o = p.add_argument_group("output")
+    o.add_argument("--save-path", "--save_path", default=None, help="CSV of the table")
+    o.add_argument("--error-save-path", "--error_save_path", default=None, help="JSON of error counts")
+    o.add_argument("--json", default=None, help="JSON with everything, raw rounds included")
+    o.add_argument("--no-table", action="store_true", help="do not print the table")
+    o.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="mhabench", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    _add_run(sub)
+    for register in _extra_commands():
+        register(sub)
+    return parser
+
+
+def _extra_commands():
+    """Sub-commands that live in their own modules (imported lazily, torch-free parsing)."""
+    return []
+
+
+def resolve_points(args, device: str, dtype: str):
+    from .config import SEED
+    grid = args.grid or ("seed" if device.startswith("cuda") else "smoke")
+    overrides = {dest: parse_int_list(getattr(args, dest), flag)
+                 for dest, flag in AXIS_FLAGS.items() if getattr(args, dest) is not None}
+    seed = SEED if args.seed is None else args.seed
+    if overrides:
+        base = SMOKE_AXES if grid == "smoke" else SEED_AXES
+        points = custom_axes(base, overrides).points(dtype, device, args.block_size, seed)
+        grid = "custom"
+    else:
+        points = named_grid(grid, dtype, device)
+        if args.block_size != 2 or seed != SEED:
+            from dataclasses import replace
+            points = [replace(p, block_size=args.block_size, seed=seed) for p in points]
+    if args.stride < 1:
+        raise ConfigError(f"--stride must be >= 1, got {args.stride}")
+    points = stride(points, args.stride)
+    if args.block_size < 1:
+        raise ConfigError(f"--block-size must be positive, got {args.block_size}")
+    return grid, points
+
+
+def resolve_protocol(args):
+    from .timing import Protocol
+    knobs = {k: getattr(args, k) for k in ("rounds", "target_ms", "warmup_ms", "max_iters",
+                                           "device_calls", "device_chunk")
+             if getattr(args, k) is not None}
+    return Protocol(**knobs)
+
+
+SHOWN = ["dtype", "batch_size", "sequence_length", "n_heads", "embed_dim"]
+
+
+def print_table(results) -> None:
+    from prettytable import PrettyTable
+    from .results import COLUMNS, row
+    shown = COLUMNS[:9] + ["speedup_fair", "device_speedup", "host_share_fast", "max_abs_err",
+                           "fast_path", "beta_b", "status"]
+    idx = [COLUMNS.index(c) for c in shown]
+    table = PrettyTable(shown)
+    for r in results:
+        cells = row(r)
+        table.add_row([cells[i] for i in idx])
+    print(table)
+
+
+def cmd_run(args) -> int:
+    device = canonical_device(args.device) if args.device else None
+    if args.dtype:
+        canonical_dtype(args.dtype)
+    from . import sweep as sw
+    from .results import errors_of, write_all
+    device = device or sw.default_device()
+    dtype = canonical_dtype(args.dtype or ("float16" if device.startswith("cuda") else "float32"))
+    grid, points = resolve_points(args, device, dtype)
+    proto = resolve_protocol(args)
+    sw.require_device(device)
+    print(f"device: {device} ({sw.device_name(device)}); grid {grid}: {len(points)} points; dtype {dtype}",
+          flush=True)
+    meta = sw.run_meta(device, proto, grid)
+    from tqdm import tqdm
+    bar = tqdm(total=len(points), disable=args.no_progress, unit="pt", file=sys.stderr)
+    t0 = time.perf_counter()
+    done = []
+
+    def save(results):
+        write_all(results, meta, args.save_path, args.error_save_path, args.json)
+
+    def on_point(r):
+        done.append(r)
+        bar.update(1)
+        save(done)
+
+    try:
+        results = sw.sweep(points, proto, on_point=on_point, on_chunk=save)
+    except KeyboardInterrupt:
+        bar.close()
+        print(f"interrupted: {len(done)} of {len(points)} points kept", file=sys.stderr)
+        return 130
+    bar.close()
+    meta["seconds"] = round(time.perf_counter() - t0, 2)
+    save(results)
+    if not args.no_table:
+        print_table(results)
+    errors = errors_of(results)
+    print(json.dumps(errors, indent=1))
+    for r in results:
+        if r.status != "ok":
+            print(f"{r.point.label}: {r.status}: {r.message}")
+    print(f"Total errors: {sum(errors.values())}")
+    print(f"{len(results)} points in {meta['seconds']:.1f} s")
+    return 1 if errors else 0
+
+
+def main(argv=None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        if args.command == "run":
+            return cmd_run(args)
+        return args.func(args)
+    except ConfigError as exc:
+        print(f"mhabench: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

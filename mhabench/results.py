@@ -1,0 +1,159 @@
+"""One point's result, its table row, and atomic CSV / JSON writers."""
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import os
+import tempfile
+from dataclasses import asdict, dataclass, field
+from pathlib import Path as FsPath
+
+from .config import Point
+from .paths import PATHS
+from .stats import iqr, median, ratios
+
+OK, MISMATCH, NO_FASTPATH, ERROR = "ok", "mismatch", "no_fastpath", "error"
+
+
+@dataclass
+class Result:
+    """Everything measured at one point. ``rounds`` holds the raw per-round µs per call."""
+
+    point: Point
+    status: str = OK
+    message: str = ""
+    padding: float = math.nan
+    max_abs_err: float = math.nan
+    fast_path: bool = False
+    rounds: dict[str, list[float]] = field(default_factory=dict)
+    device_calls: dict[str, list[float]] = field(default_factory=dict)
+
+    # --- derived figures -------------------------------------------------------------------
+    @property
+    def timed(self) -> bool:
+        return self.status in (OK, MISMATCH) and bool(self.rounds)
+
+    def wall_us(self, path: str) -> float:
+        return median(self.rounds.get(path, []))
+
+    def wall_iqr_us(self, path: str) -> float:
+        return iqr(self.rounds.get(path, []))
+
+    def speedup(self, slow: str = "slow") -> float:
+        """Median over rounds of slow/fast: pairs a round's fast window with its own slow window."""
+        if slow not in self.rounds or "fast" not in self.rounds:
+            return math.nan
+        return median(ratios(self.rounds[slow], self.rounds["fast"]))
+
+    def device_us(self, path: str) -> float:
+        return median(self.device_calls.get(path, []))
+
+    def device_speedup(self, slow: str = "slow") -> float:
+        return self.device_us(slow) / self.device_us("fast") if self.device_calls else math.nan
+
+    def host_share(self, path: str) -> float:
+        """Share of the wall time not spent in kernels: 1 - device / wall."""
+        return 1.0 - self.device_us(path) / self.wall_us(path) if self.device_calls else math.nan
+
+    def metrics(self) -> dict[str, float]:
+        """Flat float figures (NaN where not measured): what asv tracks and tables show."""
+        m = {"padding": self.padding, "max_abs_err": self.max_abs_err}
+        for p in PATHS:
+            m[f"wall_{p}_us"] = self.wall_us(p)
+            m[f"wall_{p}_iqr_us"] = self.wall_iqr_us(p)
+            m[f"device_{p}_us"] = self.device_us(p)
+            m[f"host_share_{p}"] = self.host_share(p)
+        m["speedup"] = self.speedup("slow")
+        m["speedup_fair"] = self.speedup("slow_fair")
+        m["device_speedup"] = self.device_speedup("slow")
+        m["device_speedup_fair"] = self.device_speedup("slow_fair")
+        return {k: float(v) for k, v in m.items()}
+
+    def to_json(self) -> dict:
+        d = {"point": asdict(self.point), "label": self.point.label, "status": self.status,
+             "message": self.message, "fast_path": self.fast_path,
+             "metrics": {k: _json_num(v) for k, v in self.metrics().items()},
+             "rounds_us": self.rounds, "device_calls_us": self.device_calls}
+        return d
+
+
+def _json_num(v: float):
+    return None if v is None or (isinstance(v, float) and not math.isfinite(v)) else v
+
+
+# --- table -----------------------------------------------------------------------------------
+MU = "\u00b5"
+#: The reference's columns, spelled as it spells them, then ours.
+REFERENCE_COLUMNS = ["dtype", "batch_size", "sequence_length", "n_heads", "embed_dim",
+                     f"time_native_mha_slow({MU}s)", f"time_native_mha_fast ({MU}s)",
+                     "speedup flash_mha v native_mha", "padding"]
+EXTRA_COLUMNS = [f"slow_iqr({MU}s)", f"fast_iqr({MU}s)", f"time_slow_fair({MU}s)",
+                 f"slow_fair_iqr({MU}s)", "speedup_fair",
+                 f"device_slow({MU}s)", f"device_fast({MU}s)", f"device_slow_fair({MU}s)",
+                 "device_speedup", "device_speedup_fair",
+                 "host_share_slow", "host_share_fast", "host_share_slow_fair",
+                 "max_abs_err", "fast_path", "beta_b", "status"]
+COLUMNS = REFERENCE_COLUMNS + EXTRA_COLUMNS
+
+
+def _f(v: float, fmt: str = ".3f") -> str:
+    return "" if not math.isfinite(v) else format(v, fmt)
+
+
+def row(r: Result) -> list[str]:
+    p, m = r.point, r.metrics()
+    return [f"torch.{p.dtype}", str(p.batch_size), str(p.seq_len), str(p.num_heads), str(p.embed_dim),
+            _f(m["wall_slow_us"]), _f(m["wall_fast_us"]), _f(m["speedup"]), _f(m["padding"]),
+            _f(m["wall_slow_iqr_us"]), _f(m["wall_fast_iqr_us"]), _f(m["wall_slow_fair_us"]),
+            _f(m["wall_slow_fair_iqr_us"]), _f(m["speedup_fair"]),
+            _f(m["device_slow_us"]), _f(m["device_fast_us"]), _f(m["device_slow_fair_us"]),
+            _f(m["device_speedup"]), _f(m["device_speedup_fair"]),
+            _f(m["host_share_slow"]), _f(m["host_share_fast"]), _f(m["host_share_slow_fair"]),
+            _f(m["max_abs_err"], ".3g"), "yes" if r.fast_path else "no", str(p.beta_b), r.status]
+
+
+# --- files -----------------------------------------------------------------------------------
+def atomic_write(path: str | os.PathLike, text: str) -> None:
+    """Write to a temporary file beside ``path`` and rename it over: readers never see half."""
+    target = FsPath(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
+            fh.write(text)
+        os.replace(tmp, target)
+    except BaseException:
+        FsPath(tmp).unlink(missing_ok=True)
+        raise
+
+
+def csv_text(results: list[Result]) -> str:
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(COLUMNS)
+    w.writerows(row(r) for r in results)
+    return buf.getvalue()
+
+
+def errors_of(results: list[Result]) -> dict[str, int]:
+    """Failures counted per reference key (a key covers every beta point of a shape)."""
+    errs: dict[str, int] = {}
+    for r in results:
+        if r.status != OK:
+            errs[r.point.key] = errs.get(r.point.key, 0) + 1
+    return errs
+
+
+def json_doc(results: list[Result], meta: dict) -> dict:
+    return {"meta": meta, "errors": errors_of(results), "results": [r.to_json() for r in results]}
+
+
+def write_all(results: list[Result], meta: dict, csv_path=None, error_path=None, json_path=None) -> None:
+    if csv_path:
+        atomic_write(csv_path, csv_text(results))
+    if error_path:
+        atomic_write(error_path, json.dumps(errors_of(results)))
+    if json_path:
+        atomic_write(json_path, json.dumps(json_doc(results, meta), indent=1))

@@ -1,0 +1,144 @@
+"""Measure points, one at a time, with each point's failure kept to that point."""
+from __future__ import annotations
+
+import datetime
+import gc
+import platform
+import sys
+from dataclasses import asdict
+from typing import Callable, Iterable
+
+import torch
+
+from . import compat
+from .check import compare
+from .config import ConfigError, Point
+from .inputs import build
+from .paths import FastPathNotTaken, make_paths, run_fast_checked
+from .results import ERROR, MISMATCH, NO_FASTPATH, Result
+from .timing import DeviceTimes, Protocol, wall_rounds
+
+
+def require_device(device: str) -> None:
+    """Fail early, with one line, when the device cannot be used."""
+    if device.startswith("cuda"):
+        if not compat.cuda_available():
+            raise ConfigError(f"device {device!r} requested but CUDA is not available")
+        index = int(device.split(":")[1]) if ":" in device else 0
+        if index >= torch.cuda.device_count():
+            raise ConfigError(f"device {device!r} does not exist ({torch.cuda.device_count()} GPUs)")
+
+
+def default_device() -> str:
+    return "cuda" if compat.cuda_available() else "cpu"
+
+
+def device_name(device: str) -> str:
+    if device.startswith("cuda"):
+        return torch.cuda.get_device_name(torch.device(device))
+    return platform.processor() or platform.machine() or "cpu"
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0] if text else ''}"[:300]
+
+
+def _release(device: str) -> None:
+    gc.collect()
+    if device.startswith("cuda"):
+        torch.cuda.empty_cache()
+
+
+def active_paths(inp):
+    paths = make_paths(inp)
+    if not compat.can_disable_fastpath():
+        paths.pop("slow_fair")
+    return paths
+
+
+def measure(point: Point, proto: Protocol) -> Result:
+    """Correctness and wall time of one point. Never raises: failures become the Result's status."""
+    res = Result(point)
+    try:
+        inp = build(point)
+        res.padding = inp.padding
+        paths = active_paths(inp)
+        fast_out = run_fast_checked(paths["fast"])
+        res.fast_path = True
+        chk = compare(fast_out, paths["slow"].once(), inp.mask, point.dtype)
+        res.max_abs_err = chk.max_abs_err
+        if not chk.ok:
+            res.status, res.message = MISMATCH, chk.message
+        del fast_out
+        res.rounds = wall_rounds(paths, proto, point.device)
+    except FastPathNotTaken as exc:
+        res.status, res.message = NO_FASTPATH, str(exc)
+    except Exception as exc:  # OOM, kernel refusals, anything: this point fails, the sweep goes on
+        res.status, res.message, res.rounds = ERROR, _one_line(exc), {}
+    finally:
+        inp = paths = None
+        _release(point.device)
+    return res
+
+
+def add_device_times(results: list[Result], proto: Protocol) -> None:
+    """One profiler session over the timed results: ``device_calls`` labelled calls per path."""
+    todo = [r for r in results if r.timed]
+    if not todo or proto.device_calls == 0 or not todo[0].point.device.startswith("cuda"):
+        return
+    with DeviceTimes(todo[0].point.device) as dt:
+        for i, r in enumerate(todo):
+            try:
+                paths = active_paths(build(r.point))
+                for name, path in paths.items():
+                    path.once()  # unlabelled: allocations and lazy set-up stay out of the figure
+                    dt.record(f"{i}/{name}", path, proto.device_calls)
+            except Exception as exc:
+                r.message = (r.message + "; " if r.message else "") + f"device time: {_one_line(exc)}"
+            finally:
+                paths = None
+    for i, r in enumerate(todo):
+        r.device_calls = {name.split("/", 1)[1]: v for name, v in dt.per_call.items()
+                          if name.split("/", 1)[0] == str(i)}
+    _release(todo[0].point.device)
+
+
+def sweep(points: Iterable[Point], proto: Protocol,
+          on_point: Callable[[Result], None] | None = None,
+          on_chunk: Callable[[list[Result]], None] | None = None) -> list[Result]:
+    """Measure every point; device times are added a chunk at a time (one profiler session each).
+
+    ``on_point`` sees each result as its wall time is done, ``on_chunk`` the chunk once device
+    times are in: callers write their files there, so an interrupted sweep keeps finished points.
+    """
+    points = list(points)
+    results: list[Result] = []
+    for start in range(0, len(points), proto.device_chunk):
+        chunk = []
+        for p in points[start:start + proto.device_chunk]:
+            r = measure(p, proto)
+            chunk.append(r)
+            results.append(r)
+            if on_point:
+                on_point(r)
+        add_device_times(chunk, proto)
+        if on_chunk:
+            on_chunk(results)
+    return results
+
+
+def run_meta(device: str, proto: Protocol, grid: str) -> dict:
+    """What a result file needs to be read later: versions, device, protocol."""
+    return {
+        "mhabench_grid": grid,
+        "device": device,
+        "device_name": device_name(device),
+        "torch": compat.TORCH_VERSION,
+        "torch_git": compat.TORCH_GIT,
+        "cuda": getattr(torch.version, "cuda", None),
+        "python": sys.version.split()[0],
+        "host": platform.node(),
+        "protocol": asdict(proto),
+        "started": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+    }
