@@ -77,29 +77,33 @@ def main() -> int:
     ap.add_argument("--dtype", default="float16")
     ap.add_argument("--out", default="precision-out")
     ap.add_argument("--reference", default=None, help="path of the reference script (CUDA only)")
-    ap.add_argument("--rounds", type=int, default=None)
+    ap.add_argument("--min-rounds", type=int, default=None)
     ap.add_argument("--target-ms", type=float, default=None)
     args = ap.parse_args()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    knobs = {k: v for k, v in (("rounds", args.rounds), ("target_ms", args.target_ms)) if v is not None}
+    knobs = {k: v for k, v in (("min_rounds", args.min_rounds), ("target_ms", args.target_ms)) if v is not None}
     proto = Protocol(**knobs)
     points = stride(named_grid(args.grid, args.dtype, args.device), args.stride)
     ours, theirs, cost = [], [], {"ours_s": [], "reference_s": []}
     ref = load_reference(args.reference) if args.reference else None
     for i in range(args.runs):
         t0 = time.perf_counter()
-        res = sweep(points, proto)
+        split = {}
+        res = sweep(points, proto, cost=split)
         cost["ours_s"].append(time.perf_counter() - t0)
+        cost.setdefault("ours_split_s", []).append(split)
         (out / f"ours-{i}.json").write_text(json.dumps(json_doc(res, run_meta(args.device, proto, args.grid))))
         ours.append({r.point.label: r.metrics() for r in res if r.status == "ok"})
         bad = [f"{r.point.label}: {r.status} {r.message}" for r in res if r.status != "ok"]
-        print(f"run {i}: {len(points)} points in {cost['ours_s'][-1]:.1f} s; failures: {len(bad)}", flush=True)
+        print(f"run {i}: {len(points)} points in {cost['ours_s'][-1]:.1f} s {split}; failures: {len(bad)}",
+              flush=True)
         for b in bad[:10]:
             print("  ", b)
         if ref is not None:
             t0 = time.perf_counter()
             theirs.append(reference_run(ref, points))
+            (out / f"reference-{i}.json").write_text(json.dumps(theirs[-1]))
             cost["reference_s"].append(time.perf_counter() - t0)
             print(f"reference run {i}: {cost['reference_s'][-1]:.1f} s", flush=True)
     rows = [summarise(f, spreads(ours, f)) for f in FIGURES]

@@ -28,10 +28,11 @@ def _add_run(sub) -> None:
     g.add_argument("--block-size", type=int, default=2)
     g.add_argument("--seed", type=int, default=None, help="default: the reference's 26214")
     t = p.add_argument_group("protocol")
-    t.add_argument("--rounds", type=int, default=None, help="interleaved rounds per point")
-    t.add_argument("--target-ms", type=float, default=None, help="measuring time per path and point")
-    t.add_argument("--warmup-ms", type=float, default=None, help="warm-up time per path and point")
-    t.add_argument("--max-iters", type=int, default=None, help="calls per timing window at most")
+    t.add_argument("--target-ms", type=float, default=None,
+                   help="wall-time measuring per point, all paths (default 80)")
+    t.add_argument("--min-rounds", type=int, default=None, help="interleaved rounds at least (15)")
+    t.add_argument("--max-rounds", type=int, default=None, help="interleaved rounds at most (200)")
+    t.add_argument("--warmup-ms", type=float, default=None, help="warm-up time per path and point (5)")
     t.add_argument("--device-calls", type=int, default=None,
                    help="profiled calls per path for device time (0: skip device time)")
     t.add_argument("--device-chunk", type=int, default=None, help="points per profiler session")
@@ -82,7 +83,7 @@ def resolve_points(args, device: str, dtype: str):
 
 def resolve_protocol(args):
     from .timing import Protocol
-    knobs = {k: getattr(args, k) for k in ("rounds", "target_ms", "warmup_ms", "max_iters",
+    knobs = {k: getattr(args, k) for k in ("min_rounds", "max_rounds", "target_ms", "warmup_ms",
                                            "device_calls", "device_chunk")
              if getattr(args, k) is not None}
     return Protocol(**knobs)
@@ -118,6 +119,7 @@ def cmd_run(args) -> int:
     print(f"device: {device} ({sw.device_name(device)}); grid {grid}: {len(points)} points; dtype {dtype}",
           flush=True)
     meta = sw.run_meta(device, proto, grid)
+    meta["cost_s"] = {}
     from tqdm import tqdm
     bar = tqdm(total=len(points), disable=args.no_progress, unit="pt", file=sys.stderr)
     t0 = time.perf_counter()
@@ -132,7 +134,7 @@ def cmd_run(args) -> int:
         save(done)
 
     try:
-        results = sw.sweep(points, proto, on_point=on_point, on_chunk=save)
+        results = sw.sweep(points, proto, on_point=on_point, on_chunk=save, cost=meta["cost_s"])
     except KeyboardInterrupt:
         bar.close()
         print(f"interrupted: {len(done)} of {len(points)} points kept", file=sys.stderr)
@@ -148,7 +150,8 @@ def cmd_run(args) -> int:
         if r.status != "ok":
             print(f"{r.point.label}: {r.status}: {r.message}")
     print(f"Total errors: {sum(errors.values())}")
-    print(f"{len(results)} points in {meta['seconds']:.1f} s")
+    print(f"{len(results)} points in {meta['seconds']:.1f} s "
+          f"({', '.join(f'{k} {v:.1f} s' for k, v in meta['cost_s'].items())})")
     return 1 if errors else 0
 
 

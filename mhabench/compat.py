@@ -100,15 +100,24 @@ def profiler(device: str):
     return profile(activities=acts)
 
 
-def device_event_types() -> set:
-    """The DeviceType values whose events are device work (kernels, copies, memsets)."""
+def raw_profile(prof, label_prefix: str):
+    """Split a finished profile into (labelled ranges, host-op start times, device activities).
+
+    Reads kineto's raw records rather than building the FunctionEvent tree, which costs
+    seconds on a long session. Ranges: ``(start_ns, end_ns, label)``; ops: ``{op id: start_ns}``;
+    device activities: ``(op id that launched it, start_ns, duration_ns)``.
+    """
     from torch.autograd import DeviceType
-    return {getattr(DeviceType, n) for n in ("CUDA", "PrivateUse1") if hasattr(DeviceType, n)}
-
-
-def event_device_time_us(evt) -> float:
-    """A FunctionEvent's own device time (older torch calls it cuda time)."""
-    for name in ("self_device_time_total", "self_cuda_time_total"):
-        if hasattr(evt, name):
-            return float(getattr(evt, name))
-    return 0.0
+    device_types = {getattr(DeviceType, n) for n in ("CUDA", "PrivateUse1") if hasattr(DeviceType, n)}
+    ranges, ops, kernels = [], {}, []
+    for e in prof.profiler.kineto_results.events():
+        dt = e.device_type()
+        if dt == DeviceType.CPU:
+            name = e.name()
+            if name.startswith(label_prefix):
+                ranges.append((e.start_ns(), e.end_ns(), name[len(label_prefix):]))
+            elif e.linked_correlation_id() == 0:
+                ops[e.correlation_id()] = e.start_ns()
+        elif dt in device_types:
+            kernels.append((e.linked_correlation_id(), e.start_ns(), e.duration_ns()))
+    return ranges, ops, kernels

@@ -5,6 +5,7 @@ import datetime
 import gc
 import platform
 import sys
+import time
 from dataclasses import asdict
 from typing import Callable, Iterable
 
@@ -44,7 +45,8 @@ def _one_line(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text[0] if text else ''}"[:300]
 
 
-def _release(device: str) -> None:
+def _recover(device: str) -> None:
+    """After a failure (out of memory above all), give cached memory back before the next point."""
     gc.collect()
     if device.startswith("cuda"):
         torch.cuda.empty_cache()
@@ -76,9 +78,8 @@ def measure(point: Point, proto: Protocol) -> Result:
         res.status, res.message = NO_FASTPATH, str(exc)
     except Exception as exc:  # OOM, kernel refusals, anything: this point fails, the sweep goes on
         res.status, res.message, res.rounds = ERROR, _one_line(exc), {}
-    finally:
-        inp = paths = None
-        _release(point.device)
+        inp = paths = fast_out = None
+        _recover(point.device)
     return res
 
 
@@ -86,7 +87,7 @@ def add_device_times(results: list[Result], proto: Protocol) -> None:
     """One profiler session over the timed results: ``device_calls`` labelled calls per path."""
     todo = [r for r in results if r.timed]
     if not todo or proto.device_calls == 0 or not todo[0].point.device.startswith("cuda"):
-        return
+        return {}
     with DeviceTimes(todo[0].point.device) as dt:
         for i, r in enumerate(todo):
             try:
@@ -96,36 +97,50 @@ def add_device_times(results: list[Result], proto: Protocol) -> None:
                     dt.record(f"{i}/{name}", path, proto.device_calls)
             except Exception as exc:
                 r.message = (r.message + "; " if r.message else "") + f"device time: {_one_line(exc)}"
-            finally:
                 paths = None
+                _recover(r.point.device)
     for i, r in enumerate(todo):
         r.device_calls = {name.split("/", 1)[1]: v for name, v in dt.per_call.items()
                           if name.split("/", 1)[0] == str(i)}
-    _release(todo[0].point.device)
+    return dt.overhead_s
 
 
 def sweep(points: Iterable[Point], proto: Protocol,
           on_point: Callable[[Result], None] | None = None,
-          on_chunk: Callable[[list[Result]], None] | None = None) -> list[Result]:
+          on_chunk: Callable[[list[Result]], None] | None = None,
+          cost: dict | None = None) -> list[Result]:
     """Measure every point; device times are added a chunk at a time (one profiler session each).
 
     ``on_point`` sees each result as its wall time is done, ``on_chunk`` the chunk once device
     times are in: callers write their files there, so an interrupted sweep keeps finished points.
+    ``cost``, if given, accumulates seconds spent: ``wall_pass``, ``device_pass`` and the
+    profiler's own ``profiler_start``/``profiler_stop``/``profiler_parse``.
     """
     points = list(points)
     results: list[Result] = []
+    cost = {} if cost is None else cost
     for start in range(0, len(points), proto.device_chunk):
         chunk = []
+        t0 = time.perf_counter()
         for p in points[start:start + proto.device_chunk]:
             r = measure(p, proto)
             chunk.append(r)
             results.append(r)
             if on_point:
                 on_point(r)
-        add_device_times(chunk, proto)
+        t1 = time.perf_counter()
+        overhead = add_device_times(chunk, proto)
+        _add(cost, "wall_pass", t1 - t0)
+        _add(cost, "device_pass", time.perf_counter() - t1)
+        for k, v in overhead.items():
+            _add(cost, f"profiler_{k}", v)
         if on_chunk:
             on_chunk(results)
     return results
+
+
+def _add(acc: dict, key: str, seconds: float) -> None:
+    acc[key] = round(acc.get(key, 0.0) + seconds, 4)
 
 
 def run_meta(device: str, proto: Protocol, grid: str) -> dict:

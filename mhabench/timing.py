@@ -1,18 +1,22 @@
-"""Wall time by interleaved rounds, and device time from the profiler's kernel records.
+"""Wall time by interleaved single calls, and device time from the profiler's kernel records.
 
-Wall time: each path is warmed up for a fixed time, then measured in ``rounds`` rounds; each
-round times every path over a window of ``iters`` calls (CUDA events on a GPU, ``perf_counter_ns``
-on the CPU), in an order that changes from round to round, so a slow stretch of the host hits
-every path alike. Per path we keep every round; the speedup is the median of per-round ratios.
+Wall time: each path is warmed up for a fixed time, then measured in rounds; a round makes one
+call of every path, in an order that changes from round to round, each call timed on its own
+(CUDA events recorded around it, read after one synchronisation at the end; ``perf_counter_ns``
+on the CPU). Rounds go on until ``target_ms`` is spent (within ``min_rounds``..``max_rounds``).
+Host jitter then lands in a few samples, which medians discard, instead of in a window's mean,
+and a slow stretch of the host hits every path alike. The speedup is the median of per-round
+ratios; every sample is kept.
 
 Device time: the summed durations of the kernels each call launched, read from one profiler
 session over many calls; host jitter cannot move it.
 """
 from __future__ import annotations
 
+import bisect
 import gc
 import itertools
-import math
+import statistics
 import time
 from dataclasses import dataclass
 from typing import Mapping
@@ -31,27 +35,31 @@ ORDERS = list(itertools.permutations(range(3)))
 class Protocol:
     """How long and how often to measure. Defaults fit the seed grid within the reference's cost."""
 
-    warmup_ms: float = 4.0      # per path, at least ``min_warmup`` calls
+    warmup_ms: float = 5.0      # per path, at least ``min_warmup`` calls
     min_warmup: int = 2
-    rounds: int = 10
-    target_ms: float = 15.0     # wall time spent measuring one path, across all rounds
-    max_iters: int = 50         # calls per window at most
+    target_ms: float = 80.0     # measuring time per point, all paths together
+    min_rounds: int = 15
+    max_rounds: int = 200
     device_calls: int = 3       # profiled calls per path (0: no device time)
     device_chunk: int = 64      # points per profiler session
 
     def __post_init__(self):
-        for name in ("rounds", "min_warmup", "max_iters"):
+        for name in ("min_rounds", "min_warmup"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.max_rounds < self.min_rounds:
+            raise ConfigError(f"max_rounds {self.max_rounds} is below min_rounds {self.min_rounds}")
         for name in ("warmup_ms", "target_ms"):
             if not getattr(self, name) > 0:
                 raise ConfigError(f"{name} must be > 0, got {getattr(self, name)}")
-        if self.device_calls < 0 or self.device_chunk < 1:
-            raise ConfigError("device_calls must be >= 0 and device_chunk >= 1")
+        if self.device_calls < 0:
+            raise ConfigError(f"device_calls must be >= 0, got {self.device_calls}")
+        if self.device_chunk < 1:
+            raise ConfigError(f"device_chunk must be >= 1, got {self.device_chunk}")
 
 
 class Clock:
-    """Elapsed microseconds of a window of calls on one device."""
+    """Times single calls on one device: CUDA events on a GPU, ``perf_counter_ns`` on a CPU."""
 
     def __init__(self, device: str):
         self.cuda = device.startswith("cuda")
@@ -60,57 +68,70 @@ class Clock:
         if self.cuda:
             torch.cuda.synchronize()
 
-    def window(self, path: Path, iters: int) -> float:
-        """Mean microseconds per call over ``iters`` back-to-back calls."""
-        with path.context():
+    def once(self, path: Path) -> float:
+        """Microseconds of one synchronised call (used for warm-up and estimates)."""
+        return self.calls([path])[0]
+
+    def calls(self, seq: list[Path]) -> list[float]:
+        """Call each path of ``seq`` once, in order; µs per call, one synchronisation at the end."""
+        if self.cuda:
+            marks = []
             self.sync()
-            if self.cuda:
-                start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-                start.record()
-                for _ in range(iters):
+            for path in seq:
+                s, e = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+                with path.context():
+                    s.record()
                     path.call()
-                end.record()
-                end.synchronize()
-                return start.elapsed_time(end) * 1000.0 / iters
-            t0 = time.perf_counter_ns()
-            for _ in range(iters):
+                    e.record()
+                marks.append((s, e))
+            self.sync()
+            return [s.elapsed_time(e) * 1000.0 for s, e in marks]
+        out = []
+        for path in seq:
+            with path.context():
+                t0 = time.perf_counter_ns()
                 path.call()
-            return (time.perf_counter_ns() - t0) / 1000.0 / iters
+                out.append((time.perf_counter_ns() - t0) / 1000.0)
+        return out
 
 
 def warmup(clock: Clock, path: Path, proto: Protocol) -> float:
-    """Run ``path`` for ``warmup_ms`` (at least ``min_warmup`` calls); return its µs per call."""
-    calls, spent, per_call = 0, 0.0, math.inf
-    while calls < proto.min_warmup or spent < proto.warmup_ms * 1000.0:
-        per_call = clock.window(path, 1)
-        spent += per_call
-        calls += 1
-    return per_call
+    """Run ``path`` for ``warmup_ms`` (at least ``min_warmup`` calls); return the median µs per
+    call of the second half (the first calls pay one-off set-up)."""
+    times: list[float] = []
+    while len(times) < proto.min_warmup or sum(times) < proto.warmup_ms * 1000.0:
+        times.append(clock.once(path))
+    return float(statistics.median(times[len(times) // 2:]))
 
 
-def iters_for(per_call_us: float, proto: Protocol) -> int:
-    """Calls per window so that all rounds together take about ``target_ms``."""
-    budget_us = proto.target_ms * 1000.0 / proto.rounds
-    return int(min(proto.max_iters, max(1, round(budget_us / max(per_call_us, 1e-3)))))
+def rounds_for(round_us: float, proto: Protocol) -> int:
+    """Rounds that fit ``target_ms`` when one round (a call of each path) takes ``round_us``."""
+    n = round(proto.target_ms * 1000.0 / max(round_us, 1e-3))
+    return int(min(proto.max_rounds, max(proto.min_rounds, n)))
 
 
 def wall_rounds(paths: Mapping[str, Path], proto: Protocol, device: str) -> dict[str, list[float]]:
-    """Warm up, then interleaved rounds; returns µs per call for each path and round."""
+    """Warm up, then interleaved rounds; returns µs of each call, per path, in round order."""
     clock = Clock(device)
     names = list(paths)
-    iters = {n: iters_for(warmup(clock, paths[n], proto), proto) for n in names}
-    out: dict[str, list[float]] = {n: [] for n in names}
+    estimate = sum(warmup(clock, paths[n], proto) for n in names)
+    rounds = rounds_for(estimate, proto)
+    seq, owner = [], []
+    for r in range(rounds):
+        order = ORDERS[r % len(ORDERS)] if len(names) == 3 else range(len(names))
+        for i in order:
+            seq.append(paths[names[i]])
+            owner.append(names[i])
     was_enabled = gc.isenabled()
     gc.disable()
     try:
-        for r in range(proto.rounds):
-            order = ORDERS[r % len(ORDERS)] if len(names) == 3 else range(len(names))
-            for i in order:
-                n = names[i]
-                out[n].append(clock.window(paths[n], iters[n]))
+        times = clock.calls(seq)
     finally:
         if was_enabled:
             gc.enable()
+    out: dict[str, list[float]] = {n: [] for n in names}
+    for n, t in zip(owner, times):
+        out[n].append(t)
     return out
 
 
@@ -122,18 +143,22 @@ class DeviceTimes:
 
     Use as a context manager; call :meth:`record` inside, read :attr:`per_call` after.
     On a CPU device nothing is recorded (there are no kernels to sum) and every label is absent.
+    :attr:`overhead_s` says what the session itself cost (start, stop, reading the records).
     """
 
     def __init__(self, device: str):
         self.device = device
         self.cuda = device.startswith("cuda")
         self.per_call: dict[str, list[float]] = {}
+        self.overhead_s = {"start": 0.0, "stop": 0.0, "parse": 0.0}
         self._prof = None
 
     def __enter__(self):
         if self.cuda:
+            t0 = time.perf_counter()
             self._prof = compat.profiler(self.device)
             self._prof.__enter__()
+            self.overhead_s["start"] = time.perf_counter() - t0
         return self
 
     def record(self, label: str, path: Path, calls: int) -> None:
@@ -148,39 +173,34 @@ class DeviceTimes:
     def __exit__(self, *exc):
         if self._prof is None:
             return False
+        t0 = time.perf_counter()
         self._prof.__exit__(*exc)
+        t1 = time.perf_counter()
         if exc[0] is None:
-            self.per_call = per_label_device_us(self._prof.events())
+            self.per_call = attribute_device_time(*compat.raw_profile(self._prof, LABEL))
+        self.overhead_s["stop"], self.overhead_s["parse"] = t1 - t0, time.perf_counter() - t1
         return False
 
 
-def per_label_device_us(events) -> dict[str, list[float]]:
-    """For each labelled range, the device time of the kernels launched inside it (µs).
+def attribute_device_time(ranges, ops, kernels) -> dict[str, list[float]]:
+    """Sum device activity per labelled range, in µs; one list entry per range, in time order.
 
-    ``events`` are profiler FunctionEvents; a range's device time is its own kernels plus its
-    descendants', found by walking the CPU-side tree.
+    ``ranges``: ``(start_ns, end_ns, label)`` of the labelled calls (not nested);
+    ``ops``: host op id -> start_ns; ``kernels``: ``(launching op id, device start_ns, duration_ns)``
+    (a record that appears twice counts once). A kernel belongs to the range its launching op
+    started in.
     """
-    out: dict[str, list[float]] = {}
-    for evt in events:
-        if not evt.name.startswith(LABEL) or evt.cpu_parent is not None and _labelled_ancestor(evt):
+    ranges = sorted(ranges)
+    starts = [r[0] for r in ranges]
+    totals = [0.0] * len(ranges)
+    for op_id, _, dur in set(kernels):
+        t = ops.get(op_id)
+        if t is None:
             continue
-        out.setdefault(evt.name[len(LABEL):], []).append(_subtree_device_us(evt))
+        i = bisect.bisect_right(starts, t) - 1
+        if i >= 0 and t <= ranges[i][1]:
+            totals[i] += dur / 1000.0
+    out: dict[str, list[float]] = {}
+    for (_, _, label), total in zip(ranges, totals):
+        out.setdefault(label, []).append(total)
     return out
-
-
-def _labelled_ancestor(evt) -> bool:
-    p = evt.cpu_parent
-    while p is not None:
-        if p.name.startswith(LABEL):
-            return True
-        p = p.cpu_parent
-    return False
-
-
-def _subtree_device_us(evt) -> float:
-    total, stack = 0.0, [evt]
-    while stack:
-        e = stack.pop()
-        total += sum(k.duration for k in getattr(e, "kernels", ()))
-        stack.extend(e.cpu_children)
-    return total

@@ -1,0 +1,260 @@
+"""``mhabench run``: in-process through cli.main, and once as ``python -m mhabench``."""
+from __future__ import annotations
+
+import contextlib
+import csv
+import io
+import json
+import os
+import re
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from mhabench import cli, sweep
+from mhabench.config import named_grid
+from mhabench.results import COLUMNS
+
+REF_HEADER = ["dtype", "batch_size", "sequence_length", "n_heads", "embed_dim",
+              "time_native_mha_slow(\u00b5s)", "time_native_mha_fast (\u00b5s)",
+              "speedup flash_mha v native_mha", "padding"]
+TINY = ["--rounds", "2", "--target-ms", "1", "--warmup-ms", "0.5", "--no-progress"]
+
+
+def _outputs(d):
+    return ["--save-path", str(d / "out.csv"), "--error-save-path", str(d / "errors.json"),
+            "--json", str(d / "all.json")]
+
+
+def _main(argv):
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        rc = cli.main(argv)
+    return rc, out.getvalue(), err.getvalue()
+
+
+def _csv_rows(path):
+    with open(path, encoding="utf-8", newline="") as fh:
+        return list(csv.reader(fh))
+
+
+# --- one full smoke run, shared by the checks below --------------------------------------------
+
+@pytest.fixture(scope="module")
+def smoke_run(tmp_path_factory):
+    d = tmp_path_factory.mktemp("smoke")
+    rc, out, err = _main(["run", "--device", "cpu", "--grid", "smoke", *TINY, *_outputs(d)])
+    return d, rc, out, err
+
+
+def test_smoke_run_succeeds(smoke_run):
+    d, rc, out, err = smoke_run
+    assert rc == 0, out + err
+    assert "Total errors: 0" in out
+    assert sorted(os.listdir(d)) == ["all.json", "errors.json", "out.csv"], "temp files left?"
+
+
+def test_smoke_run_csv(smoke_run):
+    d = smoke_run[0]
+    rows = _csv_rows(d / "out.csv")
+    assert rows[0][:9] == REF_HEADER
+    assert rows[0] == COLUMNS
+    points = named_grid("smoke", "fp32", "cpu")
+    assert len(rows) == 1 + len(points)
+    for p, row in zip(points, rows[1:]):
+        cell = dict(zip(rows[0], row))
+        assert cell["dtype"] == "torch.float32"
+        assert (int(cell["batch_size"]), int(cell["sequence_length"]), int(cell["n_heads"]),
+                int(cell["embed_dim"]), int(cell["beta_b"])) == \
+            (p.batch_size, p.seq_len, p.num_heads, p.embed_dim, p.beta_b)
+        assert cell["status"] == "ok"
+        assert float(cell["time_native_mha_slow(\u00b5s)"]) > 0
+        assert float(cell["time_native_mha_fast (\u00b5s)"]) > 0
+        assert float(cell["speedup flash_mha v native_mha"]) > 0
+        assert 0 <= float(cell["padding"]) < 1
+
+
+def test_smoke_run_errors_json(smoke_run):
+    assert json.loads((smoke_run[0] / "errors.json").read_text()) == {}
+
+
+def test_smoke_run_full_json_has_raw_rounds_per_path(smoke_run):
+    doc = json.loads((smoke_run[0] / "all.json").read_text())
+    assert doc["meta"]["device"] == "cpu"
+    assert doc["meta"]["mhabench_grid"] == "smoke"
+    proto = doc["meta"]["protocol"]
+    assert (proto["rounds"], proto["target_ms"], proto["warmup_ms"]) == (2, 1.0, 0.5)
+    assert len(doc["results"]) == len(named_grid("smoke", "fp32", "cpu"))
+    for r in doc["results"]:
+        assert r["status"] == "ok"
+        assert set(r["rounds_us"]) == {"fast", "slow", "slow_fair"}
+        for rounds in r["rounds_us"].values():
+            assert len(rounds) == 2 and all(v > 0 for v in rounds)
+        assert r["point"]["dtype"] == "float32" and r["point"]["device"] == "cpu"
+
+
+# --- other good runs ---------------------------------------------------------------------------
+
+def test_named_grid_takes_stride_seed_and_block(tmp_path):
+    rc, out, err = _main(["run", "--device", "cpu", "--grid", "smoke", "--stride", "4", "--seed", "7",
+                          "--block-size", "4", "--no-table", *TINY, "--json", str(tmp_path / "a.json")])
+    assert rc == 0, out + err
+    pts = json.loads((tmp_path / "a.json").read_text())["results"]
+    smoke = named_grid("smoke", "fp32", "cpu")[::4]
+    assert [r["point"]["batch_size"] for r in pts] == [p.batch_size for p in smoke]
+    assert {r["point"]["seed"] for r in pts} == {7}
+    assert {r["point"]["block_size"] for r in pts} == {4}
+
+
+def test_axis_flags_make_a_custom_grid(tmp_path):
+    rc, out, err = _main(["run", "--device", "cpu", "--batch-sizes", "2", "--seq-lens", "8",
+                          "--embed-dims", "16", "--heads", "2", "--betas", "1,61", "--dtype", "float32",
+                          "--no-table", *TINY, "--json", str(tmp_path / "a.json")])
+    assert rc == 0, out + err
+    doc = json.loads((tmp_path / "a.json").read_text())
+    assert doc["meta"]["mhabench_grid"] == "custom"
+    got = [(r["point"]["batch_size"], r["point"]["seq_len"], r["point"]["embed_dim"],
+            r["point"]["num_heads"], r["point"]["beta_b"]) for r in doc["results"]]
+    assert got == [(2, 8, 16, 2, 1), (2, 8, 16, 2, 61)]
+
+
+def test_a_failing_point_exits_1_and_is_counted(tmp_path, monkeypatch):
+    real = sweep.build
+    calls = []
+
+    def flaky(point):
+        calls.append(point)
+        if len(calls) == 1:
+            raise RuntimeError("CUDA out of memory")
+        return real(point)
+    monkeypatch.setattr(sweep, "build", flaky)
+    rc, out, err = _main(["run", "--device", "cpu", "--grid", "smoke", "--stride", "4", "--no-table",
+                          *TINY, *_outputs(tmp_path)])
+    assert rc == 1
+    first = named_grid("smoke", "fp32", "cpu")[0]
+    assert json.loads((tmp_path / "errors.json").read_text()) == {first.key: 1}
+    statuses = [dict(zip(COLUMNS, row))["status"] for row in _csv_rows(tmp_path / "out.csv")[1:]]
+    assert statuses == ["error", "ok"]
+    assert "Total errors: 1" in out
+
+
+# --- bad input: exit 2, one line naming the value, no files ----------------------------------
+
+BAD = [
+    (["--embed-dims", "32", "--heads", "3"], [r"\b3\b", "divisible"]),
+    (["--heads", "3"], [r"\b3\b"]),                       # smoke grid's embed 32
+    (["--dtype", "fp8"], ["fp8"]),
+    (["--device", "tpu"], ["tpu"]),
+    (["--batch-sizes", ""], ["--batch-sizes", "empty"]),
+    (["--batch-sizes", ","], ["--batch-sizes"]),
+    (["--batch-sizes", "0"], ["--batch-sizes", r"\b0\b"]),
+    (["--batch-sizes", "-4"], ["--batch-sizes", "-4"]),
+    (["--batch-sizes=2,-4"], ["--batch-sizes", "-4"]),
+    (["--seq-lens", "8,x"], ["--seq-lens", "x"]),
+    (["--betas", "0"], ["--betas"]),
+    (["--rounds", "0"], ["rounds", r"\b0\b"]),
+    (["--target-ms", "0"], ["target_ms"]),
+    (["--warmup-ms", "-1"], ["warmup_ms", "-1"]),
+    (["--max-iters", "0"], ["max_iters"]),
+    (["--device-chunk", "0"], ["device_chunk"]),
+    (["--stride", "0"], ["stride", r"\b0\b"]),
+    (["--block-size", "0"], ["block", r"\b0\b"]),
+    (["--grid", "bogus"], ["bogus"]),
+]
+
+
+def _assert_rejected(tmp_path, extra, needles):
+    argv = ["run", "--device", "cpu", *TINY, *_outputs(tmp_path)]
+    # later flags win: put the bad ones last so they override the defaults above
+    rc, out, err = _main(argv + extra)
+    assert rc == 2, out + err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    for needle in needles:
+        assert re.search(needle, lines[0]), (needle, lines[0])
+    assert os.listdir(tmp_path) == [], "bad input must not create output files"
+
+
+@pytest.mark.parametrize("extra,needles", BAD, ids=[" ".join(e) for e, _ in BAD])
+def test_bad_input_exits_2(tmp_path, extra, needles):
+    _assert_rejected(tmp_path, extra, needles)
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
+@pytest.mark.parametrize("dev", ["cuda", "cuda:0"])
+def test_cuda_without_cuda_exits_2(tmp_path, dev):
+    _assert_rejected(tmp_path, ["--device", dev], [re.escape(dev), "CUDA"])
+
+
+@pytest.mark.parametrize("extra", [["--rounds", "abc"], ["--stride", "1.5"], ["--bogus-flag"]])
+def test_argparse_errors_exit_2_without_files(tmp_path, extra):
+    with pytest.raises(SystemExit) as ei:
+        _main(["run", "--device", "cpu", *TINY, *_outputs(tmp_path), *extra])
+    assert ei.value.code == 2
+    assert os.listdir(tmp_path) == []
+
+
+def test_no_subcommand_exits_2():
+    with pytest.raises(SystemExit) as ei:
+        _main([])
+    assert ei.value.code == 2
+
+
+@pytest.fixture
+def no_measuring(monkeypatch):
+    """Replace the sweep so that a wrongly accepted input costs nothing."""
+    monkeypatch.setattr(sweep, "sweep", lambda points, proto, **kw: [])
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "bug: resolve_points ignores --grid when any axis flag is given, so an unknown grid name "
+    "is accepted (it silently becomes a custom product of the seed axes)"))
+def test_unknown_grid_with_axis_flags_exits_2(tmp_path, no_measuring):
+    _assert_rejected(tmp_path, ["--grid", "bogus", "--batch-sizes", "2"], ["bogus"])
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "bug: --seed is not validated; numpy rejects seeds outside [0, 2**32 - 1], so every point "
+    "becomes status 'error' (exit 1) instead of a one-line exit-2 input error"))
+def test_negative_seed_exits_2(tmp_path, no_measuring):
+    _assert_rejected(tmp_path, ["--seed", "-1"], ["-1"])
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "bug: --block-size larger than a sequence length is accepted; lengths then exceed seq_len "
+    "and every such point fails with a mask-shape error instead of an exit-2 input error"))
+def test_block_larger_than_seq_len_exits_2(tmp_path, no_measuring):
+    _assert_rejected(tmp_path, ["--grid", "smoke", "--block-size", "32"], ["32"])
+
+
+# --- as a real process ---------------------------------------------------------------------------
+
+def _run_process(args, cwd):
+    env = dict(os.environ, PYTHONWARNINGS="ignore")
+    return subprocess.run([sys.executable, "-m", "mhabench", *args], cwd=cwd, env=env,
+                          capture_output=True, text=True, timeout=120)
+
+
+def test_python_dash_m_run_writes_the_files(tmp_path):
+    proc = _run_process(["run", "--device", "cpu", "--grid", "smoke", "--stride", "4", *TINY,
+                         "--save-path", "r.csv", "--error-save-path", "e.json", "--json", "a.json"],
+                        tmp_path)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    rows = _csv_rows(tmp_path / "r.csv")
+    assert rows[0][:9] == REF_HEADER
+    assert len(rows) == 1 + len(named_grid("smoke", "fp32", "cpu")[::4])
+    assert json.loads((tmp_path / "e.json").read_text()) == {}
+    doc = json.loads((tmp_path / "a.json").read_text())
+    assert all(set(r["rounds_us"]) == {"fast", "slow", "slow_fair"} for r in doc["results"])
+    assert sorted(os.listdir(tmp_path)) == ["a.json", "e.json", "r.csv"]
+
+
+def test_python_dash_m_bad_input_exits_2(tmp_path):
+    proc = _run_process(["run", "--device", "cpu", "--dtype", "fp8", *TINY,
+                         "--save-path", "r.csv"], tmp_path)
+    assert proc.returncode == 2
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and "fp8" in lines[0], proc.stderr
+    assert os.listdir(tmp_path) == []

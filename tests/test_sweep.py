@@ -1,0 +1,170 @@
+"""measure / sweep: each point's failure stays with that point."""
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from mhabench import compat, sweep
+from mhabench.config import ConfigError, Point
+from mhabench.inputs import build
+from mhabench.results import ERROR, MISMATCH, NO_FASTPATH, OK, Result
+from mhabench.timing import Protocol
+
+PATH_NAMES = {"fast", "slow", "slow_fair"}
+
+
+def _points():
+    return [Point(2, 8, 32, 4, 1, dtype="fp32", device="cpu"),
+            Point(3, 8, 32, 4, 61, dtype="fp32", device="cpu"),
+            Point(4, 16, 32, 4, 21, dtype="fp32", device="cpu")]
+
+
+def _assert_untimed(r: Result):
+    assert r.rounds == {}
+    assert not r.timed
+    m = r.metrics()
+    for k in ("speedup", "speedup_fair", "wall_fast_us", "wall_slow_us", "wall_slow_fair_us"):
+        assert math.isnan(m[k]), k
+
+
+# --- measure ----------------------------------------------------------------------------------
+
+def test_measure_ok_point(padded_point, small_proto):
+    r = sweep.measure(padded_point, small_proto)
+    assert r.status == OK, r.message
+    assert r.fast_path
+    assert r.timed
+    assert set(r.rounds) == PATH_NAMES
+    assert all(len(v) == small_proto.rounds and min(v) > 0 for v in r.rounds.values())
+    assert r.padding == pytest.approx(build(padded_point).padding)
+    assert r.padding > 0
+    assert 0 <= r.max_abs_err < 1e-4
+    assert r.metrics()["speedup"] > 0
+
+
+def test_measure_disabled_fast_path_is_no_fastpath(tiny_point, small_proto, fastpath_off):
+    r = sweep.measure(tiny_point, small_proto)
+    assert r.status == NO_FASTPATH
+    assert "get_fastpath_enabled" in r.message
+    assert not r.fast_path
+    _assert_untimed(r)
+
+
+def test_measure_training_module_is_no_fastpath(tiny_point, small_proto, monkeypatch):
+    def training_build(point):
+        inp = build(point)
+        inp.mha.train()
+        return inp
+    monkeypatch.setattr(sweep, "build", training_build)
+    r = sweep.measure(tiny_point, small_proto)
+    assert r.status == NO_FASTPATH
+    assert "training" in r.message
+    _assert_untimed(r)
+
+
+def test_measure_planted_wrong_fast_output_is_mismatch(padded_point, small_proto, monkeypatch):
+    real = sweep.run_fast_checked
+
+    def wrong(path):
+        out = compat.to_padded(real(path), 0.0).clone()
+        out[0, 0, 0] += 1.0  # token 0 of every row is real
+        return out
+    monkeypatch.setattr(sweep, "run_fast_checked", wrong)
+    r = sweep.measure(padded_point, small_proto)
+    assert r.status == MISMATCH
+    assert r.max_abs_err == pytest.approx(1.0, rel=1e-3)
+    assert r.message
+    assert r.timed, "a mismatch is still timed"
+
+
+@pytest.mark.parametrize("exc", [RuntimeError("CUDA out of memory. Tried to allocate 2 GiB\nmore"),
+                                 ValueError("bad"), torch.cuda.OutOfMemoryError("CUDA out of memory")])
+def test_measure_turns_exceptions_into_error(tiny_point, small_proto, monkeypatch, exc):
+    def boom(point):
+        raise exc
+    monkeypatch.setattr(sweep, "build", boom)
+    r = sweep.measure(tiny_point, small_proto)
+    assert r.status == ERROR
+    assert type(exc).__name__ in r.message
+    assert str(exc).splitlines()[0] in r.message
+    assert "\n" not in r.message
+    _assert_untimed(r)
+
+
+def test_measure_error_during_timing_drops_partial_rounds(tiny_point, small_proto, monkeypatch):
+    def broken_rounds(paths, proto, device):
+        raise RuntimeError("CUDA out of memory")
+    monkeypatch.setattr(sweep, "wall_rounds", broken_rounds)
+    r = sweep.measure(tiny_point, small_proto)
+    assert r.status == ERROR and "out of memory" in r.message
+    _assert_untimed(r)
+
+
+# --- sweep ------------------------------------------------------------------------------------
+
+def test_sweep_keeps_going_after_a_failing_point(small_proto, monkeypatch):
+    pts = _points()
+    bad = pts[1]
+
+    def flaky_build(point):
+        if point == bad:
+            raise RuntimeError("CUDA out of memory")
+        return build(point)
+    monkeypatch.setattr(sweep, "build", flaky_build)
+    seen = []
+    results = sweep.sweep(pts, small_proto, on_point=seen.append)
+    assert [r.point for r in results] == pts
+    assert seen == results, "on_point fires once per point, in order"
+    assert results[1].status == ERROR and "out of memory" in results[1].message
+    _assert_untimed(results[1])
+    for r in (results[0], results[2]):
+        assert r.status == OK, r.message
+        assert set(r.rounds) == PATH_NAMES
+
+
+def test_sweep_on_chunk_sees_growing_results(monkeypatch):
+    proto = Protocol(warmup_ms=0.5, rounds=2, target_ms=0.5, device_chunk=2)
+    pts = _points()
+    chunks = []
+    results = sweep.sweep(pts, proto, on_chunk=lambda rs: chunks.append([r.point for r in rs]))
+    assert chunks == [pts[:2], pts]
+    assert all(r.status == OK for r in results)
+
+
+def test_sweep_of_nothing():
+    assert sweep.sweep([], Protocol()) == []
+
+
+def test_add_device_times_is_a_no_op_on_cpu(small_proto):
+    r = Result(_points()[0], rounds={"fast": [1.0], "slow": [2.0]})
+    sweep.add_device_times([r], Protocol(device_calls=3))
+    assert r.device_calls == {}
+
+
+# --- device helpers -----------------------------------------------------------------------------
+
+def test_default_device_is_cpu_without_cuda():
+    assert sweep.default_device() == ("cuda" if torch.cuda.is_available() else "cpu")
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
+@pytest.mark.parametrize("dev", ["cuda", "cuda:0", "cuda:3"])
+def test_require_device_without_cuda(dev):
+    with pytest.raises(ConfigError) as ei:
+        sweep.require_device(dev)
+    assert repr(dev) in str(ei.value)
+
+
+def test_require_device_cpu_is_fine():
+    sweep.require_device("cpu")
+
+
+def test_run_meta(small_proto):
+    meta = sweep.run_meta("cpu", small_proto, "smoke")
+    assert meta["mhabench_grid"] == "smoke" and meta["device"] == "cpu"
+    assert meta["torch"] == torch.__version__
+    assert meta["protocol"]["rounds"] == small_proto.rounds
+    assert meta["protocol"]["target_ms"] == small_proto.target_ms
+    assert meta["started"]
