@@ -79,7 +79,11 @@ def main() -> int:
     ap.add_argument("--reference", default=None, help="path of the reference script (CUDA only)")
     ap.add_argument("--min-rounds", type=int, default=None)
     ap.add_argument("--target-ms", type=float, default=None)
+    ap.add_argument("--pin-cpu", type=int, default=None)
     args = ap.parse_args()
+    if args.pin_cpu is not None:
+        from mhabench.sweep import pin_cpu
+        pin_cpu(args.pin_cpu)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     knobs = {k: v for k, v in (("min_rounds", args.min_rounds), ("target_ms", args.target_ms)) if v is not None}

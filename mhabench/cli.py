@@ -36,6 +36,8 @@ def _add_run(sub) -> None:
     t.add_argument("--device-calls", type=int, default=None,
                    help="profiled calls per path for device time (0: skip device time)")
     t.add_argument("--device-chunk", type=int, default=None, help="points per profiler session")
+    t.add_argument("--pin-cpu", type=int, default=None, metavar="CORE",
+                   help="run on this CPU core only (steadier host timings on a busy machine)")
     o = p.add_argument_group("output")
     o.add_argument("--save-path", "--save_path", default=None, help="CSV of the table")
     o.add_argument("--error-save-path", "--error_save_path", default=None, help="JSON of error counts")
@@ -55,7 +57,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _extra_commands():
     """Sub-commands that live in their own modules (imported lazily, torch-free parsing)."""
-    return []
+    from .analysis_cli import register_breakeven, register_plot
+    return [register_plot, register_breakeven]
 
 
 def resolve_points(args, device: str, dtype: str):
@@ -116,6 +119,8 @@ def cmd_run(args) -> int:
     grid, points = resolve_points(args, device, dtype)
     proto = resolve_protocol(args)
     sw.require_device(device)
+    if args.pin_cpu is not None:
+        sw.pin_cpu(args.pin_cpu)
     print(f"device: {device} ({sw.device_name(device)}); grid {grid}: {len(points)} points; dtype {dtype}",
           flush=True)
     meta = sw.run_meta(device, proto, grid)

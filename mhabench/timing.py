@@ -37,10 +37,10 @@ class Protocol:
 
     warmup_ms: float = 5.0      # per path, at least ``min_warmup`` calls
     min_warmup: int = 2
-    target_ms: float = 80.0     # measuring time per point, all paths together
+    target_ms: float = 60.0     # measuring time per point, all paths together
     min_rounds: int = 15
     max_rounds: int = 200
-    device_calls: int = 3       # profiled calls per path (0: no device time)
+    device_calls: int = 2       # profiled calls per path (0: no device time)
     device_chunk: int = 64      # points per profiler session
 
     def __post_init__(self):

@@ -58,7 +58,8 @@ def padded_point(tiny_point) -> Point:
 
 @pytest.fixture
 def small_proto() -> Protocol:
-    return Protocol(warmup_ms=0.5, rounds=3, target_ms=1.0)
+    """Exactly 3 interleaved rounds per point, a little warm-up."""
+    return Protocol(warmup_ms=0.5, min_rounds=3, max_rounds=3, target_ms=1.0)
 
 
 @pytest.fixture(autouse=True)

@@ -20,7 +20,8 @@ from mhabench.results import COLUMNS
 REF_HEADER = ["dtype", "batch_size", "sequence_length", "n_heads", "embed_dim",
               "time_native_mha_slow(\u00b5s)", "time_native_mha_fast (\u00b5s)",
               "speedup flash_mha v native_mha", "padding"]
-TINY = ["--rounds", "2", "--target-ms", "1", "--warmup-ms", "0.5", "--no-progress"]
+TINY = ["--min-rounds", "2", "--max-rounds", "2", "--target-ms", "1", "--warmup-ms", "0.5",
+        "--no-progress"]
 
 
 def _outputs(d):
@@ -85,7 +86,8 @@ def test_smoke_run_full_json_has_raw_rounds_per_path(smoke_run):
     assert doc["meta"]["device"] == "cpu"
     assert doc["meta"]["mhabench_grid"] == "smoke"
     proto = doc["meta"]["protocol"]
-    assert (proto["rounds"], proto["target_ms"], proto["warmup_ms"]) == (2, 1.0, 0.5)
+    assert (proto["min_rounds"], proto["max_rounds"], proto["target_ms"], proto["warmup_ms"]) == \
+        (2, 2, 1.0, 0.5)
     assert len(doc["results"]) == len(named_grid("smoke", "fp32", "cpu"))
     for r in doc["results"]:
         assert r["status"] == "ok"
@@ -154,10 +156,11 @@ BAD = [
     (["--batch-sizes=2,-4"], ["--batch-sizes", "-4"]),
     (["--seq-lens", "8,x"], ["--seq-lens", "x"]),
     (["--betas", "0"], ["--betas"]),
-    (["--rounds", "0"], ["rounds", r"\b0\b"]),
+    (["--min-rounds", "0"], ["min_rounds", r"\b0\b"]),
+    (["--min-rounds", "5", "--max-rounds", "4"], ["max_rounds", r"\b4\b"]),
     (["--target-ms", "0"], ["target_ms"]),
     (["--warmup-ms", "-1"], ["warmup_ms", "-1"]),
-    (["--max-iters", "0"], ["max_iters"]),
+    (["--device-calls", "-1"], ["device_calls", "-1"]),
     (["--device-chunk", "0"], ["device_chunk"]),
     (["--stride", "0"], ["stride", r"\b0\b"]),
     (["--block-size", "0"], ["block", r"\b0\b"]),
@@ -188,7 +191,8 @@ def test_cuda_without_cuda_exits_2(tmp_path, dev):
     _assert_rejected(tmp_path, ["--device", dev], [re.escape(dev), "CUDA"])
 
 
-@pytest.mark.parametrize("extra", [["--rounds", "abc"], ["--stride", "1.5"], ["--bogus-flag"]])
+@pytest.mark.parametrize("extra", [["--min-rounds", "abc"], ["--stride", "1.5"], ["--bogus-flag"],
+                                   ["--rounds", "3"]])
 def test_argparse_errors_exit_2_without_files(tmp_path, extra):
     with pytest.raises(SystemExit) as ei:
         _main(["run", "--device", "cpu", *TINY, *_outputs(tmp_path), *extra])

@@ -37,7 +37,7 @@ def test_measure_ok_point(padded_point, small_proto):
     assert r.fast_path
     assert r.timed
     assert set(r.rounds) == PATH_NAMES
-    assert all(len(v) == small_proto.rounds and min(v) > 0 for v in r.rounds.values())
+    assert all(len(v) == small_proto.min_rounds and min(v) > 0 for v in r.rounds.values())
     assert r.padding == pytest.approx(build(padded_point).padding)
     assert r.padding > 0
     assert 0 <= r.max_abs_err < 1e-4
@@ -125,12 +125,22 @@ def test_sweep_keeps_going_after_a_failing_point(small_proto, monkeypatch):
 
 
 def test_sweep_on_chunk_sees_growing_results(monkeypatch):
-    proto = Protocol(warmup_ms=0.5, rounds=2, target_ms=0.5, device_chunk=2)
+    proto = Protocol(warmup_ms=0.5, min_rounds=2, max_rounds=2, target_ms=0.5, device_chunk=2)
     pts = _points()
     chunks = []
     results = sweep.sweep(pts, proto, on_chunk=lambda rs: chunks.append([r.point for r in rs]))
     assert chunks == [pts[:2], pts]
     assert all(r.status == OK for r in results)
+
+
+def test_sweep_accumulates_its_cost(small_proto):
+    cost = {}
+    sweep.sweep(_points()[:2], small_proto, cost=cost)
+    assert cost["wall_pass"] > 0
+    assert cost.get("device_pass", 0.0) >= 0.0
+    before = cost["wall_pass"]
+    sweep.sweep(_points()[:1], small_proto, cost=cost)
+    assert cost["wall_pass"] > before, "a second sweep adds to the same dictionary"
 
 
 def test_sweep_of_nothing():
@@ -165,6 +175,6 @@ def test_run_meta(small_proto):
     meta = sweep.run_meta("cpu", small_proto, "smoke")
     assert meta["mhabench_grid"] == "smoke" and meta["device"] == "cpu"
     assert meta["torch"] == torch.__version__
-    assert meta["protocol"]["rounds"] == small_proto.rounds
+    assert meta["protocol"]["min_rounds"] == small_proto.min_rounds
     assert meta["protocol"]["target_ms"] == small_proto.target_ms
     assert meta["started"]

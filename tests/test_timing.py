@@ -12,57 +12,65 @@ import torch
 from mhabench.config import ConfigError
 from mhabench.inputs import build
 from mhabench.paths import Path, make_paths
-from mhabench.timing import (LABEL, Clock, DeviceTimes, Protocol, attribute_device_time, iters_for,
+from mhabench.timing import (LABEL, Clock, DeviceTimes, Protocol, attribute_device_time, rounds_for,
                              wall_rounds, warmup)
 
 
 # --- Protocol ------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("knob,bad", [
-    ("rounds", 0), ("rounds", -1), ("min_warmup", 0), ("max_iters", 0),
-    ("warmup_ms", 0), ("warmup_ms", -1.0), ("warmup_ms", math.nan),
-    ("target_ms", 0.0), ("target_ms", -5), ("target_ms", math.nan),
-    ("device_calls", -1), ("device_chunk", 0),
+@pytest.mark.parametrize("knobs,needle", [
+    ({"min_rounds": 0}, "min_rounds"), ({"min_rounds": -1}, "min_rounds"),
+    ({"min_warmup": 0}, "min_warmup"),
+    ({"min_rounds": 5, "max_rounds": 4}, "max_rounds"), ({"max_rounds": 0}, "max_rounds"),
+    ({"warmup_ms": 0}, "warmup_ms"), ({"warmup_ms": -1.0}, "warmup_ms"),
+    ({"warmup_ms": math.nan}, "warmup_ms"),
+    ({"target_ms": 0.0}, "target_ms"), ({"target_ms": -5}, "target_ms"),
+    ({"target_ms": math.nan}, "target_ms"),
+    ({"device_calls": -1}, "device_calls"), ({"device_chunk": 0}, "device_chunk"),
 ])
-def test_protocol_rejects_bad_knobs(knob, bad):
+def test_protocol_rejects_bad_knobs(knobs, needle):
     with pytest.raises(ConfigError) as ei:
-        Protocol(**{knob: bad})
-    assert knob in str(ei.value)
+        Protocol(**knobs)
+    assert needle in str(ei.value)
+    assert "\n" not in str(ei.value)
 
 
 def test_protocol_accepts_small_knobs():
-    p = Protocol(warmup_ms=0.5, rounds=1, target_ms=0.1, max_iters=1, device_calls=0, device_chunk=1)
-    assert p.rounds == 1 and p.device_calls == 0
+    p = Protocol(warmup_ms=0.5, min_rounds=1, max_rounds=1, target_ms=0.1, device_calls=0,
+                 device_chunk=1)
+    assert p.min_rounds == p.max_rounds == 1 and p.device_calls == 0
 
 
-# --- iters_for --------------------------------------------------------------------------------
+# --- rounds_for ------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("per_call_us,expected", [
-    (100.0, 15),      # 15 ms / 10 rounds = 1500 us per window -> 15 calls
-    (300.0, 5),
-    (400.0, 4),       # 3.75 rounds to 4
-    (1e6, 1),         # slower than the budget: still one call
-    (10.0, 50),       # 150 calls wanted, capped at max_iters
-    (0.0, 50),        # no division by zero
+@pytest.mark.parametrize("round_us,expected", [
+    (1000.0, 80),     # 80 ms of rounds of 1 ms
+    (800.0, 100),
+    (1500.0, 53),     # 53.3 rounds down
+    (700.0, 114),     # 114.3
+    (1e6, 15),        # slower than the budget: still min_rounds
+    (10.0, 200),      # 8000 wanted, capped at max_rounds
+    (0.0, 200),       # no division by zero
 ])
-def test_iters_for(per_call_us, expected):
-    proto = Protocol(rounds=10, target_ms=15.0, max_iters=50)
-    assert iters_for(per_call_us, proto) == expected
+def test_rounds_for(round_us, expected):
+    proto = Protocol(target_ms=80.0, min_rounds=15, max_rounds=200)
+    assert rounds_for(round_us, proto) == expected
 
 
-def test_iters_for_uses_rounds_and_target():
-    assert iters_for(100.0, Protocol(rounds=5, target_ms=15.0, max_iters=1000)) == 30
-    assert iters_for(100.0, Protocol(rounds=10, target_ms=30.0, max_iters=1000)) == 30
-    assert iters_for(100.0, Protocol(rounds=10, target_ms=30.0, max_iters=7)) == 7
+def test_rounds_for_uses_target_and_bounds():
+    assert rounds_for(100.0, Protocol(target_ms=3.0, min_rounds=1, max_rounds=1000)) == 30
+    assert rounds_for(100.0, Protocol(target_ms=6.0, min_rounds=1, max_rounds=1000)) == 60
+    assert rounds_for(100.0, Protocol(target_ms=6.0, min_rounds=1, max_rounds=7)) == 7
+    assert rounds_for(100.0, Protocol(target_ms=0.1, min_rounds=9, max_rounds=20)) == 9
 
 
 # --- fake paths -------------------------------------------------------------------------------
 
-def _sleepy_path(name, us, windows):
+def _sleepy_path(name, us, log):
     """A path whose call busy-waits ``us`` microseconds; each context entry logs ``name``."""
     @contextlib.contextmanager
     def ctx():
-        windows.append(name)
+        log.append(name)
         yield
 
     def call():
@@ -72,12 +80,21 @@ def _sleepy_path(name, us, windows):
     return Path(name, ctx, call)
 
 
-def test_clock_window_measures_per_call_microseconds():
-    windows = []
-    path = _sleepy_path("p", 200.0, windows)
-    us = Clock("cpu").window(path, 5)
-    assert 200.0 <= us < 20_000.0
-    assert windows == ["p"], "the context is entered once around the whole window"
+def test_clock_once_measures_one_call_in_microseconds():
+    log = []
+    us = Clock("cpu").once(_sleepy_path("p", 200.0, log))
+    assert 200.0 <= us < 50_000.0
+    assert log == ["p"]
+
+
+def test_clock_calls_times_each_call_in_order():
+    log = []
+    a, b = _sleepy_path("a", 50.0, log), _sleepy_path("b", 400.0, log)
+    out = Clock("cpu").calls([a, b, a])
+    assert log == ["a", "b", "a"], "each call runs in its own context, in the given order"
+    assert len(out) == 3
+    assert out[0] >= 50.0 and out[2] >= 50.0 and out[1] >= 400.0
+    assert out[1] > out[0] and out[1] > out[2]
 
 
 def test_warmup_runs_at_least_min_calls_and_for_the_time():
@@ -86,7 +103,6 @@ def test_warmup_runs_at_least_min_calls_and_for_the_time():
     per_call = warmup(Clock("cpu"), path, Protocol(warmup_ms=0.001, min_warmup=5))
     assert len(calls) >= 5
     assert per_call > 0
-    calls.clear()
     slow = _sleepy_path("s", 100.0, [])
     t0 = time.perf_counter()
     warmup(Clock("cpu"), slow, Protocol(warmup_ms=2.0, min_warmup=1))
@@ -94,28 +110,45 @@ def test_warmup_runs_at_least_min_calls_and_for_the_time():
 
 
 def test_wall_rounds_interleaves_and_records_every_round():
-    windows = []
-    paths = {n: _sleepy_path(n, 20.0, windows) for n in ("a", "b", "c")}
-    proto = Protocol(warmup_ms=0.2, rounds=6, target_ms=1.0)
+    log = []
+    paths = {n: _sleepy_path(n, 20.0, log) for n in ("a", "b", "c")}
+    proto = Protocol(warmup_ms=0.2, min_rounds=6, max_rounds=6, target_ms=1.0)
     out = wall_rounds(paths, proto, "cpu")
     assert list(out) == ["a", "b", "c"]
     assert all(len(v) == 6 for v in out.values())
-    assert all(v > 0 for vs in out.values() for v in vs)
-    measured = windows[-18:]
+    assert all(v >= 20.0 for vs in out.values() for v in vs)
+    measured = log[-18:]
     orders = [tuple(measured[i:i + 3]) for i in range(0, 18, 3)]
-    assert all(sorted(o) == ["a", "b", "c"] for o in orders)
+    assert all(sorted(o) == ["a", "b", "c"] for o in orders), orders
     assert all(x != y for x, y in zip(orders, orders[1:])), f"order must change: {orders}"
     assert {o[0] for o in orders} == {"a", "b", "c"}, f"every path should go first once: {orders}"
 
 
+def test_wall_rounds_keeps_each_paths_own_times():
+    paths = {"fast": _sleepy_path("fast", 30.0, []), "slow": _sleepy_path("slow", 600.0, [])}
+    out = wall_rounds(paths, Protocol(warmup_ms=0.1, min_rounds=4, max_rounds=4, target_ms=0.1), "cpu")
+    assert len(out["fast"]) == len(out["slow"]) == 4
+    assert min(out["slow"]) >= 600.0
+    assert sorted(out["fast"])[1] < 600.0  # the median-ish fast call is not a slow one
+
+
+def test_wall_rounds_number_of_rounds_follows_target():
+    paths = {"a": _sleepy_path("a", 100.0, [])}
+    few = wall_rounds(paths, Protocol(warmup_ms=0.1, min_rounds=2, max_rounds=500, target_ms=0.1), "cpu")
+    many = wall_rounds(paths, Protocol(warmup_ms=0.1, min_rounds=2, max_rounds=500, target_ms=4.0), "cpu")
+    assert len(few["a"]) == 2
+    assert 5 <= len(many["a"]) <= 40  # about 4 ms / 100 us, whatever the host's overhead
+
+
 def test_wall_rounds_restores_gc():
     paths = {"a": _sleepy_path("a", 5.0, [])}
+    proto = Protocol(warmup_ms=0.1, min_rounds=2, max_rounds=2, target_ms=0.1)
     assert gc.isenabled()
-    wall_rounds(paths, Protocol(warmup_ms=0.1, rounds=2, target_ms=0.1), "cpu")
+    wall_rounds(paths, proto, "cpu")
     assert gc.isenabled()
     gc.disable()
     try:
-        wall_rounds(paths, Protocol(warmup_ms=0.1, rounds=2, target_ms=0.1), "cpu")
+        wall_rounds(paths, proto, "cpu")
         assert not gc.isenabled()
     finally:
         gc.enable()
@@ -126,14 +159,14 @@ def test_wall_rounds_on_real_paths_positive(tiny_point, small_proto):
     out = wall_rounds(paths, small_proto, "cpu")
     assert set(out) == {"fast", "slow", "slow_fair"}
     for name, rounds in out.items():
-        assert len(rounds) == small_proto.rounds, name
+        assert len(rounds) == small_proto.min_rounds, name
         assert all(r > 0 and math.isfinite(r) for r in rounds), (name, rounds)
 
 
-def test_clock_window_on_real_path_positive(tiny_point):
-    paths = make_paths(build(tiny_point))
-    for p in paths.values():
-        assert Clock("cpu").window(p, 2) > 0
+def test_clock_on_real_paths_positive(tiny_point):
+    paths = list(make_paths(build(tiny_point)).values())
+    assert all(t > 0 for t in Clock("cpu").calls(paths))
+    assert Clock("cpu").once(paths[0]) > 0
 
 
 # --- DeviceTimes on the CPU ------------------------------------------------------------------
@@ -146,12 +179,22 @@ def test_device_times_records_nothing_on_cpu(tiny_point):
 
 
 # --- attribute_device_time on synthetic records -------------------------------------------------
-# ranges: (start_ns, end_ns, label); ops: {op id: start_ns}; kernels: (launching op id, duration_ns)
+# ranges: (start_ns, end_ns, label); ops: {op id: start_ns};
+# kernels: (launching op id, device start_ns, duration_ns)
+
+def _k(op_id, dur_ns, dev_start=None):
+    """A device record; distinct device start times unless given."""
+    _k.n += 1
+    return (op_id, _k.n * 10_000_000 if dev_start is None else dev_start, dur_ns)
+
+
+_k.n = 0
+
 
 def test_kernels_are_summed_per_range_in_microseconds():
     ranges = [(1000, 2000, "0/fast")]
     ops = {1: 1100, 2: 1500}
-    kernels = [(1, 3000), (1, 500), (2, 14000)]
+    kernels = [_k(1, 3000), _k(1, 500), _k(2, 14000)]
     assert attribute_device_time(ranges, ops, kernels) == {"0/fast": [17.5]}
 
 
@@ -160,7 +203,7 @@ def test_one_value_per_range_in_time_order():
     ranges = [(3000, 3900, "0/slow"), (1000, 1900, "0/slow"), (2000, 2900, "0/slow"),
               (5000, 5900, "1/fast")]
     ops = {1: 1500, 2: 2500, 3: 3500, 4: 5100, 5: 5800}
-    kernels = [(1, 3000), (2, 5000), (3, 4000), (4, 7000), (5, 1000)]
+    kernels = [_k(1, 3000), _k(2, 5000), _k(3, 4000), _k(4, 7000), _k(5, 1000)]
     out = attribute_device_time(ranges, ops, kernels)
     assert out == {"0/slow": [3.0, 5.0, 4.0], "1/fast": [8.0]}
 
@@ -168,25 +211,34 @@ def test_one_value_per_range_in_time_order():
 def test_kernels_launched_outside_every_range_are_ignored():
     ranges = [(1000, 2000, "a"), (3000, 4000, "b")]
     ops = {1: 500, 2: 2500, 3: 4500, 4: 1000, 5: 2000, 6: 3000, 7: 4000}
-    kernels = [(1, 1e6), (2, 1e6), (3, 1e6),          # before, between, after the ranges
-               (4, 1000), (5, 2000), (6, 4000), (7, 8000),  # on the range edges: inside
-               (99, 1e6)]                              # unknown launching op
+    kernels = [_k(1, 1e6), _k(2, 1e6), _k(3, 1e6),              # before, between, after
+               _k(4, 1000), _k(5, 2000), _k(6, 4000), _k(7, 8000),  # on the range edges: inside
+               _k(99, 1e6)]                                     # unknown launching op
     assert attribute_device_time(ranges, ops, kernels) == {"a": [3.0], "b": [12.0]}
 
 
 def test_each_kernel_counted_once():
     ranges = [(0, 100, "x"), (200, 300, "y"), (400, 500, "x")]
     ops = {i: t for i, t in enumerate([10, 50, 250, 420, 600])}
-    kernels = [(i, 1000.0 * (i + 1)) for i in range(5)]
+    kernels = [_k(i, 1000.0 * (i + 1)) for i in range(5)]
     out = attribute_device_time(ranges, ops, kernels)
     assert out == {"x": [3.0, 4.0], "y": [3.0]}
-    inside = sum(d for i, d in kernels if i != 4) / 1000.0
+    inside = sum(d for i, _, d in kernels if i != 4) / 1000.0
     assert sum(sum(v) for v in out.values()) == pytest.approx(inside)
+
+
+def test_a_record_listed_twice_counts_once_but_distinct_kernels_add():
+    ranges = [(0, 100, "x")]
+    ops = {1: 10}
+    twice = (1, 5000, 2000)
+    assert attribute_device_time(ranges, ops, [twice, twice]) == {"x": [2.0]}
+    # two kernels of the same op and length, at different device times, are two kernels
+    assert attribute_device_time(ranges, ops, [(1, 5000, 2000), (1, 9000, 2000)]) == {"x": [4.0]}
 
 
 def test_range_without_kernels_is_zero_and_no_ranges_is_empty():
     assert attribute_device_time([(0, 10, "z")], {}, []) == {"z": [0.0]}
-    assert attribute_device_time([], {1: 5}, [(1, 100)]) == {}
+    assert attribute_device_time([], {1: 5}, [_k(1, 100)]) == {}
 
 
 def test_attribution_over_a_real_cpu_profile():
@@ -208,7 +260,7 @@ def test_attribution_over_a_real_cpu_profile():
     inside = [[oid for oid, t in ops.items() if s <= t <= e] for s, e, _ in ranges]
     outside = [oid for oid, t in ops.items() if not any(s <= t <= e for s, e, _ in ranges)]
     assert all(inside) and outside
-    planted = [(oid, 2000.0) for oid in inside[0]] + [(inside[1][0], 5000.0)] + \
-              [(oid, 1e9) for oid in outside]
+    planted = [_k(oid, 2000.0) for oid in inside[0]] + [_k(inside[1][0], 5000.0)] + \
+              [_k(oid, 1e9) for oid in outside]
     out = attribute_device_time(ranges, ops, planted)
     assert out == {"0/fast": [pytest.approx(2.0 * len(inside[0])), pytest.approx(5.0)]}

@@ -1,0 +1,177 @@
+"""What the asv suite measures, chosen by environment variables (the pandas ``*_vb_common`` role).
+
+Nothing here imports torch or touches CUDA: asv imports this module in the process it forks its
+workers from, and a CUDA context made before a fork breaks every worker. Only
+:mod:`mhabench.config` (pure Python) is used at import time.
+
+Environment variables (read once, at import):
+
+``MHABENCH_GRID``
+    ``smoke`` (default: 8 tiny points, fit for a CPU), ``seed`` (the reference's 1280 points; what
+    GPU machines should record), ``quick`` (32 of the seed points; the parameter axes stay those
+    of ``seed``, the other 1248 combinations show as n/a), or a custom grid
+    ``custom:batch=2,4;seq=8;embed=12;heads=3,4;b=1`` (keys ``batch``, ``seq``, ``embed``,
+    ``heads``, ``b`` or the parameter names; a key left out keeps the smoke grid's values;
+    combinations whose embed dim is not divisible by the head count show as n/a).
+    The default is ``smoke`` even on a GPU machine because choosing it from
+    ``torch.cuda.is_available()`` would initialise CUDA at import time.
+``MHABENCH_DEVICE``
+    ``cpu`` (default), ``cuda`` or ``cuda:N``.
+``MHABENCH_DTYPE``
+    ``fp16``, ``bf16`` or ``fp32``; default fp16 on CUDA, fp32 on the CPU.
+``MHABENCH_SETUP_TIMEOUT``
+    Seconds allowed for the one sweep of the grid (``setup_cache``); default by grid below.
+"""
+from __future__ import annotations
+
+import itertools
+import os
+from dataclasses import dataclass
+
+from mhabench.config import (SEED_AXES, SMOKE_AXES, Axes, ConfigError, Point, canonical_device,
+                             canonical_dtype, named_grid, parse_int_list)
+
+GRID_ENV = "MHABENCH_GRID"
+DEVICE_ENV = "MHABENCH_DEVICE"
+DTYPE_ENV = "MHABENCH_DTYPE"
+TIMEOUT_ENV = "MHABENCH_SETUP_TIMEOUT"
+
+#: asv parameter names, in the order of ``params`` (the reference's loop order).
+PARAM_NAMES = ["batch_size", "seq_len", "embed_dim", "num_heads", "beta_b"]
+
+#: Seconds for the whole sweep in ``setup_cache`` per grid (a GPU sweep of ``seed`` takes a few
+#: minutes; a CPU one of ``smoke`` a few seconds). Custom grids get the seed allowance.
+SETUP_TIMEOUTS = {"seed": 3600, "quick": 600, "smoke": 600, "custom": 3600}
+
+#: ``custom:`` keys -> Axes field.
+CUSTOM_KEYS = {
+    "batch": "batch_sizes", "batch_size": "batch_sizes",
+    "seq": "seq_lens", "seq_len": "seq_lens",
+    "embed": "embed_dims", "embed_dim": "embed_dims",
+    "heads": "num_heads", "num_heads": "num_heads",
+    "b": "beta_bs", "beta_b": "beta_bs",
+}
+
+
+@dataclass(frozen=True)
+class Selection:
+    """The grid asv records: its parameter axes and the points that are really measured."""
+
+    grid: str                   # "seed", "quick", "smoke" or "custom:..."
+    device: str
+    dtype: str
+    axes: Axes                  # what asv's ``params`` are built from (never changes per grid)
+    points: tuple[Point, ...]   # the measured subset of the axes' product
+    setup_timeout: float
+
+    @property
+    def params(self) -> list[list[int]]:
+        a = self.axes
+        return [list(a.batch_sizes), list(a.seq_lens), list(a.embed_dims), list(a.num_heads),
+                list(a.beta_bs)]
+
+    def label(self, batch_size, seq_len, embed_dim, num_heads, beta_b) -> str:
+        """The :attr:`Point.label` the sweep files a parameter combination under.
+
+        Built by hand (not through :class:`Point`) so that combinations no point exists for
+        (embed not divisible by heads) still get a key, which the cache simply lacks.
+        """
+        return (f"B{batch_size}-S{seq_len}-E{embed_dim}-H{num_heads}"
+                f"-b{beta_b}-{self.dtype}-{self.device}")
+
+
+def parse_custom(spec: str) -> Axes:
+    """``batch=2,4;seq=8;heads=3,4`` -> Axes; keys left out keep the smoke grid's values."""
+    values: dict[str, tuple[int, ...]] = {}
+    for item in (t.strip() for t in spec.split(";")):
+        if not item:
+            continue
+        key, sep, text = item.partition("=")
+        key = key.strip().lower()
+        if not sep or key not in CUSTOM_KEYS:
+            raise ConfigError(f"{GRID_ENV}: bad item {item!r} in custom grid "
+                              f"(use key=N,N,... with keys batch, seq, embed, heads, b)")
+        field = CUSTOM_KEYS[key]
+        if field in values:
+            raise ConfigError(f"{GRID_ENV}: {key!r} given twice in custom grid")
+        values[field] = parse_int_list(text, f"{GRID_ENV} {key}")
+    a = SMOKE_AXES
+    return Axes(values.get("batch_sizes", a.batch_sizes), values.get("seq_lens", a.seq_lens),
+                values.get("embed_dims", a.embed_dims), values.get("num_heads", a.num_heads),
+                values.get("beta_bs", a.beta_bs))
+
+
+def _points_of(axes: Axes, dtype: str, device: str) -> list[Point]:
+    """The product, leaving out shapes MultiheadAttention cannot be built with (E % H != 0)."""
+    return [Point(B, S, E, H, b, dtype=dtype, device=device)
+            for B, S, E, H, b in itertools.product(axes.batch_sizes, axes.seq_lens,
+                                                   axes.embed_dims, axes.num_heads, axes.beta_bs)
+            if E % H == 0]
+
+
+def selection(environ=None) -> Selection:
+    """Read the environment variables above; raise ConfigError (one line) on a bad value."""
+    env = os.environ if environ is None else environ
+    device = canonical_device(env.get(DEVICE_ENV) or "cpu")
+    dtype = canonical_dtype(env.get(DTYPE_ENV) or ("fp16" if device.startswith("cuda") else "fp32"))
+    grid = (env.get(GRID_ENV) or "smoke").strip()
+    if grid.lower().startswith("custom:"):
+        axes = parse_custom(grid.split(":", 1)[1])
+        points = _points_of(axes, dtype, device)
+        if not points:
+            raise ConfigError(f"{GRID_ENV}: custom grid {grid!r} has no valid point "
+                              "(embed_dim must be divisible by num_heads)")
+        kind = "custom"
+    else:
+        grid = grid.lower()
+        points = named_grid(grid, dtype, device)  # raises ConfigError on an unknown name
+        axes = SMOKE_AXES if grid == "smoke" else SEED_AXES
+        kind = grid
+    timeout_text = env.get(TIMEOUT_ENV)
+    if timeout_text:
+        try:
+            timeout = float(timeout_text)
+        except ValueError:
+            raise ConfigError(f"{TIMEOUT_ENV}: {timeout_text!r} is not a number") from None
+        if not timeout > 0:
+            raise ConfigError(f"{TIMEOUT_ENV} must be > 0, got {timeout_text!r}")
+    else:
+        timeout = SETUP_TIMEOUTS[kind]
+    return Selection(grid, device, dtype, axes, tuple(points), timeout)
+
+
+def run_sweep(sel: Selection) -> dict:
+    """Measure every point of ``sel`` once; return plain Python types only.
+
+    ``{"points": {label: {"status", "message", "metrics": {name: float}}}, "unavailable": str,
+    "meta": {...}}``. ``unavailable`` is non-empty (and ``points`` empty) when the device cannot be
+    used here (CUDA asked for, none present): every benchmark then shows n/a.
+    No torch object may leak into the return value: unpickling one would import torch in each of
+    asv's per-benchmark worker processes.
+    """
+    import time
+
+    from mhabench import sweep as sw  # imports torch: only here, in setup_cache's own process
+    from mhabench.timing import Protocol
+
+    t0 = time.perf_counter()
+    try:
+        sw.require_device(sel.device)  # may initialise CUDA: fine in setup_cache's process
+    except ConfigError as exc:
+        return {"points": {}, "unavailable": str(exc), "meta": {"grid": sel.grid}}
+    proto = Protocol()
+    cost: dict = {}
+    results = sw.sweep(sel.points, proto, cost=cost)
+    points = {}
+    for r in results:
+        status, message = str(r.status), str(r.message)
+        try:
+            metrics = {str(k): float(v) for k, v in r.metrics().items()}
+        except Exception as exc:  # a derived figure that cannot be computed fails its point only
+            status, metrics = "error", {}
+            message = f"{message}; metrics: {type(exc).__name__}: {exc}".lstrip("; ")
+        points[r.point.label] = {"status": status, "message": message, "metrics": metrics}
+    meta = {"grid": sel.grid, "device": sel.device, "dtype": sel.dtype, "points": len(results),
+            "seconds": round(time.perf_counter() - t0, 3),
+            "cost_s": {str(k): float(v) for k, v in cost.items()}}
+    return {"points": points, "unavailable": "", "meta": meta}

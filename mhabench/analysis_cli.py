@@ -1,0 +1,102 @@
+"""``mhabench plot`` and ``mhabench breakeven``: read a results JSON written by ``run --json``.
+
+Parsing imports nothing heavy; matplotlib and prettytable load inside the handlers. Bad input
+raises ConfigError, which ``cli.main`` prints as one line and exits 2 on.
+"""
+from __future__ import annotations
+
+import csv
+import io
+import math
+
+from .config import ConfigError
+
+METRIC_HELP = "figure to use: speedup (default), speedup_fair, device_speedup, device_speedup_fair"
+
+
+def register_plot(sub) -> None:
+    p = sub.add_parser("plot", help="draw speedup vs padding from a results JSON",
+                       description="Draw, per (embed dim, heads), the speedup against the padding "
+                                   "fraction, a line per (batch, seq), with the break-even marked.")
+    p.add_argument("results", metavar="RESULTS.json", help="file written by `mhabench run --json`")
+    p.add_argument("--out", required=True, metavar="DIR", help="folder for the PNG files")
+    p.add_argument("--metric", default="speedup", help=METRIC_HELP)
+    p.set_defaults(func=cmd_plot)
+
+
+def register_breakeven(sub) -> None:
+    p = sub.add_parser("breakeven", help="padding fraction at which speedup crosses 1, per shape",
+                       description="Per shape, the padding fraction at which the speedup crosses 1 "
+                                   "(linear interpolation between beta points, first crossing).")
+    p.add_argument("results", metavar="RESULTS.json", help="file written by `mhabench run --json`")
+    p.add_argument("--csv", default=None, metavar="PATH", help="also write the table as CSV")
+    p.add_argument("--metric", default="speedup", help=METRIC_HELP)
+    p.set_defaults(func=cmd_breakeven)
+
+
+def register(sub) -> None:
+    """Both sub-commands."""
+    register_plot(sub)
+    register_breakeven(sub)
+
+
+def _check_metric(doc: dict, metric: str) -> None:
+    known = {k for r in doc["results"] for k in r["metrics"]}
+    if known and metric not in known:
+        raise ConfigError(f"unknown metric {metric!r} (choose from {', '.join(sorted(known))})")
+
+
+def cmd_plot(args) -> int:
+    from .breakeven import load_doc
+    from .plot import plot_results
+    doc = load_doc(args.results)
+    _check_metric(doc, args.metric)
+    for path in plot_results(doc, args.out, metric=args.metric):
+        print(path)
+    return 0
+
+
+def _cell(v, fmt: str = ".3f") -> str:
+    if v is None or (isinstance(v, float) and not math.isfinite(v)):
+        return "-"
+    return format(v, fmt) if isinstance(v, float) else str(v)
+
+
+def table_text(rows: list[dict]) -> str:
+    from prettytable import PrettyTable
+    from .breakeven import TABLE_KEYS
+    table = PrettyTable(list(TABLE_KEYS))
+    for r in rows:
+        table.add_row([_cell(r[k]) for k in TABLE_KEYS])
+    return table.get_string()
+
+
+def csv_text(rows: list[dict]) -> str:
+    """CSV of the table; an absent value (no crossing, no points) is an empty cell."""
+    from .breakeven import TABLE_KEYS
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(TABLE_KEYS)
+    for r in rows:
+        w.writerow(["" if r[k] is None else r[k] for k in TABLE_KEYS])
+    return buf.getvalue()
+
+
+def cmd_breakeven(args) -> int:
+    from .breakeven import break_even_table, load_doc
+    doc = load_doc(args.results)
+    _check_metric(doc, args.metric)
+    rows = break_even_table(doc, args.metric)
+    if not rows:
+        raise ConfigError(f"{args.results}: holds no result")
+    print(table_text(rows))
+    print(f"{args.metric} > 1: fast path wins; break_even_padding '-': no crossing of 1 "
+          f"(see min/max)")
+    if args.csv:
+        from .results import atomic_write
+        try:
+            atomic_write(args.csv, csv_text(rows))
+        except OSError as exc:
+            raise ConfigError(f"cannot write {args.csv}: {exc.strerror or exc}") from None
+        print(f"wrote {args.csv}")
+    return 0

@@ -1,0 +1,239 @@
+"""Figures: speedup against padding from an mhabench JSON, and a metric across asv builds.
+
+matplotlib is imported lazily, with the Agg backend, inside the functions that draw. The
+``*_figures`` functions build and return the figures (for inspection); the ``plot_*`` functions
+write them as PNGs, close them, and return the written paths.
+
+Artists carry a ``gid`` so that tests and callers can tell them apart: ``"series"`` (one
+measured line), ``"unity"`` (the horizontal line at speedup 1), ``"break_even"`` (a shape's
+break-even marker).
+"""
+from __future__ import annotations
+
+import itertools
+import json
+import math
+import re
+from pathlib import Path
+
+from .breakeven import break_even, group_by_shape, load_doc
+from .config import ConfigError
+
+METRIC_LABELS = {
+    "speedup": "speedup: slow / fast wall time",
+    "speedup_fair": "speedup: slow (inference mode, fast path off) / fast wall time",
+    "device_speedup": "speedup: slow / fast kernel time",
+    "device_speedup_fair": "speedup: slow_fair / fast kernel time",
+}
+
+
+def _pyplot():
+    try:
+        import matplotlib
+    except ImportError:
+        raise ConfigError("plotting needs matplotlib (pip install 'mhabench[plot]')") from None
+    matplotlib.use("Agg", force=True)
+    import matplotlib.pyplot as plt
+    return plt
+
+
+def _safe(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.+-]+", "_", str(text)).strip("_") or "x"
+
+
+def _save(figures: dict, out_dir) -> list[str]:
+    plt = _pyplot()
+    out = Path(out_dir)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(f"cannot create {out}: {exc.strerror or exc}") from None
+    written = []
+    try:
+        for name, fig in figures.items():
+            path = out / name
+            fig.savefig(path, dpi=120)
+            written.append(str(path))
+    finally:
+        for fig in figures.values():
+            plt.close(fig)
+    return written
+
+
+# --- speedup vs padding ----------------------------------------------------------------------
+def results_figures(json_path_or_doc, metric: str = "speedup") -> dict:
+    """``{file name: Figure}``: per (embed_dim, num_heads, dtype), ``metric`` against padding,
+    one line per (batch, seq) sorted by padding, a line at 1 and each line's break-even padding.
+
+    Raises ConfigError if the document is not mhabench's or holds no finite point to draw.
+    """
+    doc = load_doc(json_path_or_doc)
+    meta = doc.get("meta") or {}
+    groups = group_by_shape(doc["results"], metric)
+    panels: dict[tuple, dict] = {}
+    for (B, S, E, H, dtype), pts in groups.items():
+        if pts:
+            panels.setdefault((E, H, dtype), {})[(B, S)] = sorted(pts)
+    if not panels:
+        raise ConfigError(f"no result has a finite padding and {metric!r} to plot")
+    plt = _pyplot()
+    device = meta.get("device_name") or meta.get("device") or "unknown device"
+    where = f"{device}, torch {meta.get('torch', '?')}"
+    figures = {}
+    for (E, H, dtype), lines in panels.items():
+        fig, ax = plt.subplots(figsize=(8, 5), layout="constrained")
+        ax.axhline(1.0, color="0.3", linestyle="--", linewidth=1, gid="unity", label="_nolegend_")
+        handles, marked = [], False
+        for (B, S), pts in sorted(lines.items()):
+            xs, ys = [p for p, _ in pts], [s for _, s in pts]
+            (line,) = ax.plot(xs, ys, marker="o", markersize=4, label=f"batch {B}, seq {S}",
+                              gid="series")
+            handles.append(line)
+            be = break_even(pts)
+            if be is not None:
+                ax.plot([be], [1.0], linestyle="none", marker="D", markersize=8,
+                        markerfacecolor="none", markeredgecolor=line.get_color(),
+                        markeredgewidth=1.5, gid="be", label="_nolegend_")
+                marked = True
+        if marked:
+            from matplotlib.lines import Line2D
+            handles.append(Line2D([], [], linestyle="none", marker="D", markersize=8,
+                                  markerfacecolor="none", markeredgecolor="0.3",
+                                  label="break-even (speedup = 1)"))
+        ax.set_xlabel("padding fraction (share of the padded batch that is padding)")
+        ax.set_ylabel(METRIC_LABELS.get(metric, metric) + "  (> 1: fast path wins)")
+        ax.set_title(f"MultiheadAttention fast vs slow path: embed {E}, {H} heads, {dtype}\n{where}",
+                     fontsize=10)
+        ax.grid(True, alpha=0.3)
+        ax.legend(handles=handles, fontsize=8, loc="best")
+        figures[f"{_safe(metric)}_E{E}_H{H}_{_safe(dtype)}.png"] = fig
+    return figures
+
+
+def plot_results(json_path_or_doc, out_dir, metric: str = "speedup") -> list[str]:
+    """Write :func:`results_figures` as PNGs in ``out_dir``; return the written paths."""
+    return _save(results_figures(json_path_or_doc, metric), out_dir)
+
+
+# --- asv history -----------------------------------------------------------------------------
+def read_asv_results(asv_results_dir) -> list[dict]:
+    """Every asv (0.6, API version 2) result file under ``results/<machine>/*.json``.
+
+    Each: ``{"machine", "path", "commit_hash", "env_name", "date", "results": {bench: {column:
+    value}}}``, sorted by commit date then file name. ``machine.json`` is skipped, as are files
+    that do not have the result-file layout.
+    """
+    root = Path(asv_results_dir)
+    if not root.is_dir():
+        raise ConfigError(f"{root}: no such directory")
+    runs = []
+    for path in sorted(root.glob("*/*.json")):
+        if path.name == "machine.json":
+            continue
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        if not isinstance(data, dict) or not isinstance(data.get("result_columns"), list) \
+                or not isinstance(data.get("results"), dict):
+            continue
+        cols = data["result_columns"]
+        benches = {name: dict(zip(cols, row)) for name, row in data["results"].items()
+                   if isinstance(row, list)}
+        runs.append({"machine": (data.get("params") or {}).get("machine", path.parent.name),
+                     "path": str(path), "commit_hash": data.get("commit_hash") or path.stem,
+                     "env_name": data.get("env_name") or "", "date": data.get("date") or 0,
+                     "results": benches})
+    runs.sort(key=lambda r: (r["date"], r["path"]))
+    return runs
+
+
+def _resolve_name(runs: list[dict], name: str) -> str:
+    names = {b for r in runs for b in r["results"]}
+    if name in names:
+        return name
+    tails = sorted(b for b in names if b.endswith("." + name))
+    if len(tails) == 1:
+        return tails[0]
+    hint = f" (matches: {', '.join(tails)})" if tails else ""
+    raise ConfigError(f"benchmark {name!r} not found in the asv results{hint}")
+
+
+def _unit(asv_results_dir, name: str) -> str:
+    try:
+        data = json.loads((Path(asv_results_dir) / "benchmarks.json").read_text(encoding="utf-8"))
+        return str(data[name].get("unit") or "")
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return ""
+
+
+def _as_float(v) -> float:
+    return float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else math.nan
+
+
+def _unquote(value) -> str:
+    """asv stores parameter values as their repr: ``"'fp16'"`` reads better as ``fp16``."""
+    text = str(value)
+    if len(text) >= 2 and text[0] == text[-1] and text[0] in "'\"":
+        return text[1:-1]
+    return text
+
+
+def asv_history(asv_results_dir, benchmark_name: str) -> dict[str, dict]:
+    """``{machine: {"builds": [label, ...], "series": {param label: [value per build]}}}``.
+
+    A parameterised benchmark's ``result`` list follows ``itertools.product(*params)``; a plain
+    one has ``params == []`` and one value. Failed or missing values are NaN.
+    """
+    runs = read_asv_results(asv_results_dir)
+    name = _resolve_name(runs, benchmark_name)
+    out: dict[str, dict] = {}
+    for machine, mruns in itertools.groupby(sorted(runs, key=lambda r: r["machine"]),
+                                            key=lambda r: r["machine"]):
+        mruns = [r for r in mruns if name in r["results"]]  # groupby keeps the date order
+        if not mruns:
+            continue
+        envs = {r["env_name"] for r in mruns}
+        builds, series = [], {}
+        for i, r in enumerate(mruns):
+            builds.append(r["commit_hash"][:8] + (f"\n{r['env_name']}" if len(envs) > 1 else ""))
+            row = r["results"][name]
+            params = row.get("params") or []
+            values = row.get("result")
+            values = values if isinstance(values, list) else [values]
+            combos = list(itertools.product(*params))
+            for combo, v in zip(combos, values):
+                label = ", ".join(_unquote(c) for c in combo) or name.rsplit(".", 1)[-1]
+                series.setdefault(label, [math.nan] * len(mruns))[i] = _as_float(v)
+        for ys in series.values():
+            ys.extend([math.nan] * (len(builds) - len(ys)))
+        out[machine] = {"builds": builds, "series": series, "benchmark": name}
+    return out
+
+
+def asv_figures(asv_results_dir, benchmark_name: str, max_legend: int = 20) -> dict:
+    """``{file name: Figure}``: per machine, the benchmark's value per build, a line per point."""
+    history = asv_history(asv_results_dir, benchmark_name)
+    plt = _pyplot()
+    figures = {}
+    for machine, h in history.items():
+        name, builds = h["benchmark"], h["builds"]
+        unit = _unit(asv_results_dir, name)
+        fig, ax = plt.subplots(figsize=(max(6, 0.6 * len(builds) + 3), 5), layout="constrained")
+        xs = list(range(len(builds)))
+        for label, ys in h["series"].items():
+            ax.plot(xs, ys, marker="o", markersize=4, label=label, gid="series")
+        ax.set_xticks(xs, builds, rotation=45 if len(builds) > 6 else 0, fontsize=8)
+        ax.set_xlabel("build (commit, oldest first)")
+        ax.set_ylabel(name.rsplit(".", 1)[-1] + (f" ({unit})" if unit else ""))
+        ax.set_title(f"{name} on {machine}", fontsize=10)
+        ax.grid(True, alpha=0.3)
+        if 0 < len(h["series"]) <= max_legend:
+            ax.legend(fontsize=7, loc="best")
+        figures[f"asv_{_safe(name)}_{_safe(machine)}.png"] = fig
+    return figures
+
+
+def plot_asv_history(asv_results_dir, out_dir, benchmark_name: str) -> list[str]:
+    """Write :func:`asv_figures` as PNGs in ``out_dir``; return the written paths."""
+    return _save(asv_figures(asv_results_dir, benchmark_name), out_dir)

@@ -1,0 +1,171 @@
+"""mhabench.breakeven on hand-made points and documents, and ``mhabench breakeven``."""
+from __future__ import annotations
+
+import contextlib
+import csv
+import io
+import json
+import math
+
+import pytest
+
+from mhabench import cli
+from mhabench.breakeven import break_even, break_even_table, load_doc, merge_duplicates
+from mhabench.config import ConfigError, Point
+from mhabench.results import ERROR, Result, json_doc
+
+
+# --- break_even ------------------------------------------------------------------------------
+def test_crossing_up():
+    # 0.8 at 0.2, 1.2 at 0.6: 1.0 is halfway -> 0.4
+    assert break_even([(0.0, 0.6), (0.2, 0.8), (0.6, 1.2), (0.9, 2.0)]) == pytest.approx(0.4)
+
+
+def test_crossing_down():
+    # 1.5 at 0.1, 0.5 at 0.5: 1.0 is halfway -> 0.3
+    assert break_even([(0.1, 1.5), (0.5, 0.5)]) == pytest.approx(0.3)
+
+
+def test_interpolation_is_not_the_midpoint():
+    # 0.9 at 0.0, 1.3 at 0.4: a quarter of the way -> 0.1
+    assert break_even([(0.0, 0.9), (0.4, 1.3)]) == pytest.approx(0.1)
+
+
+@pytest.mark.parametrize("pts", [
+    [(0.0, 1.1), (0.5, 1.5), (0.9, 3.0)],     # all above
+    [(0.0, 0.5), (0.5, 0.9), (0.9, 0.99)],    # all below
+    [(0.3, 0.7)],
+    [],
+])
+def test_no_crossing_is_none(pts):
+    assert break_even(pts) is None
+
+
+def test_exact_hit():
+    assert break_even([(0.0, 0.5), (0.25, 1.0), (0.5, 2.0)]) == 0.25
+    assert break_even([(0.0, 1.0), (0.5, 2.0)]) == 0.0
+    assert break_even([(0.0, 3.0), (0.5, 1.0)]) == 0.5
+    assert break_even([(0.4, 1.0)]) == 0.4
+
+
+def test_order_of_input_does_not_matter():
+    pts = [(0.6, 1.2), (0.0, 0.6), (0.9, 2.0), (0.2, 0.8)]
+    assert break_even(pts) == pytest.approx(0.4)
+
+
+def test_first_crossing_in_padding_order():
+    # up between 0.1 and 0.2 (at 0.15), down again between 0.5 and 0.7, up again later
+    pts = [(0.1, 0.8), (0.2, 1.2), (0.5, 1.2), (0.7, 0.8), (0.9, 1.4)]
+    assert break_even(pts) == pytest.approx(0.15)
+
+
+def test_duplicate_paddings_are_averaged():
+    # at 0.0: 0.7 and 0.9 -> 0.8; at 0.4: 1.1 and 1.3 -> 1.2; halfway -> 0.2
+    pts = [(0.0, 0.7), (0.4, 1.1), (0.0, 0.9), (0.4, 1.3)]
+    assert merge_duplicates(pts) == [(0.0, pytest.approx(0.8)), (0.4, pytest.approx(1.2))]
+    assert break_even(pts) == pytest.approx(0.2)
+    # duplicates straddling 1 that average to exactly 1 are an exact hit
+    assert break_even([(0.3, 0.5), (0.3, 1.5), (0.8, 2.0)]) == 0.3
+
+
+def test_non_finite_points_are_ignored():
+    pts = [(0.0, 0.8), (0.1, math.nan), (0.2, None), (None, 5.0), (0.4, 1.2)]
+    assert break_even(pts) == pytest.approx(0.2)
+
+
+# --- documents -------------------------------------------------------------------------------
+def _result(B, S, E, H, b, padding, speedup, dtype="fp32"):
+    """A Result whose metrics are exactly (padding, speedup): one round, fast 1 µs, slow ``speedup``."""
+    r = Result(Point(B, S, E, H, b, dtype=dtype, device="cpu"), padding=padding)
+    if speedup is None:
+        r.status, r.message = ERROR, "boom"
+    else:
+        r.rounds = {"fast": [1.0], "slow": [speedup]}
+    return r
+
+
+SPEC = [  # B, S, E, H, beta b, padding, speedup
+    (2, 8, 32, 4, 1, 0.0, 0.8), (2, 8, 32, 4, 21, 0.2, 0.9), (2, 8, 32, 4, 61, 0.6, 1.3),
+    (4, 8, 32, 4, 1, 0.0, 1.5), (4, 8, 32, 4, 21, 0.5, 2.0),
+    (4, 16, 32, 4, 1, 0.0, None), (4, 16, 32, 4, 61, 0.3, None),
+]
+
+
+@pytest.fixture
+def doc():
+    return json.loads(json.dumps(json_doc([_result(*s) for s in SPEC], {"device": "cpu"})))
+
+
+def test_table(doc):
+    table = break_even_table(doc["results"])
+    assert [(r["batch_size"], r["seq_len"]) for r in table] == [(2, 8), (4, 8), (4, 16)]
+    a, b, c = table
+    assert a["break_even_padding"] == pytest.approx(0.2 + 0.1 / 0.4 * 0.4)  # 0.9 -> 1.3 over 0.4
+    assert (a["min_speedup"], a["max_speedup"], a["n_points"]) == (pytest.approx(0.8), pytest.approx(1.3), 3)
+    assert b["break_even_padding"] is None and b["min_speedup"] == pytest.approx(1.5)
+    assert c == {"batch_size": 4, "seq_len": 16, "embed_dim": 32, "num_heads": 4, "dtype": "float32",
+                 "n_points": 0, "break_even_padding": None, "min_speedup": None, "max_speedup": None}
+    assert break_even_table(doc) == table  # the whole document works too
+
+
+def test_table_splits_dtypes(doc):
+    extra = json_doc([_result(2, 8, 32, 4, 1, 0.0, 3.0, dtype="bf16")], {})["results"]
+    table = break_even_table(doc["results"] + extra)
+    assert [(r["batch_size"], r["seq_len"], r["dtype"]) for r in table][-1] == (2, 8, "bfloat16")
+    assert len(table) == 4
+
+
+def test_table_other_metric(doc):
+    for r in doc["results"]:
+        r["metrics"]["speedup_fair"] = (r["metrics"]["speedup"] or 0) * 2
+    assert break_even_table(doc, "speedup_fair")[0]["break_even_padding"] is None  # 1.6 .. 2.6
+
+
+def test_load_doc_errors(tmp_path):
+    with pytest.raises(ConfigError, match="no such file"):
+        load_doc(tmp_path / "nope.json")
+    (tmp_path / "bad.json").write_text("{")
+    with pytest.raises(ConfigError, match="not JSON"):
+        load_doc(tmp_path / "bad.json")
+    for other in ({"a": 1}, [1, 2], {"results": [{"point": {}}]}, {"results": [{"point": {}, "metrics": {}}]}):
+        (tmp_path / "other.json").write_text(json.dumps(other))
+        with pytest.raises(ConfigError, match="not an mhabench results JSON"):
+            load_doc(tmp_path / "other.json")
+
+
+# --- CLI -------------------------------------------------------------------------------------
+def _main(argv):
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        rc = cli.main(argv)
+    return rc, out.getvalue(), err.getvalue()
+
+
+def test_cli_breakeven_prints_table_and_writes_csv(doc, tmp_path):
+    src = tmp_path / "all.json"
+    src.write_text(json.dumps(doc))
+    rc, out, err = _main(["breakeven", str(src), "--csv", str(tmp_path / "be.csv")])
+    assert rc == 0, err
+    assert "break_even_padding" in out and "0.300" in out
+    rows = list(csv.DictReader(open(tmp_path / "be.csv", encoding="utf-8")))
+    assert [r["batch_size"] for r in rows] == ["2", "4", "4"]
+    assert float(rows[0]["break_even_padding"]) == pytest.approx(0.3)
+    assert rows[1]["break_even_padding"] == "" and rows[2]["min_speedup"] == ""
+
+
+@pytest.mark.parametrize("content, needle", [(None, "no such file"), ("[1", "not JSON"),
+                                             ('{"x": 1}', "not an mhabench results JSON")])
+def test_cli_breakeven_bad_input_exits_2(tmp_path, content, needle):
+    src = tmp_path / "in.json"
+    if content is not None:
+        src.write_text(content)
+    rc, out, err = _main(["breakeven", str(src)])
+    assert rc == 2 and out == ""
+    assert err.startswith("mhabench: error:") and needle in err and err.count("\n") == 1
+
+
+def test_cli_breakeven_unknown_metric_exits_2(doc, tmp_path):
+    src = tmp_path / "all.json"
+    src.write_text(json.dumps(doc))
+    rc, _, err = _main(["breakeven", str(src), "--metric", "nope"])
+    assert rc == 2 and "unknown metric" in err
