@@ -93,7 +93,7 @@ def results_figures(json_path_or_doc, metric: str = "speedup") -> dict:
             if be is not None:
                 ax.plot([be], [1.0], linestyle="none", marker="D", markersize=8,
                         markerfacecolor="none", markeredgecolor=line.get_color(),
-                        markeredgewidth=1.5, gid="be", label="_nolegend_")
+                        markeredgewidth=1.5, gid="break_even", label="_nolegend_")
                 marked = True
         if marked:
             from matplotlib.lines import Line2D
@@ -159,12 +159,14 @@ def _resolve_name(runs: list[dict], name: str) -> str:
     raise ConfigError(f"benchmark {name!r} not found in the asv results{hint}")
 
 
-def _unit(asv_results_dir, name: str) -> str:
+def _bench_info(asv_results_dir, name: str) -> dict:
+    """The benchmark's entry in ``benchmarks.json`` beside the machine folders ({} if none)."""
     try:
         data = json.loads((Path(asv_results_dir) / "benchmarks.json").read_text(encoding="utf-8"))
-        return str(data[name].get("unit") or "")
-    except (OSError, ValueError, KeyError, TypeError, AttributeError):
-        return ""
+        entry = data[name]
+    except (OSError, ValueError, KeyError, TypeError):
+        return {}
+    return entry if isinstance(entry, dict) else {}
 
 
 def _as_float(v) -> float:
@@ -183,10 +185,13 @@ def asv_history(asv_results_dir, benchmark_name: str) -> dict[str, dict]:
     """``{machine: {"builds": [label, ...], "series": {param label: [value per build]}}}``.
 
     A parameterised benchmark's ``result`` list follows ``itertools.product(*params)``; a plain
-    one has ``params == []`` and one value. Failed or missing values are NaN.
+    one has ``params == []`` and one value. Failed, skipped or missing values are NaN; a
+    parameter combination with no value in any build (not in the measured grid) is left out.
+    Series are labelled ``name=value, ...`` when ``benchmarks.json`` gives the param names.
     """
     runs = read_asv_results(asv_results_dir)
     name = _resolve_name(runs, benchmark_name)
+    names = _bench_info(asv_results_dir, name).get("param_names") or []
     out: dict[str, dict] = {}
     for machine, mruns in itertools.groupby(sorted(runs, key=lambda r: r["machine"]),
                                             key=lambda r: r["machine"]):
@@ -203,10 +208,11 @@ def asv_history(asv_results_dir, benchmark_name: str) -> dict[str, dict]:
             values = values if isinstance(values, list) else [values]
             combos = list(itertools.product(*params))
             for combo, v in zip(combos, values):
-                label = ", ".join(_unquote(c) for c in combo) or name.rsplit(".", 1)[-1]
+                label = ", ".join(
+                    (f"{names[j]}={_unquote(c)}" if j < len(names) else _unquote(c))
+                    for j, c in enumerate(combo)) or name.rsplit(".", 1)[-1]
                 series.setdefault(label, [math.nan] * len(mruns))[i] = _as_float(v)
-        for ys in series.values():
-            ys.extend([math.nan] * (len(builds) - len(ys)))
+        series = {k: ys for k, ys in series.items() if not all(math.isnan(y) for y in ys)}
         out[machine] = {"builds": builds, "series": series, "benchmark": name}
     return out
 
@@ -218,7 +224,7 @@ def asv_figures(asv_results_dir, benchmark_name: str, max_legend: int = 20) -> d
     figures = {}
     for machine, h in history.items():
         name, builds = h["benchmark"], h["builds"]
-        unit = _unit(asv_results_dir, name)
+        unit = str(_bench_info(asv_results_dir, name).get("unit") or "")
         fig, ax = plt.subplots(figsize=(max(6, 0.6 * len(builds) + 3), 5), layout="constrained")
         xs = list(range(len(builds)))
         for label, ys in h["series"].items():

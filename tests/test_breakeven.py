@@ -164,6 +164,14 @@ def test_cli_breakeven_bad_input_exits_2(tmp_path, content, needle):
     assert err.startswith("mhabench: error:") and needle in err and err.count("\n") == 1
 
 
+def test_cli_breakeven_unwritable_csv_exits_2(doc, tmp_path):
+    src = tmp_path / "all.json"
+    src.write_text(json.dumps(doc))
+    (tmp_path / "afile").write_text("")
+    rc, _, err = _main(["breakeven", str(src), "--csv", str(tmp_path / "afile" / "be.csv")])
+    assert rc == 2 and "cannot write" in err and err.count("\n") == 1
+
+
 def test_cli_breakeven_unknown_metric_exits_2(doc, tmp_path):
     src = tmp_path / "all.json"
     src.write_text(json.dumps(doc))

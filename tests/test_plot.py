@@ -110,7 +110,7 @@ def test_nothing_to_plot_is_a_config_error(tmp_path):
 
 # --- asv -------------------------------------------------------------------------------------
 BENCH = "benchmarks.MHA.track_speedup"
-PARAMS = [["'B2-S8'", "'B4-S8'"], ["'fp16'", "'bf16'"]]
+PARAMS = [["'B2-S8'", "'B4-S8'", "'B8-S8'"], ["'fp16'", "'bf16'"]]
 COLUMNS = ["result", "params", "version", "started_at", "duration", "stats_ci_99_a",
            "stats_ci_99_b", "stats_q_25", "stats_q_75", "stats_number", "stats_repeat",
            "samples", "profile"]
@@ -137,27 +137,32 @@ def asv_dir(tmp_path):
     root = tmp_path / "results"
     (root / "box").mkdir(parents=True)
     (root / "box" / "machine.json").write_text(json.dumps({"machine": "box", "version": 1}))
-    (root / "benchmarks.json").write_text(json.dumps({BENCH: {"unit": "unitless"}, "version": 2}))
-    # written newest first: the reader must order by commit date, not by file name
-    _asv_file(root, "box", "bbbbbbbb1111", 2_000_000, [1.5, 1.6, None, 2.0])
-    _asv_file(root, "box", "aaaaaaaa2222", 1_000_000, [1.2, 1.4, 0.9, float("nan")])
+    (root / "benchmarks.json").write_text(json.dumps(
+        {BENCH: {"unit": "unitless", "param_names": ["point", "dtype"]}, "version": 2}))
+    # the newer commit sorts first by name: the reader must order by commit date.
+    # B8-S8 has no value in any build (outside the measured grid): no series for it.
+    _asv_file(root, "box", "aaaaaaaa1111", 2_000_000, [1.5, 1.6, None, 2.0, None, None])
+    _asv_file(root, "box", "bbbbbbbb2222", 1_000_000, [1.2, 1.4, 0.9, float("nan"), None, None])
     return root
 
 
 def test_synthetic_asv_file_is_what_asv_reads(asv_dir):
     asv_results = pytest.importorskip("asv.results")
-    r = asv_results.Results.load(str(asv_dir / "box" / "aaaaaaaa-virtualenv-py3.11-torch.json"))
+    r = asv_results.Results.load(str(asv_dir / "box" / "bbbbbbbb-virtualenv-py3.11-torch.json"))
     assert r.get_result_value(BENCH, PARAMS)[:3] == [1.2, 1.4, 0.9]
     assert r.get_result_params(BENCH) == PARAMS
 
 
 def test_asv_history(asv_dir):
     (h,) = asv_history(asv_dir, BENCH).values()
-    assert h["builds"] == ["aaaaaaaa", "bbbbbbbb"]
-    assert list(h["series"]) == ["B2-S8, fp16", "B2-S8, bf16", "B4-S8, fp16", "B4-S8, bf16"]
-    assert h["series"]["B2-S8, fp16"] == [1.2, 1.5]
-    assert h["series"]["B4-S8, fp16"][0] == 0.9 and math.isnan(h["series"]["B4-S8, fp16"][1])
-    assert math.isnan(h["series"]["B4-S8, bf16"][0]) and h["series"]["B4-S8, bf16"][1] == 2.0
+    assert h["builds"] == ["bbbbbbbb", "aaaaaaaa"]
+    assert list(h["series"]) == ["point=B2-S8, dtype=fp16", "point=B2-S8, dtype=bf16",
+                                 "point=B4-S8, dtype=fp16", "point=B4-S8, dtype=bf16"]
+    assert h["series"]["point=B2-S8, dtype=fp16"] == [1.2, 1.5]
+    s = h["series"]["point=B4-S8, dtype=fp16"]
+    assert s[0] == 0.9 and math.isnan(s[1])
+    s = h["series"]["point=B4-S8, dtype=bf16"]
+    assert math.isnan(s[0]) and s[1] == 2.0
     # the short name works when it is unique; a plain benchmark is one series
     assert asv_history(asv_dir, "track_speedup")["box"]["series"] == h["series"]
     assert asv_history(asv_dir, "time_fast")["box"]["series"] == {"time_fast": [1e-4, 1e-4]}
@@ -169,10 +174,11 @@ def test_asv_figures_and_files(asv_dir, tmp_path):
         (name,) = figs
         (ax,) = figs[name].axes
         lines = _series(ax)
-        assert [l.get_label() for l in lines] == ["B2-S8, fp16", "B2-S8, bf16", "B4-S8, fp16", "B4-S8, bf16"]
+        assert [l.get_label() for l in lines] == ["point=B2-S8, dtype=fp16", "point=B2-S8, dtype=bf16",
+                                                  "point=B4-S8, dtype=fp16", "point=B4-S8, dtype=bf16"]
         assert list(lines[1].get_ydata()) == [1.4, 1.6]
         assert list(lines[0].get_xdata()) == [0, 1]
-        assert [t.get_text() for t in ax.get_xticklabels()] == ["aaaaaaaa", "bbbbbbbb"]
+        assert [t.get_text() for t in ax.get_xticklabels()] == ["bbbbbbbb", "aaaaaaaa"]
         assert "unitless" in ax.get_ylabel() and "box" in ax.get_title()
     finally:
         _close(figs)
