@@ -64,9 +64,15 @@ def _extra_commands():
 def resolve_points(args, device: str, dtype: str):
     from .config import SEED
     grid = args.grid or ("seed" if device.startswith("cuda") else "smoke")
+    if grid not in GRIDS:
+        raise ConfigError(f"unknown grid {grid!r} (choose from {', '.join(GRIDS)})")
+    if args.block_size < 1:
+        raise ConfigError(f"--block-size must be positive, got {args.block_size}")
     overrides = {dest: parse_int_list(getattr(args, dest), flag)
                  for dest, flag in AXIS_FLAGS.items() if getattr(args, dest) is not None}
     seed = SEED if args.seed is None else args.seed
+    if not 0 <= seed < 2**32:
+        raise ConfigError(f"--seed must be in [0, 2**32), got {seed}")
     if overrides:
         base = SMOKE_AXES if grid == "smoke" else SEED_AXES
         points = custom_axes(base, overrides).points(dtype, device, args.block_size, seed)
@@ -78,10 +84,7 @@ def resolve_points(args, device: str, dtype: str):
             points = [replace(p, block_size=args.block_size, seed=seed) for p in points]
     if args.stride < 1:
         raise ConfigError(f"--stride must be >= 1, got {args.stride}")
-    points = stride(points, args.stride)
-    if args.block_size < 1:
-        raise ConfigError(f"--block-size must be positive, got {args.block_size}")
-    return grid, points
+    return grid, stride(points, args.stride)
 
 
 def resolve_protocol(args):
@@ -130,18 +133,21 @@ def cmd_run(args) -> int:
     t0 = time.perf_counter()
     done = []
 
-    def save(results):
-        write_all(results, meta, args.save_path, args.error_save_path, args.json)
+    def save(results, with_json=True):
+        write_all(results, meta, args.save_path, args.error_save_path, args.json if with_json else None)
 
     def on_point(r):
+        # the table and error counts after every point; the large JSON (raw samples) once per
+        # profiler chunk, at the end and on interruption, so writing stays linear in the grid
         done.append(r)
         bar.update(1)
-        save(done)
+        save(done, with_json=False)
 
     try:
         results = sw.sweep(points, proto, on_point=on_point, on_chunk=save, cost=meta["cost_s"])
     except KeyboardInterrupt:
         bar.close()
+        save(done)
         print(f"interrupted: {len(done)} of {len(points)} points kept", file=sys.stderr)
         return 130
     bar.close()

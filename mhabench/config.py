@@ -62,6 +62,8 @@ class Point:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
                 raise ConfigError(f"{name} must be a positive integer, got {value!r}")
+        if self.block_size > self.seq_len:
+            raise ConfigError(f"block_size {self.block_size} is larger than seq_len {self.seq_len}")
         if self.embed_dim % self.num_heads:
             raise ConfigError(
                 f"embed_dim {self.embed_dim} is not divisible by num_heads {self.num_heads}")

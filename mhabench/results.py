@@ -51,14 +51,25 @@ class Result:
         return median(self.device_calls.get(path, []))
 
     def device_speedup(self, slow: str = "slow") -> float:
-        return self.device_us(slow) / self.device_us("fast") if self.device_calls else math.nan
+        return _div(self.device_us(slow), self.device_us("fast")) if self.device_calls else math.nan
 
     def host_share(self, path: str) -> float:
         """Share of the wall time not spent in kernels: 1 - device / wall."""
-        return 1.0 - self.device_us(path) / self.wall_us(path) if self.device_calls else math.nan
+        return 1.0 - _div(self.device_us(path), self.wall_us(path)) if self.device_calls else math.nan
 
     def metrics(self) -> dict[str, float]:
-        """Flat float figures (NaN where not measured): what asv tracks and tables show."""
+        """Flat float figures (NaN where not measured): what asv tracks and tables show.
+
+        Cached: a sweep rewrites its files after every point, and recomputing every earlier
+        point's statistics each time would make that quadratic.
+        """
+        key = (self.status, self.padding, self.max_abs_err,
+               tuple(map(len, self.rounds.values())), tuple(map(len, self.device_calls.values())))
+        if getattr(self, "_metrics_key", None) != key:
+            self._metrics, self._metrics_key = self._compute_metrics(), key
+        return dict(self._metrics)
+
+    def _compute_metrics(self) -> dict[str, float]:
         m = {"padding": self.padding, "max_abs_err": self.max_abs_err}
         for p in PATHS:
             m[f"wall_{p}_us"] = self.wall_us(p)
@@ -77,6 +88,11 @@ class Result:
              "metrics": {k: _json_num(v) for k, v in self.metrics().items()},
              "rounds_us": self.rounds, "device_calls_us": self.device_calls}
         return d
+
+
+def _div(a: float, b: float) -> float:
+    """a / b, NaN where b is zero or either is missing (a point without kernels, say)."""
+    return a / b if b and math.isfinite(a) and math.isfinite(b) else math.nan
 
 
 def _json_num(v: float):
@@ -151,6 +167,7 @@ def json_doc(results: list[Result], meta: dict) -> dict:
 
 
 def write_all(results: list[Result], meta: dict, csv_path=None, error_path=None, json_path=None) -> None:
+    """Rewrite every requested file atomically (pass ``json_path=None`` to skip the large one)."""
     if csv_path:
         atomic_write(csv_path, csv_text(results))
     if error_path:

@@ -48,6 +48,13 @@ def default_device() -> str:
 def device_name(device: str) -> str:
     if device.startswith("cuda"):
         return torch.cuda.get_device_name(torch.device(device))
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as fh:
+            for line in fh:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
     return platform.processor() or platform.machine() or "cpu"
 
 
@@ -87,6 +94,7 @@ def measure(point: Point, proto: Protocol) -> Result:
         res.rounds = wall_rounds(paths, proto, point.device)
     except FastPathNotTaken as exc:
         res.status, res.message = NO_FASTPATH, str(exc)
+        inp = paths = None
     except Exception as exc:  # OOM, kernel refusals, anything: this point fails, the sweep goes on
         res.status, res.message, res.rounds = ERROR, _one_line(exc), {}
         inp = paths = fast_out = None
@@ -94,8 +102,11 @@ def measure(point: Point, proto: Protocol) -> Result:
     return res
 
 
-def add_device_times(results: list[Result], proto: Protocol) -> None:
-    """One profiler session over the timed results: ``device_calls`` labelled calls per path."""
+def add_device_times(results: list[Result], proto: Protocol) -> dict[str, float]:
+    """One profiler session over the timed results: ``device_calls`` labelled calls per path.
+
+    Returns the session's own cost in seconds (start, stop, parse); empty when nothing ran.
+    """
     todo = [r for r in results if r.timed]
     if not todo or proto.device_calls == 0 or not todo[0].point.device.startswith("cuda"):
         return {}

@@ -212,23 +212,14 @@ def no_measuring(monkeypatch):
     monkeypatch.setattr(sweep, "sweep", lambda points, proto, **kw: [])
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "bug: resolve_points ignores --grid when any axis flag is given, so an unknown grid name "
-    "is accepted (it silently becomes a custom product of the seed axes)"))
 def test_unknown_grid_with_axis_flags_exits_2(tmp_path, no_measuring):
     _assert_rejected(tmp_path, ["--grid", "bogus", "--batch-sizes", "2"], ["bogus"])
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "bug: --seed is not validated; numpy rejects seeds outside [0, 2**32 - 1], so every point "
-    "becomes status 'error' (exit 1) instead of a one-line exit-2 input error"))
 def test_negative_seed_exits_2(tmp_path, no_measuring):
     _assert_rejected(tmp_path, ["--seed", "-1"], ["-1"])
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "bug: --block-size larger than a sequence length is accepted; lengths then exceed seq_len "
-    "and every such point fails with a mask-shape error instead of an exit-2 input error"))
 def test_block_larger_than_seq_len_exits_2(tmp_path, no_measuring):
     _assert_rejected(tmp_path, ["--grid", "smoke", "--block-size", "32"], ["32"])
 

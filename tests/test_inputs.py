@@ -87,10 +87,6 @@ def test_build_is_deterministic(tiny_point):
     assert torch.equal(a.mha.in_proj_weight, b.mha.in_proj_weight)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "bug: Point accepts block_size > seq_len; the length formula then yields rows longer than "
-    "seq_len (max(., block) = block), so the nested/padded width is block while the mask is "
-    "seq_len wide and Inputs.padding goes negative"))
 def test_block_larger_than_seq_len_is_rejected_or_consistent():
     try:
         p = Point(3, 2, 8, 2, 1, block_size=4, dtype="fp32", device="cpu")
