@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# asv on a GPU machine with an existing environment: run a grid, publish, report the time split.
+#   MHABENCH_GRID=seed bash bench/asv_gpu.sh OUTDIR [MACHINE]
+# Works in a copy of the tree without git history too (it makes a throwaway commit).
+set -uo pipefail
+out=$1; machine=${2:-gpu}; mkdir -p "$out"
+py=$(python3 -c 'import sys; print(sys.executable)')
+git rev-parse HEAD >/dev/null 2>&1 || { git init -q -b main && git add -A && \
+  git -c user.name=mhabench -c user.email=mhabench@localhost commit -qm snapshot; }
+export HOME=${ASV_HOME:-$HOME} MHABENCH_DEVICE=${MHABENCH_DEVICE:-cuda}
+asv machine --yes --machine "$machine" >/dev/null
+t0=$(date +%s.%N)
+asv run -E "existing:$py" --set-commit-hash "$(git rev-parse HEAD)" --machine "$machine" \
+  --launch-method forkserver > "$out/asv-run.log" 2>&1; rc=$?
+t1=$(date +%s.%N)
+asv publish > "$out/asv-publish.log" 2>&1
+tail -n 5 "$out/asv-run.log"
+python3 - "$machine" "$t0" "$t1" "$rc" <<'PY'
+import glob, json, sys
+machine, t0, t1, rc = sys.argv[1], float(sys.argv[2]), float(sys.argv[3]), sys.argv[4]
+files = [f for f in glob.glob(f".asv/results/{machine}/*.json") if not f.endswith("machine.json")]
+d = json.load(open(files[0]))
+cache = {k: v for k, v in d.get("durations", {}).items() if "setup_cache" in k}
+sweep = sum(cache.values())
+total = t1 - t0
+vals = d["results"]
+n = sum(len([x for x in v[0] if x is not None]) for v in vals.values() if isinstance(v, list) and v and isinstance(v[0], list))
+print(f"asv run exit {rc}: {total:.1f} s total; sweep (setup_cache) {sweep:.1f} s; "
+      f"asv overhead {total - sweep:.1f} s; {n} values recorded")
+PY
+cp -r .asv/results "$out/" 2>/dev/null; ls .asv/html >/dev/null 2>&1 && echo "html published"
