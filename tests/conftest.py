@@ -76,10 +76,6 @@ def _fastpath_restored():
 @pytest.fixture
 def fastpath_off():
     """Switch the MHA fast path off for the test body; always switched back afterwards."""
-    mha = torch.backends.mha
-    before = mha.get_fastpath_enabled()
-    mha.set_fastpath_enabled(False)
-    try:
+    from mhabench.compat import fastpath_disabled
+    with fastpath_disabled():
         yield
-    finally:
-        mha.set_fastpath_enabled(before)
