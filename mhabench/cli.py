@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+from dataclasses import replace
 import json
 import sys
 import time
@@ -80,7 +81,6 @@ def resolve_points(args, device: str, dtype: str):
     else:
         points = named_grid(grid, dtype, device)
         if args.block_size != 2 or seed != SEED:
-            from dataclasses import replace
             points = [replace(p, block_size=args.block_size, seed=seed) for p in points]
     if args.stride < 1:
         raise ConfigError(f"--stride must be >= 1, got {args.stride}")

@@ -97,7 +97,7 @@ def measure(point: Point, proto: Protocol) -> Result:
         inp = paths = None
     except Exception as exc:  # OOM, kernel refusals, anything: this point fails, the sweep goes on
         res.status, res.message, res.rounds = ERROR, _one_line(exc), {}
-        inp = paths = fast_out = None
+        inp = paths = None
         _recover(point.device)
     return res
 
