@@ -25,7 +25,10 @@ Environment variables (read once, at import):
 from __future__ import annotations
 
 import itertools
+import json
+import math
 import os
+import sys
 from dataclasses import dataclass
 
 from mhabench.config import (SEED_AXES, SMOKE_AXES, Axes, ConfigError, Point, canonical_device,
@@ -175,3 +178,91 @@ def run_sweep(sel: Selection) -> dict:
             "seconds": round(time.perf_counter() - t0, 3),
             "cost_s": {str(k): float(v) for k, v in cost.items()}}
     return {"points": points, "unavailable": "", "meta": meta}
+
+
+# --- the one sweep every benchmark class reads ----------------------------------------------------
+SELECTION = selection()
+
+#: Where ``setup_cache`` files one JSON per point, under asv's cache directory (its working
+#: directory, shared with the workers). Each worker reads only its own point's file: unpickling
+#: the whole sweep in every one of the (method x point) workers cost ~8 ms each.
+POINTS_DIR = "mhabench-points"
+
+
+US = "microseconds"
+RATIO = "ratio"
+
+
+def figure(key: str, unit: str, doc: str, invert: bool = False, version: str = "1"):
+    """A track_ method returning one metric of :meth:`mhabench.results.Result.metrics`.
+
+    ``invert`` tracks 1 / the metric (a speedup becomes fast / slow, lower is better). The
+    explicit ``version`` keeps a metric's history when this code changes; bump it only when the
+    meaning of the number changes.
+    """
+    def track(self, cache, *params):
+        return self.inverse(key) if invert else self.value(key)
+    track.unit, track.version, track.__doc__ = unit, version, doc
+    track.metric = key
+    return track
+
+
+def write_points(out: dict, directory: str) -> dict:
+    """File each point of a :func:`run_sweep` result; return the small value asv pickles."""
+    os.makedirs(directory, exist_ok=True)
+    for label, entry in out["points"].items():
+        with open(os.path.join(directory, label + ".json"), "w") as f:
+            json.dump(entry, f)
+    return {"dir": os.path.abspath(directory), "unavailable": out["unavailable"],
+            "meta": out["meta"]}
+
+
+def read_point(cache: dict, label: str) -> dict:
+    """One point's metrics, or the asv outcome for it: n/a (NotImplementedError) or failed."""
+    if cache["unavailable"]:
+        raise NotImplementedError(cache["unavailable"])
+    try:
+        with open(os.path.join(cache["dir"], label + ".json")) as f:
+            entry = json.load(f)
+    except FileNotFoundError:
+        raise NotImplementedError(f"{label} is not in grid {SELECTION.grid}") from None
+    if entry["status"] != "ok":
+        raise RuntimeError(f"{label}: {entry['status']}: {entry['message']}")
+    return entry["metrics"]
+
+
+class SweptPoint:
+    """Base of every benchmark class: the grid's parameters and one shared sweep.
+
+    asv keys ``setup_cache`` by where it is defined, so defining it here, once, makes every
+    subclass (in any module) share a single sweep per ``asv run``: one CUDA context, one pass
+    over the grid. Subclasses only add ``track_`` methods that read :meth:`value`.
+    """
+
+    params = SELECTION.params
+    param_names = PARAM_NAMES
+    timeout = 300  # a worker reads one small file and returns one number
+
+    def setup_cache(self):
+        out = run_sweep(SELECTION)
+        bad = [f"{k}: {v['status']}" for k, v in out["points"].items() if v["status"] != "ok"]
+        print(f"mhabench asv sweep: grid {SELECTION.grid}, {SELECTION.device} {SELECTION.dtype}: "
+              f"{len(out['points'])} points, {len(bad)} not ok; {out['meta']}"
+              + (f"; unavailable: {out['unavailable']}" if out["unavailable"] else ""),
+              file=sys.stderr)
+        return write_points(out, POINTS_DIR)
+
+    setup_cache.timeout = SELECTION.setup_timeout
+
+    def setup(self, cache, batch_size, seq_len, embed_dim, num_heads, beta_b):
+        self.metrics = read_point(
+            cache, SELECTION.label(batch_size, seq_len, embed_dim, num_heads, beta_b))
+
+    def value(self, name: str) -> float:
+        """The figure, or NaN where it was not measured (asv shows NaN as n/a, not failed)."""
+        return float(self.metrics.get(name, math.nan))
+
+    def inverse(self, name: str) -> float:
+        """1 / a speedup: the fast path's time over the slow path's (lower is better)."""
+        v = self.value(name)
+        return 1.0 / v if v and math.isfinite(v) else math.nan

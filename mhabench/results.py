@@ -47,6 +47,17 @@ class Result:
             return math.nan
         return median(ratios(self.rounds[slow], self.rounds["fast"]))
 
+    def speedup_rel_iqr(self, slow: str = "slow", device: bool = False) -> float:
+        """IQR / median of the paired per-round (per-call, for device) ratios slow/fast.
+
+        The noise of one point's speedup as this run saw it: what a regression gate must exceed.
+        """
+        samples = self.device_calls if device else self.rounds
+        if slow not in samples or "fast" not in samples:
+            return math.nan
+        r = ratios(samples[slow], samples["fast"])
+        return _div(iqr(r), median(r))
+
     def device_us(self, path: str) -> float:
         return median(self.device_calls.get(path, []))
 
@@ -80,6 +91,9 @@ class Result:
         m["speedup_fair"] = self.speedup("slow_fair")
         m["device_speedup"] = self.device_speedup("slow")
         m["device_speedup_fair"] = self.device_speedup("slow_fair")
+        for name, slow in (("speedup", "slow"), ("speedup_fair", "slow_fair")):
+            m[f"{name}_rel_iqr"] = self.speedup_rel_iqr(slow)
+            m[f"device_{name}_rel_iqr"] = self.speedup_rel_iqr(slow, device=True)
         return {k: float(v) for k, v in m.items()}
 
     def to_json(self) -> dict:
@@ -108,7 +122,7 @@ REFERENCE_COLUMNS = ["dtype", "batch_size", "sequence_length", "n_heads", "embed
 EXTRA_COLUMNS = [f"slow_iqr({MU}s)", f"fast_iqr({MU}s)", f"time_slow_fair({MU}s)",
                  f"slow_fair_iqr({MU}s)", "speedup_fair",
                  f"device_slow({MU}s)", f"device_fast({MU}s)", f"device_slow_fair({MU}s)",
-                 "device_speedup", "device_speedup_fair",
+                 "device_speedup", "device_speedup_fair", "speedup_rel_iqr", "device_speedup_rel_iqr",
                  "host_share_slow", "host_share_fast", "host_share_slow_fair",
                  "max_abs_err", "fast_path", "beta_b", "status"]
 COLUMNS = REFERENCE_COLUMNS + EXTRA_COLUMNS
@@ -126,6 +140,7 @@ def row(r: Result) -> list[str]:
             _f(m["wall_slow_fair_iqr_us"]), _f(m["speedup_fair"]),
             _f(m["device_slow_us"]), _f(m["device_fast_us"]), _f(m["device_slow_fair_us"]),
             _f(m["device_speedup"]), _f(m["device_speedup_fair"]),
+            _f(m["speedup_rel_iqr"], ".4f"), _f(m["device_speedup_rel_iqr"], ".4f"),
             _f(m["host_share_slow"]), _f(m["host_share_fast"]), _f(m["host_share_slow_fair"]),
             _f(m["max_abs_err"], ".3g"), "yes" if r.fast_path else "no", str(p.beta_b), r.status]
 

@@ -28,8 +28,8 @@ def mad(xs: Sequence[float]) -> float:
 
 
 def ratios(num: Sequence[float], den: Sequence[float]) -> list[float]:
-    """Element-wise num/den of paired rounds."""
-    return [a / b for a, b in zip(num, den)]
+    """Element-wise num/den of paired rounds; NaN where den is 0 (a call without kernels)."""
+    return [a / b if b else math.nan for a, b in zip(num, den)]
 
 
 def spread(xs: Sequence[float]) -> float:

@@ -11,6 +11,7 @@ import itertools
 import json
 import math
 import os
+import pickle
 import subprocess
 import sys
 from pathlib import Path
@@ -25,15 +26,19 @@ from mhabench.config import SEED_AXES, SMOKE_AXES, ConfigError, named_grid  # no
 
 ASV_ENV_KEYS = (common.GRID_ENV, common.DEVICE_ENV, common.DTYPE_ENV, common.TIMEOUT_ENV)
 PLANTED = "custom:batch=2;seq=8;embed=12;heads=3,4;b=1"  # heads=3: the fast path refuses odd heads
-WALL = ["track_wall_fast_us", "track_wall_slow_us", "track_wall_slow_fair_us",
-        "track_wall_fast_over_slow", "track_wall_fast_over_slow_fair",
-        "track_wall_speedup_higher_is_better", "track_wall_speedup_fair_higher_is_better",
-        "track_max_abs_err"]
-DEVICE = ["track_device_fast_us", "track_device_slow_us", "track_device_slow_fair_us",
-          "track_host_share_fast", "track_host_share_slow", "track_host_share_slow_fair",
-          "track_device_fast_over_slow", "track_device_fast_over_slow_fair",
-          "track_device_speedup_higher_is_better", "track_device_speedup_fair_higher_is_better"]
-CLASS = "mha_fastpath.MHAFastPath."
+WALL = ["time_per_call.WallTime.track_fast", "time_per_call.WallTime.track_slow",
+        "time_per_call.WallTime.track_slow_fair",
+        "speedup.FastOverSlow.track_wall", "speedup.FastOverSlow.track_wall_fair",
+        "speedup.Noise.track_wall", "speedup.Noise.track_wall_fair",
+        "correctness.MaxAbsError.track_fast_vs_slow"]
+DEVICE = ["time_per_call.DeviceTime.track_fast", "time_per_call.DeviceTime.track_slow",
+          "time_per_call.DeviceTime.track_slow_fair",
+          "time_per_call.HostShare.track_fast", "time_per_call.HostShare.track_slow",
+          "time_per_call.HostShare.track_slow_fair",
+          "speedup.FastOverSlow.track_device", "speedup.FastOverSlow.track_device_fair",
+          "speedup.Noise.track_device", "speedup.Noise.track_device_fair"]
+NON_NEGATIVE = {"correctness.MaxAbsError.track_fast_vs_slow", "speedup.Noise.track_wall",
+                "speedup.Noise.track_wall_fair"}  # may be 0; every other wall figure is > 0
 
 
 def _axes_lists(axes):
@@ -113,8 +118,9 @@ def test_setup_timeout_is_env_overridable():
 def _import_check(env_extra: dict) -> dict:
     env = {k: v for k, v in os.environ.items() if k not in ASV_ENV_KEYS}
     env.update(env_extra)
-    code = ("import json, sys; import benchmarks.mha_fastpath as m; "
-            "print(json.dumps({'torch': 'torch' in sys.modules, 'params': m.MHAFastPath.params}))")
+    code = ("import json, sys; import benchmarks.speedup, benchmarks.time_per_call, "
+            "benchmarks.correctness as m; "
+            "print(json.dumps({'torch': 'torch' in sys.modules, 'params': m.MaxAbsError.params}))")
     out = subprocess.run([sys.executable, "-c", code], cwd=REPO, env=env, capture_output=True,
                          text=True, timeout=120)
     assert out.returncode == 0, out.stderr
@@ -129,26 +135,39 @@ def test_importing_the_suite_imports_no_torch(env):
     assert len(got["params"]) == 5
 
 
-def _suite():
-    from benchmarks import mha_fastpath
-    return mha_fastpath
+def _benchmarks() -> dict:
+    """{"module.Class.track_x": (class, method name)} over the suite, as asv names them."""
+    import importlib
+    import inspect
+    out = {}
+    for path in sorted((REPO / "benchmarks").glob("*.py")):
+        mod = importlib.import_module(f"benchmarks.{path.stem}")
+        for cname, cls in inspect.getmembers(mod, inspect.isclass):
+            if cls.__module__ != mod.__name__:
+                continue
+            for n in dir(cls):
+                if n.startswith("track_"):
+                    out[f"{path.stem}.{cname}.{n}"] = (cls, n)
+    return out
 
 
-def _track_names(cls):
-    return sorted(n for n in dir(cls) if n.startswith("track_"))
-
-
-def test_track_methods_have_units_versions_and_lower_is_better_names():
-    cls = _suite().MHAFastPath
-    names = _track_names(cls)
-    assert sorted(WALL + DEVICE) == names
-    for n in names:
+def test_track_methods_have_units_versions_and_lower_is_better_orientation():
+    found = _benchmarks()
+    assert sorted(found) == sorted(WALL + DEVICE)
+    for name, (cls, n) in found.items():
         f = getattr(cls, n)
         assert isinstance(f.unit, str) and f.unit
         assert isinstance(f.version, str) and f.version
-        if "speedup" in n:
-            assert n.endswith("_higher_is_better"), n
-    assert isinstance(cls.setup_cache.timeout, (int, float)) and cls.setup_cache.timeout >= 60
+        assert "speedup" not in n  # speedups are tracked as fast/slow: drops show as increases
+        assert issubclass(cls, common.SweptPoint)
+
+
+def test_every_class_shares_one_setup_cache():
+    """asv keys setup_cache by its definition site: one definition, one sweep per run."""
+    classes = {cls for cls, _ in _benchmarks().values()}
+    assert len(classes) >= 5
+    assert {cls.setup_cache for cls in classes} == {common.SweptPoint.setup_cache}
+    assert common.SweptPoint.setup_cache.timeout >= 60
 
 
 def test_every_track_method_reads_a_metric_the_library_produces():
@@ -156,37 +175,44 @@ def test_every_track_method_reads_a_metric_the_library_produces():
     from mhabench.config import Point
     from mhabench.results import Result
 
-    m = _suite()
     keys = Result(Point(2, 8, 32, 4, 1, dtype="fp32", device="cpu")).metrics().keys()
-    bench = m.MHAFastPath()
-    bench.metrics = {k: 2.0 for k in keys}
-    for n in _track_names(m.MHAFastPath):
+    for name, (cls, n) in _benchmarks().items():
+        assert getattr(cls, n).metric in keys, name
+        bench = cls()
+        bench.metrics = {k: 2.0 for k in keys}
         value = getattr(bench, n)(None)
-        assert isinstance(value, float) and math.isfinite(value), n
-    assert bench.track_wall_fast_over_slow(None) == 0.5  # 1 / speedup
+        assert isinstance(value, float) and math.isfinite(value), name
+    bench = _benchmarks()["speedup.FastOverSlow.track_wall"][0]()
+    bench.metrics = {"speedup": 4.0}
+    assert bench.track_wall(None) == 0.25  # 1 / speedup
 
 
-def _cache(status="ok", unavailable=""):
-    sel = _suite().SELECTION
+def _cache(tmp_path, status="ok", unavailable=""):
+    sel = common.SELECTION
     p = sel.points[0]
     entry = {"status": status, "message": "why", "metrics": {"wall_fast_us": 3.0}}
-    return sel, p, {"points": {p.label: entry}, "unavailable": unavailable, "meta": {}}
+    out = {"points": {p.label: entry}, "unavailable": unavailable, "meta": {}}
+    return p, common.write_points(out, str(tmp_path / status))
 
 
-def test_setup_outcomes():
-    bench = _suite().MHAFastPath()
-    sel, p, cache = _cache()
+def test_setup_outcomes(tmp_path):
+    from benchmarks.time_per_call import DeviceTime, WallTime
+    p, cache = _cache(tmp_path)
+    assert len(pickle.dumps(cache)) < 1000  # each worker unpickles it: keep it small
     args = (p.batch_size, p.seq_len, p.embed_dim, p.num_heads, p.beta_b)
+    bench = WallTime()
     bench.setup(cache, *args)
-    assert bench.track_wall_fast_us(cache, *args) == 3.0
-    assert math.isnan(bench.track_device_fast_us(cache, *args))  # not measured: n/a, not failed
+    assert bench.track_fast(cache, *args) == 3.0
+    dev = DeviceTime()
+    dev.setup(cache, *args)
+    assert math.isnan(dev.track_fast(cache, *args))  # not measured: n/a, not failed
     with pytest.raises(NotImplementedError):
         bench.setup(cache, 999, *args[1:])  # not in the grid -> n/a
     with pytest.raises(NotImplementedError):
-        bench.setup(_cache(unavailable="no CUDA")[2], *args)  # device missing -> n/a
+        bench.setup(_cache(tmp_path / "u", unavailable="no CUDA")[1], *args)  # no device -> n/a
     for status in ("no_fastpath", "mismatch", "error"):
         with pytest.raises(RuntimeError, match=status):
-            bench.setup(_cache(status)[2], *args)  # -> failed, never a number
+            bench.setup(_cache(tmp_path, status)[1], *args)  # -> failed, never a number
 
 
 # --- asv itself ----------------------------------------------------------------------------------
@@ -282,26 +308,26 @@ def test_asv_run_and_publish_smoke_grid_on_cpu(tmp_path, head):
     combos = list(itertools.product(*_axes_lists(SMOKE_AXES)))
     assert len(combos) == 8
     for name in WALL:
-        values = res[CLASS + name]
+        values = res[name]
         assert sorted(values) == sorted(tuple(str(v) for v in c) for c in combos)
         for combo, v in values.items():
             assert isinstance(v, float) and math.isfinite(v), (name, combo, v)
-            if name != "track_max_abs_err":
-                assert v > 0, (name, combo, v)
+            assert v > 0 or (name in NON_NEGATIVE and v == 0), (name, combo, v)
     for name in DEVICE:
-        for combo, v in res[CLASS + name].items():
+        for combo, v in res[name].items():
             assert v is not None, f"{name} {combo} failed; device figures must be n/a on a CPU"
             assert math.isnan(v), (name, combo, v)
-    assert any(k.startswith("<setup_cache") for k in res["__durations__"])
+    caches = [k for k in res["__durations__"] if k.startswith("<setup_cache")]
+    assert len(caches) == 1, caches  # one sweep shared by every class
 
     proc = _asv(["publish", "--config", str(config)], cwd=d, env=env)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     index = json.loads((d / "html" / "index.json").read_text())
-    assert set(WALL + DEVICE) == {n[len(CLASS):] for n in index["benchmarks"]}
+    assert set(WALL + DEVICE) == set(index["benchmarks"])
     assert "ci-cpu" in index["machines"]
     for name in WALL:
         graphs = glob.glob(str(d / "html" / "graphs" / "branch-main" / "machine-ci-cpu" / "*"
-                               / f"{CLASS}{name}.json"))
+                               / f"{name}.json"))
         assert len(graphs) == 1, name
         series = json.loads(Path(graphs[0]).read_text())
         assert series and all(v is not None for v in series[0][1]), (name, series)
@@ -318,9 +344,9 @@ def test_asv_run_marks_a_point_whose_fast_path_is_refused_as_failed(tmp_path, he
     res = _results(d, "ci-cpu-planted", head)
     odd, even = ("2", "8", "12", "3", "1"), ("2", "8", "12", "4", "1")
     for name in WALL + DEVICE:
-        assert res[CLASS + name][odd] is None, name  # failed, never a number
+        assert res[name][odd] is None, name  # failed, never a number
     for name in WALL:
-        v = res[CLASS + name][even]
+        v = res[name][even]
         assert isinstance(v, float) and math.isfinite(v), (name, v)
     for name in DEVICE:
-        assert math.isnan(res[CLASS + name][even]), name
+        assert math.isnan(res[name][even]), name

@@ -1,0 +1,31 @@
+"""Time per call of each path: wall (what a caller waits) and device (kernels only).
+
+``slow`` is the reference's slow path (padded + mask, grad enabled, fast path refused);
+``slow_fair`` the same call in inference mode with the fast path switched off.
+All lower is better; device figures are n/a on a CPU.
+"""
+from .common import RATIO, US, SweptPoint, figure
+
+
+class WallTime(SweptPoint):
+    """Median over interleaved rounds of one call's wall time (CUDA events / perf_counter_ns)."""
+
+    track_fast = figure("wall_fast_us", US, "Fast path: nested input, fused SDPA.")
+    track_slow = figure("wall_slow_us", US, "Slow path as the reference calls it.")
+    track_slow_fair = figure("wall_slow_fair_us", US, "Slow path, inference mode, no fast path.")
+
+
+class DeviceTime(SweptPoint):
+    """Summed kernel time per call, from the profiler: host jitter cannot move it."""
+
+    track_fast = figure("device_fast_us", US, "Fast path kernels per call.")
+    track_slow = figure("device_slow_us", US, "Slow path kernels per call.")
+    track_slow_fair = figure("device_slow_fair_us", US, "slow_fair kernels per call.")
+
+
+class HostShare(SweptPoint):
+    """1 - device / wall: the share of a call not spent in kernels (launch, Python, syncs)."""
+
+    track_fast = figure("host_share_fast", RATIO, "Fast path host share.")
+    track_slow = figure("host_share_slow", RATIO, "Slow path host share.")
+    track_slow_fair = figure("host_share_slow_fair", RATIO, "slow_fair host share.")
