@@ -2,7 +2,8 @@
 
 ``slow`` is the reference's slow path (padded + mask, grad enabled, fast path refused);
 ``slow_fair`` the same call in inference mode with the fast path switched off.
-All lower is better; device figures are n/a on a CPU.
+All lower is better; device figures are n/a on a CPU. Also: the host share of each path, and
+the fast path's kernel time per SDPA backend.
 """
 from .common import RATIO, US, SweptPoint, figure
 
@@ -29,3 +30,16 @@ class HostShare(SweptPoint):
     track_fast = figure("host_share_fast", RATIO, "Fast path host share.")
     track_slow = figure("host_share_slow", RATIO, "Slow path host share.")
     track_slow_fair = figure("host_share_slow_fair", RATIO, "slow_fair host share.")
+
+
+class SdpaBackend(SweptPoint):
+    """Kernel time per call of the fast path with one SDPA backend allowed alone.
+
+    n/a where the backend cannot serve the point (or this torch lacks it), and on a CPU. Which
+    backend the default fast path used is in ``mhabench run``'s ``sdpa_backend`` column.
+    """
+
+    track_flash = figure("device_fast_flash_us", US, "Fast path, flash attention only.")
+    track_efficient = figure("device_fast_efficient_us", US,
+                             "Fast path, memory-efficient attention only.")
+    track_cudnn = figure("device_fast_cudnn_us", US, "Fast path, cuDNN attention only.")

@@ -30,13 +30,12 @@ def _add_run(sub) -> None:
     g.add_argument("--seed", type=int, default=None, help="default: the reference's 26214")
     t = p.add_argument_group("protocol")
     t.add_argument("--target-ms", type=float, default=None,
-                   help="wall-time measuring per point, all paths (default 80)")
+                   help="wall-time measuring per point, all paths (default 60)")
     t.add_argument("--min-rounds", type=int, default=None, help="interleaved rounds at least (15)")
     t.add_argument("--max-rounds", type=int, default=None, help="interleaved rounds at most (200)")
     t.add_argument("--warmup-ms", type=float, default=None, help="warm-up time per path and point (5)")
     t.add_argument("--device-calls", type=int, default=None,
                    help="profiled calls per path for device time (0: skip device time)")
-    t.add_argument("--device-chunk", type=int, default=None, help="points per profiler session")
     t.add_argument("--pin-cpu", type=int, default=None, metavar="CORE",
                    help="run on this CPU core only (steadier host timings on a busy machine)")
     o = p.add_argument_group("output")
@@ -90,7 +89,7 @@ def resolve_points(args, device: str, dtype: str):
 def resolve_protocol(args):
     from .timing import Protocol
     knobs = {k: getattr(args, k) for k in ("min_rounds", "max_rounds", "target_ms", "warmup_ms",
-                                           "device_calls", "device_chunk")
+                                           "device_calls")
              if getattr(args, k) is not None}
     return Protocol(**knobs)
 
@@ -138,7 +137,7 @@ def cmd_run(args) -> int:
 
     def on_point(r):
         # the table and error counts after every point; the large JSON (raw samples) once per
-        # profiler chunk, at the end and on interruption, so writing stays linear in the grid
+        # chunk of points, at the end and on interruption, so writing stays linear in the grid
         done.append(r)
         bar.update(1)
         save(done, with_json=False)

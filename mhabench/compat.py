@@ -91,33 +91,97 @@ def can_disable_fastpath() -> bool:
 
 # --- profiler -----------------------------------------------------------------------------
 
-def profiler(device: str):
-    """A profiler recording host ops (for the labels) and, on CUDA, device activity."""
-    from torch.profiler import ProfilerActivity, profile
-    acts = [ProfilerActivity.CPU]
-    if device.startswith("cuda"):
-        acts.append(ProfilerActivity.CUDA)
-    return profile(activities=acts)
+class KernelRecorder:
+    """A profiler session recording device activity and the labelled (user-scope) host ranges.
+
+    Only ``record_function`` ranges are recorded on the host, not every aten op: the op records
+    were most of what stopping the profiler and reading it cost (a sweep's session took longer
+    to stop than its calls took to run). Device activity is tied to a label through the
+    runtime call that launched it (same correlation id), which is recorded either way.
+    Where torch lacks the private entry points this needs, the public profiler (every op
+    recorded) stands in; the reading is the same.
+    """
+
+    def __init__(self, device: str):
+        self.cuda = device.startswith("cuda")
+        self._result = None
+        self._public = None
+
+    def _acts(self):
+        from torch.profiler import ProfilerActivity
+        return {ProfilerActivity.CPU, ProfilerActivity.CUDA} if self.cuda else {ProfilerActivity.CPU}
+
+    def __enter__(self):
+        try:
+            from torch._C._autograd import _enable_profiler, _prepare_profiler
+            from torch._C._profiler import (ProfilerConfig, ProfilerState, RecordScope,
+                                            _ExperimentalConfig)
+            config = ProfilerConfig(ProfilerState.KINETO, False, False, False, False, False,
+                                    _ExperimentalConfig())
+            _prepare_profiler(config, self._acts())
+            _enable_profiler(config, self._acts(), {RecordScope.USER_SCOPE})
+        except (ImportError, TypeError, AttributeError):
+            from torch.profiler import profile
+            self._public = profile(activities=list(self._acts()))
+            self._public.__enter__()
+        return self
+
+    def __exit__(self, *exc):
+        if self.cuda:
+            torch.cuda.synchronize()
+        if self._public is not None:
+            self._public.__exit__(*exc)
+            self._result = self._public.profiler.kineto_results
+        else:
+            from torch._C._autograd import _disable_profiler
+            self._result = _disable_profiler()
+        return False
+
+    def events(self):
+        return self._result.events() if self._result is not None else []
 
 
-def raw_profile(prof, label_prefix: str):
-    """Split a finished profile into (labelled ranges, host-op start times, device activities).
+#: Host-side records of the runtime / driver calls that launch device work.
+LAUNCH_PREFIXES = ("cuda", "cu", "hip")
+
+
+def raw_profile(events, label_prefix: str):
+    """Split a finished session's records into (labelled ranges, launches, device activities).
 
     Reads kineto's raw records rather than building the FunctionEvent tree, which costs
-    seconds on a long session. Ranges: ``(start_ns, end_ns, label)``; ops: ``{op id: start_ns}``;
-    device activities: ``(op id that launched it, start_ns, duration_ns)``.
+    seconds on a long session. Ranges: ``(start_ns, end_ns, label)``; launches:
+    ``{correlation id: host start_ns}`` of the runtime calls (``cudaLaunchKernel``,
+    ``cudaMemcpyAsync``...); device activities: ``(correlation id, start_ns, duration_ns, name)``,
+    the id being that of the runtime call that launched it.
     """
     from torch.autograd import DeviceType
     device_types = {getattr(DeviceType, n) for n in ("CUDA", "PrivateUse1") if hasattr(DeviceType, n)}
-    ranges, ops, kernels = [], {}, []
-    for e in prof.profiler.kineto_results.events():
+    ranges, launches, kernels = [], {}, []
+    for e in events:
         dt = e.device_type()
         if dt == DeviceType.CPU:
             name = e.name()
             if name.startswith(label_prefix):
                 ranges.append((e.start_ns(), e.end_ns(), name[len(label_prefix):]))
-            elif e.linked_correlation_id() == 0:
-                ops[e.correlation_id()] = e.start_ns()
-        elif dt in device_types:
-            kernels.append((e.linked_correlation_id(), e.start_ns(), e.duration_ns()))
-    return ranges, ops, kernels
+            elif name.startswith(LAUNCH_PREFIXES):
+                launches[e.correlation_id()] = e.start_ns()
+        elif dt in device_types and not e.name().startswith(label_prefix):
+            # (a label's own device-side record spans the whole call, and its id is not a
+            # launch's: counting it would add the call's duration to whatever shares the id)
+            kernels.append((e.correlation_id(), e.start_ns(), e.duration_ns(), e.name()))
+    return ranges, launches, kernels
+
+
+#: Substrings of kernel names that tell which SDPA backend ran (names vary across torch
+#: versions and GPUs; checked on torch 2.11, H100). First match wins.
+SDPA_KERNEL_MARKS = (("cudnn", ("cudnn",)),
+                     ("flash", ("flash_fwd", "flash::", "flash_attn")),
+                     ("efficient", ("fmha", "efficient_attention", "mem_efficient")))
+
+
+def sdpa_backend_of(kernel_names) -> str:
+    """The SDPA backend whose kernels appear in ``kernel_names``; ``""`` when none does."""
+    for backend, marks in SDPA_KERNEL_MARKS:
+        if any(m in n.lower() for n in kernel_names for m in marks):
+            return backend
+    return ""

@@ -16,6 +16,8 @@ from . import compat
 from .inputs import Inputs
 
 PATHS = ("fast", "slow", "slow_fair")
+#: SDPA backends the fast path is also timed with alone (device time only, on CUDA).
+BACKENDS = ("flash", "efficient", "cudnn")
 
 
 @dataclass(frozen=True)
@@ -66,6 +68,23 @@ def make_paths(inp: Inputs, mha: torch.nn.Module | None = None) -> dict[str, Pat
         "slow_fair": Path("slow_fair", _fair_context,
                           lambda: m(p, p, p, key_padding_mask=kpm, need_weights=False)[0]),
     }
+
+
+def backend_paths(fast: Path) -> dict[str, Path]:
+    """The fast call with one SDPA backend allowed alone, per backend this torch has.
+
+    Named ``fast@<backend>``. A backend that cannot serve a point raises when called: the
+    caller skips it there.
+    """
+    def ctx(backend):
+        def enter():
+            stack = contextlib.ExitStack()
+            stack.enter_context(compat.sdpa_only(backend))
+            stack.enter_context(torch.inference_mode())
+            return stack
+        return enter
+    return {f"fast@{b}": Path(f"fast@{b}", ctx(b), fast.call)
+            for b in compat.sdpa_backend_names() if b in BACKENDS}
 
 
 _REASON = re.compile(r"fast path was not hit because (.*)", re.S)

@@ -11,7 +11,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path as FsPath
 
 from .config import Point
-from .paths import PATHS
+from .paths import BACKENDS, PATHS
 from .stats import iqr, median, ratios
 
 OK, MISMATCH, NO_FASTPATH, ERROR = "ok", "mismatch", "no_fastpath", "error"
@@ -27,6 +27,7 @@ class Result:
     padding: float = math.nan
     max_abs_err: float = math.nan
     fast_path: bool = False
+    sdpa_backend: str = ""  # the SDPA backend whose kernels the fast path ran (CUDA only)
     rounds: dict[str, list[float]] = field(default_factory=dict)
     device_calls: dict[str, list[float]] = field(default_factory=dict)
 
@@ -87,6 +88,8 @@ class Result:
             m[f"wall_{p}_iqr_us"] = self.wall_iqr_us(p)
             m[f"device_{p}_us"] = self.device_us(p)
             m[f"host_share_{p}"] = self.host_share(p)
+        for b in BACKENDS:  # the fast call with one SDPA backend allowed alone
+            m[f"device_fast_{b}_us"] = self.device_us(f"fast@{b}")
         m["speedup"] = self.speedup("slow")
         m["speedup_fair"] = self.speedup("slow_fair")
         m["device_speedup"] = self.device_speedup("slow")
@@ -99,6 +102,7 @@ class Result:
     def to_json(self) -> dict:
         d = {"point": asdict(self.point), "label": self.point.label, "status": self.status,
              "message": self.message, "fast_path": self.fast_path,
+             "sdpa_backend": self.sdpa_backend,
              "metrics": {k: _json_num(v) for k, v in self.metrics().items()},
              "rounds_us": self.rounds, "device_calls_us": self.device_calls}
         return d
@@ -124,7 +128,8 @@ EXTRA_COLUMNS = [f"slow_iqr({MU}s)", f"fast_iqr({MU}s)", f"time_slow_fair({MU}s)
                  f"device_slow({MU}s)", f"device_fast({MU}s)", f"device_slow_fair({MU}s)",
                  "device_speedup", "device_speedup_fair", "speedup_rel_iqr", "device_speedup_rel_iqr",
                  "host_share_slow", "host_share_fast", "host_share_slow_fair",
-                 "max_abs_err", "fast_path", "beta_b", "status"]
+                 "max_abs_err", "fast_path", "sdpa_backend",
+                 *(f"device_fast_{b}({MU}s)" for b in BACKENDS), "beta_b", "status"]
 COLUMNS = REFERENCE_COLUMNS + EXTRA_COLUMNS
 
 
@@ -142,7 +147,8 @@ def row(r: Result) -> list[str]:
             _f(m["device_speedup"]), _f(m["device_speedup_fair"]),
             _f(m["speedup_rel_iqr"], ".4f"), _f(m["device_speedup_rel_iqr"], ".4f"),
             _f(m["host_share_slow"]), _f(m["host_share_fast"]), _f(m["host_share_slow_fair"]),
-            _f(m["max_abs_err"], ".3g"), "yes" if r.fast_path else "no", str(p.beta_b), r.status]
+            _f(m["max_abs_err"], ".3g"), "yes" if r.fast_path else "no", r.sdpa_backend,
+            *(_f(m[f"device_fast_{b}_us"]) for b in BACKENDS), str(p.beta_b), r.status]
 
 
 # --- files -----------------------------------------------------------------------------------

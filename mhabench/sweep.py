@@ -6,6 +6,7 @@ import gc
 import platform
 import sys
 import time
+import warnings
 from dataclasses import asdict
 from typing import Callable, Iterable
 
@@ -15,7 +16,7 @@ from . import compat
 from .check import compare
 from .config import ConfigError, Point
 from .inputs import build
-from .paths import FastPathNotTaken, make_paths, run_fast_checked
+from .paths import FastPathNotTaken, backend_paths, make_paths, run_fast_checked
 from .results import ERROR, MISMATCH, NO_FASTPATH, Result
 from .timing import DeviceTimes, Protocol, wall_rounds
 
@@ -77,9 +78,19 @@ def active_paths(inp):
     return paths
 
 
-def measure(point: Point, proto: Protocol) -> Result:
-    """Correctness and wall time of one point. Never raises: failures become the Result's status."""
+def measure(point: Point, proto: Protocol, cost: dict | None = None) -> Result:
+    """Correctness, wall time and (on CUDA) device time of one point.
+
+    Never raises: failures become the Result's status. Device time is taken after the wall
+    rounds, on the same inputs, in a profiler session of its own: the session records only
+    the labelled calls, so opening one per point costs milliseconds and building the inputs
+    twice is not needed. ``cost``, if given, accumulates seconds: ``wall_pass``,
+    ``device_pass`` and the profiler's own ``profiler_start``/``profiler_stop``/``profiler_parse``.
+    """
+    cost = {} if cost is None else cost
+    t0 = time.perf_counter()
     res = Result(point)
+    paths = None
     try:
         inp = build(point)
         res.padding = inp.padding
@@ -94,69 +105,69 @@ def measure(point: Point, proto: Protocol) -> Result:
         res.rounds = wall_rounds(paths, proto, point.device)
     except FastPathNotTaken as exc:
         res.status, res.message = NO_FASTPATH, str(exc)
-        inp = paths = None
+        paths = None
     except Exception as exc:  # OOM, kernel refusals, anything: this point fails, the sweep goes on
         res.status, res.message, res.rounds = ERROR, _one_line(exc), {}
-        inp = paths = None
+        paths = None
         _recover(point.device)
+    t1 = time.perf_counter()
+    _add(cost, "wall_pass", t1 - t0)
+    if paths is not None and res.timed and proto.device_calls and point.device.startswith("cuda"):
+        try:
+            overhead = add_device_times(res, paths, proto)
+            for k, v in overhead.items():
+                _add(cost, f"profiler_{k}", v)
+        except Exception as exc:
+            res.message = (res.message + "; " if res.message else "") + f"device time: {_one_line(exc)}"
+            _recover(point.device)
+        _add(cost, "device_pass", time.perf_counter() - t1)
     return res
 
 
-def add_device_times(results: list[Result], proto: Protocol) -> dict[str, float]:
-    """One profiler session over the timed results: ``device_calls`` labelled calls per path.
-
-    Returns the session's own cost in seconds (start, stop, parse); empty when nothing ran.
+def add_device_times(res: Result, paths: dict, proto: Protocol) -> dict[str, float]:
+    """``device_calls`` labelled calls per path, then the fast call per SDPA backend allowed
+    alone (each warmed up once, and skipped where that backend cannot serve the point), in one
+    session. Sets ``res.device_calls`` and ``res.sdpa_backend``; returns the session's cost.
     """
-    todo = [r for r in results if r.timed]
-    if not todo or proto.device_calls == 0 or not todo[0].point.device.startswith("cuda"):
-        return {}
-    with DeviceTimes(todo[0].point.device) as dt:
-        for i, r in enumerate(todo):
+    with DeviceTimes(res.point.device) as dt:
+        for name, path in paths.items():
+            dt.record(name, path, proto.device_calls)
+        for name, path in backend_paths(paths["fast"]).items():
             try:
-                paths = active_paths(build(r.point))
-                for name, path in paths.items():
-                    path.once()  # unlabelled: allocations and lazy set-up stay out of the figure
-                    dt.record(f"{i}/{name}", path, proto.device_calls)
-            except Exception as exc:
-                r.message = (r.message + "; " if r.message else "") + f"device time: {_one_line(exc)}"
-                paths = None
-                _recover(r.point.device)
-    for i, r in enumerate(todo):
-        r.device_calls = {name.split("/", 1)[1]: v for name, v in dt.per_call.items()
-                          if name.split("/", 1)[0] == str(i)}
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")  # SDPA explains why a backend refuses
+                    path.once()
+            except RuntimeError:
+                continue  # this backend cannot serve this point: skipped, not failed
+            dt.record(name, path, proto.device_calls)
+    res.device_calls = dt.per_call
+    res.sdpa_backend = compat.sdpa_backend_of(dt.kernel_names.get("fast", ()))
     return dt.overhead_s
+
+
+#: Points between calls of ``sweep``'s ``on_chunk`` (where callers rewrite their files).
+CHUNK = 64
 
 
 def sweep(points: Iterable[Point], proto: Protocol,
           on_point: Callable[[Result], None] | None = None,
           on_chunk: Callable[[list[Result]], None] | None = None,
-          cost: dict | None = None) -> list[Result]:
-    """Measure every point; device times are added a chunk at a time (one profiler session each).
+          cost: dict | None = None, chunk: int = CHUNK) -> list[Result]:
+    """Measure every point, in order.
 
-    ``on_point`` sees each result as its wall time is done, ``on_chunk`` the chunk once device
-    times are in: callers write their files there, so an interrupted sweep keeps finished points.
-    ``cost``, if given, accumulates seconds spent: ``wall_pass``, ``device_pass`` and the
-    profiler's own ``profiler_start``/``profiler_stop``/``profiler_parse``.
+    ``on_point`` sees each result when it is done; ``on_chunk`` all results so far, every
+    ``chunk`` points and at the end: callers write their files there, so an interrupted sweep
+    keeps finished points and writing stays linear in the grid. ``cost`` as in :func:`measure`.
     """
     points = list(points)
     results: list[Result] = []
     cost = {} if cost is None else cost
-    for start in range(0, len(points), proto.device_chunk):
-        chunk = []
-        t0 = time.perf_counter()
-        for p in points[start:start + proto.device_chunk]:
-            r = measure(p, proto)
-            chunk.append(r)
-            results.append(r)
-            if on_point:
-                on_point(r)
-        t1 = time.perf_counter()
-        overhead = add_device_times(chunk, proto)
-        _add(cost, "wall_pass", t1 - t0)
-        _add(cost, "device_pass", time.perf_counter() - t1)
-        for k, v in overhead.items():
-            _add(cost, f"profiler_{k}", v)
-        if on_chunk:
+    for i, p in enumerate(points, 1):
+        r = measure(p, proto, cost)
+        results.append(r)
+        if on_point:
+            on_point(r)
+        if on_chunk and (i % chunk == 0 or i == len(points)):
             on_chunk(results)
     return results
 

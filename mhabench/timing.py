@@ -8,8 +8,9 @@ Host jitter then lands in a few samples, which medians discard, instead of in a 
 and a slow stretch of the host hits every path alike. The speedup is the median of per-round
 ratios; every sample is kept.
 
-Device time: the summed durations of the kernels each call launched, read from one profiler
-session over many calls; host jitter cannot move it.
+Device time: the summed durations of the device activity (kernels, copies) each call launched,
+read from a profiler session that records only the labelled calls and the device side; host
+jitter cannot move it.
 """
 from __future__ import annotations
 
@@ -41,7 +42,6 @@ class Protocol:
     min_rounds: int = 15
     max_rounds: int = 200
     device_calls: int = 2       # profiled calls per path (0: no device time)
-    device_chunk: int = 64      # points per profiler session
 
     def __post_init__(self):
         for name in ("min_rounds", "min_warmup"):
@@ -54,8 +54,6 @@ class Protocol:
                 raise ConfigError(f"{name} must be > 0, got {getattr(self, name)}")
         if self.device_calls < 0:
             raise ConfigError(f"device_calls must be >= 0, got {self.device_calls}")
-        if self.device_chunk < 1:
-            raise ConfigError(f"device_chunk must be >= 1, got {self.device_chunk}")
 
 
 class Clock:
@@ -139,9 +137,11 @@ LABEL = "mhabench::"
 
 
 class DeviceTimes:
-    """One profiler session over many labelled calls; kernel time per call, per label.
+    """One profiler session over labelled calls; kernel time per call, per label.
 
-    Use as a context manager; call :meth:`record` inside, read :attr:`per_call` after.
+    Use as a context manager; call :meth:`record` inside, read :attr:`per_call` (µs per call)
+    and :attr:`kernel_names` (what each label launched) after. A session records only the
+    labels and the device side, so it is cheap enough to open once per point.
     On a CPU device nothing is recorded (there are no kernels to sum) and every label is absent.
     :attr:`overhead_s` says what the session itself cost (start, stop, reading the records).
     """
@@ -150,14 +150,15 @@ class DeviceTimes:
         self.device = device
         self.cuda = device.startswith("cuda")
         self.per_call: dict[str, list[float]] = {}
+        self.kernel_names: dict[str, set[str]] = {}
         self.overhead_s = {"start": 0.0, "stop": 0.0, "parse": 0.0}
-        self._prof = None
+        self._rec = None
 
     def __enter__(self):
         if self.cuda:
             t0 = time.perf_counter()
-            self._prof = compat.profiler(self.device)
-            self._prof.__enter__()
+            self._rec = compat.KernelRecorder(self.device)
+            self._rec.__enter__()
             self.overhead_s["start"] = time.perf_counter() - t0
         return self
 
@@ -168,37 +169,55 @@ class DeviceTimes:
             for _ in range(calls):
                 with record_function(LABEL + label):
                     path.call()
-        torch.cuda.synchronize()
 
     def __exit__(self, *exc):
-        if self._prof is None:
+        if self._rec is None:
             return False
         t0 = time.perf_counter()
-        self._prof.__exit__(*exc)
+        self._rec.__exit__(*exc)
         t1 = time.perf_counter()
         if exc[0] is None:
-            self.per_call = attribute_device_time(*compat.raw_profile(self._prof, LABEL))
+            ranges, launches, kernels = compat.raw_profile(self._rec.events(), LABEL)
+            self.per_call = attribute_device_time(ranges, launches, kernels)
+            self.kernel_names = kernel_names(ranges, launches, kernels)
         self.overhead_s["stop"], self.overhead_s["parse"] = t1 - t0, time.perf_counter() - t1
         return False
+
+
+def _range_of(ranges, starts, t):
+    """Index of the range holding host time ``t``, or -1."""
+    i = bisect.bisect_right(starts, t) - 1
+    return i if i >= 0 and t <= ranges[i][1] else -1
+
+
+def kernel_names(ranges, ops, kernels) -> dict[str, set[str]]:
+    """Per label, the names of the device activities launched in its ranges (see below)."""
+    ranges = sorted(ranges)
+    starts = [r[0] for r in ranges]
+    out: dict[str, set[str]] = {}
+    for op_id, _, _, name in kernels:
+        t = ops.get(op_id)
+        i = -1 if t is None else _range_of(ranges, starts, t)
+        if i >= 0:
+            out.setdefault(ranges[i][2], set()).add(name)
+    return out
 
 
 def attribute_device_time(ranges, ops, kernels) -> dict[str, list[float]]:
     """Sum device activity per labelled range, in µs; one list entry per range, in time order.
 
     ``ranges``: ``(start_ns, end_ns, label)`` of the labelled calls (not nested);
-    ``ops``: host op id -> start_ns; ``kernels``: ``(launching op id, device start_ns, duration_ns)``
-    (a record that appears twice counts once). A kernel belongs to the range its launching op
-    started in.
+    ``ops``: launch id -> host start_ns; ``kernels``: ``(launch id, device start_ns,
+    duration_ns[, name])`` (a record that appears twice counts once). A kernel belongs to the
+    range its launch started in.
     """
     ranges = sorted(ranges)
     starts = [r[0] for r in ranges]
     totals = [0.0] * len(ranges)
-    for op_id, _, dur in set(kernels):
+    for op_id, _, dur, *_ in set(kernels):
         t = ops.get(op_id)
-        if t is None:
-            continue
-        i = bisect.bisect_right(starts, t) - 1
-        if i >= 0 and t <= ranges[i][1]:
+        i = -1 if t is None else _range_of(ranges, starts, t)
+        if i >= 0:
             totals[i] += dur / 1000.0
     out: dict[str, list[float]] = {}
     for (_, _, label), total in zip(ranges, totals):

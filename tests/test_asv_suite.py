@@ -36,7 +36,9 @@ DEVICE = ["time_per_call.DeviceTime.track_fast", "time_per_call.DeviceTime.track
           "time_per_call.HostShare.track_fast", "time_per_call.HostShare.track_slow",
           "time_per_call.HostShare.track_slow_fair",
           "speedup.FastOverSlow.track_device", "speedup.FastOverSlow.track_device_fair",
-          "speedup.Noise.track_device", "speedup.Noise.track_device_fair"]
+          "speedup.Noise.track_device", "speedup.Noise.track_device_fair",
+          "time_per_call.SdpaBackend.track_flash", "time_per_call.SdpaBackend.track_efficient",
+          "time_per_call.SdpaBackend.track_cudnn"]
 NON_NEGATIVE = {"correctness.MaxAbsError.track_fast_vs_slow", "speedup.Noise.track_wall",
                 "speedup.Noise.track_wall_fair"}  # may be 0; every other wall figure is > 0
 

@@ -161,7 +161,6 @@ BAD = [
     (["--target-ms", "0"], ["target_ms"]),
     (["--warmup-ms", "-1"], ["warmup_ms", "-1"]),
     (["--device-calls", "-1"], ["device_calls", "-1"]),
-    (["--device-chunk", "0"], ["device_chunk"]),
     (["--stride", "0"], ["stride", r"\b0\b"]),
     (["--block-size", "0"], ["block", r"\b0\b"]),
     (["--grid", "bogus"], ["bogus"]),

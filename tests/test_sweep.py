@@ -125,10 +125,11 @@ def test_sweep_keeps_going_after_a_failing_point(small_proto, monkeypatch):
 
 
 def test_sweep_on_chunk_sees_growing_results(monkeypatch):
-    proto = Protocol(warmup_ms=0.5, min_rounds=2, max_rounds=2, target_ms=0.5, device_chunk=2)
+    proto = Protocol(warmup_ms=0.5, min_rounds=2, max_rounds=2, target_ms=0.5)
     pts = _points()
     chunks = []
-    results = sweep.sweep(pts, proto, on_chunk=lambda rs: chunks.append([r.point for r in rs]))
+    results = sweep.sweep(pts, proto, on_chunk=lambda rs: chunks.append([r.point for r in rs]),
+                          chunk=2)
     assert chunks == [pts[:2], pts]
     assert all(r.status == OK for r in results)
 
@@ -148,9 +149,11 @@ def test_sweep_of_nothing():
 
 
 def test_add_device_times_is_a_no_op_on_cpu(small_proto):
-    r = Result(_points()[0], rounds={"fast": [1.0], "slow": [2.0]})
-    sweep.add_device_times([r], Protocol(device_calls=3))
-    assert r.device_calls == {}
+    p = _points()[0]
+    r = Result(p, rounds={"fast": [1.0], "slow": [2.0]})
+    overhead = sweep.add_device_times(r, sweep.active_paths(build(p)), Protocol(device_calls=3))
+    assert r.device_calls == {} and r.sdpa_backend == ""
+    assert overhead == {"start": 0.0, "stop": 0.0, "parse": 0.0}
 
 
 # --- device helpers -----------------------------------------------------------------------------
