@@ -132,8 +132,8 @@ def dom_problem(dom: str, benchmark: str) -> str | None:
     """Why the page after JavaScript is not the benchmark's drawn graph, or None.
 
     Checked: not asv's error.html (a script failed to load), the title names the benchmark (the
-    route worked), flot's canvas is inside #main-graph (the plot was drawn) and asv's "No data"
-    dialog is empty (the graph JSON loaded)."""
+    route worked), #main-graph holds flot's canvas rather than asv's "No graphs to load." (the plot
+    was drawn) and asv's "No data" dialog is empty (the graph JSON loaded)."""
     if "Can not determine continental origin of swallow" in dom:
         return ("the page redirected to asv's error.html: its CDN scripts did not load "
                 "(no internet? use --assets DIR)")
@@ -142,7 +142,11 @@ def dom_problem(dom: str, benchmark: str) -> str | None:
         return f"the graph page did not open (title {title!r}, expected {benchmark!r})"
     start = dom.find('id="main-graph"')
     end = dom.find('id="overview"', start)
-    if start < 0 or 'class="flot-base"' not in dom[start:end if end > 0 else None]:
+    graph = dom[start:end if end > 0 else None] if start >= 0 else ""
+    if "No graphs to load." in graph:
+        return ("asv says 'No graphs to load.': no published results for this benchmark "
+                "(results of a commit outside the config's branches are left out)")
+    if 'class="flot-base"' not in graph:
         return "no flot canvas in #main-graph: the graph was not drawn"
     message = _element_text(dom, "error-message")
     if message:

@@ -63,6 +63,8 @@ def test_dom_problem_names_each_failure():
         "<h1>Can not determine continental origin of swallow.</h1>", BENCH)
     assert "did not open" in rv.dom_problem(ok.replace(BENCH, "other"), BENCH)
     assert "no flot canvas" in rv.dom_problem(ok.replace("flot-base", "x"), BENCH)
+    assert "No graphs to load" in rv.dom_problem(
+        ok.replace('<canvas class="flot-base"></canvas>', "<p>No graphs to load.</p>"), BENCH)
     assert "No data" in rv.dom_problem(ok.replace("> </div>", ">No data for this.</div>"), BENCH)
 
 
