@@ -58,7 +58,8 @@ def build_parser() -> argparse.ArgumentParser:
 def _extra_commands():
     """Sub-commands that live in their own modules (imported lazily, torch-free parsing)."""
     from .analysis_cli import register_breakeven, register_plot
-    return [register_plot, register_breakeven]
+    from .report_view import register as register_view_check
+    return [register_plot, register_breakeven, register_view_check]
 
 
 def resolve_points(args, device: str, dtype: str):

@@ -1,8 +1,15 @@
-"""Shared fixtures: a tiny CPU fp32 point, a small protocol, and an independent
-re-implementation of the reference script's sequence-length formula."""
+"""Shared fixtures: a tiny CPU fp32 point, a small protocol, an independent
+re-implementation of the reference script's sequence-length formula, and one real asv smoke run +
+publish per session (asv in subprocesses with a temporary config, results, html and HOME)."""
 from __future__ import annotations
 
+from dataclasses import dataclass
+import json
+import os
+from pathlib import Path
 import random
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -79,3 +86,84 @@ def fastpath_off():
     from mhabench.compat import fastpath_disabled
     with fastpath_disabled():
         yield
+
+
+# --- asv in subprocesses -------------------------------------------------------------------------
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))  # the benchmarks package lives at the repository root
+
+from benchmarks import common  # noqa: E402
+
+ASV_ENV_KEYS = (common.GRID_ENV, common.DEVICE_ENV, common.DTYPE_ENV, common.TIMEOUT_ENV)
+
+
+def asv(args, cwd, env, timeout=600) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "asv", *args], cwd=cwd, env=env,
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def asv_env(tmp_path: Path, **extra) -> dict:
+    env = {k: v for k, v in os.environ.items() if k not in ASV_ENV_KEYS}
+    env["HOME"] = str(tmp_path / "home")  # asv machine writes ~/.asv-machine.json
+    (tmp_path / "home").mkdir(exist_ok=True)
+    env.update(extra)
+    return env
+
+
+def repo_config() -> dict:
+    from asv import util
+    return util.load_json(str(REPO / "asv.conf.json"), js_comments=True)
+
+
+def write_config(d: Path) -> Path:
+    """The repo's config, pointed at the real repository and benchmarks, writing under ``d``."""
+    conf = repo_config()
+    conf.update(repo=str(REPO), benchmark_dir=str(REPO / "benchmarks"), env_dir=str(d / "env"),
+                results_dir=str(d / "results"), html_dir=str(d / "html"))
+    d.mkdir(parents=True, exist_ok=True)
+    path = d / "asv.conf.json"
+    path.write_text(json.dumps(conf, indent=1))
+    return path
+
+
+def asv_run(d: Path, env: dict, machine: str, commit: str):
+    """``asv machine`` then ``asv run`` with this interpreter: (config path, run's process)."""
+    config = write_config(d)
+    proc = asv(["machine", "--config", str(config), "--yes", "--machine", machine], cwd=d, env=env)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    return config, asv(["run", "--config", str(config), "-E", f"existing:{sys.executable}",
+                        "--set-commit-hash", commit, "--machine", machine, "--show-stderr"],
+                       cwd=d, env=env)
+
+
+@pytest.fixture(scope="session")
+def head() -> str:
+    return subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO, capture_output=True, text=True,
+                          check=True).stdout.strip()
+
+
+@dataclass
+class SmokeReport:
+    dir: Path  # config, results/ and html/ are under it
+    machine: str
+    commit: str
+    run: subprocess.CompletedProcess
+    publish: subprocess.CompletedProcess | None  # None when the run failed
+
+    @property
+    def html(self) -> Path:
+        return self.dir / "html"
+
+
+@pytest.fixture(scope="session")
+def smoke_report(tmp_path_factory, head) -> SmokeReport:
+    """``asv run`` of the smoke grid on the CPU, then ``asv publish``: once per session (~10 s),
+    for the suite's own checks and the browser check of the report. Read it, don't change it."""
+    tmp = tmp_path_factory.mktemp("asv")
+    d = tmp / "smoke"
+    env = asv_env(tmp, **{common.GRID_ENV: "smoke", common.DEVICE_ENV: "cpu"})
+    config, run = asv_run(d, env, "ci-cpu", head)
+    publish = None
+    if run.returncode == 0:
+        publish = asv(["publish", "--config", str(config)], cwd=d, env=env)
+    return SmokeReport(d, "ci-cpu", head, run, publish)

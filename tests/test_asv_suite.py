@@ -22,9 +22,9 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))  # the benchmarks package lives at the repository root
 
 from benchmarks import common  # noqa: E402
+from conftest import ASV_ENV_KEYS, asv, asv_env, asv_run, repo_config  # noqa: E402
 from mhabench.config import SEED_AXES, SMOKE_AXES, ConfigError, named_grid  # noqa: E402
 
-ASV_ENV_KEYS = (common.GRID_ENV, common.DEVICE_ENV, common.DTYPE_ENV, common.TIMEOUT_ENV)
 PLANTED = "custom:batch=2;seq=8;embed=12;heads=3,4;b=1"  # heads=3: the fast path refuses odd heads
 WALL = ["time_per_call.WallTime.track_fast", "time_per_call.WallTime.track_slow",
         "time_per_call.WallTime.track_slow_fair",
@@ -218,27 +218,8 @@ def test_setup_outcomes(tmp_path):
 
 
 # --- asv itself ----------------------------------------------------------------------------------
-def _asv(args, cwd, env, timeout=600):
-    proc = subprocess.run([sys.executable, "-m", "asv", *args], cwd=cwd, env=env,
-                          capture_output=True, text=True, timeout=timeout)
-    return proc
-
-
-def _env(tmp_path: Path, **extra) -> dict:
-    env = {k: v for k, v in os.environ.items() if k not in ASV_ENV_KEYS}
-    env["HOME"] = str(tmp_path / "home")  # asv machine writes ~/.asv-machine.json
-    (tmp_path / "home").mkdir(exist_ok=True)
-    env.update(extra)
-    return env
-
-
-def _repo_config() -> dict:
-    from asv import util
-    return util.load_json(str(REPO / "asv.conf.json"), js_comments=True)
-
-
 def test_repo_config_pins_what_the_design_needs():
-    conf = _repo_config()
+    conf = repo_config()
     assert conf["version"] == 1 and conf["project"] == "mhabench" and conf["repo"] == "."
     assert conf["branches"] == ["main"]
     assert conf["environment_type"] == "virtualenv"
@@ -250,21 +231,10 @@ def test_repo_config_pins_what_the_design_needs():
 
 
 def test_asv_check_passes(tmp_path):
-    proc = _asv(["check", "--config", str(REPO / "asv.conf.json"), "-E",
-                 f"existing:{sys.executable}"], cwd=REPO, env=_env(tmp_path))
+    proc = asv(["check", "--config", str(REPO / "asv.conf.json"), "-E",
+                f"existing:{sys.executable}"], cwd=REPO, env=asv_env(tmp_path))
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "No problems found" in proc.stdout
-
-
-def _write_config(d: Path) -> Path:
-    """The repo's config, pointed at the real repository and benchmarks, writing under ``d``."""
-    conf = _repo_config()
-    conf.update(repo=str(REPO), benchmark_dir=str(REPO / "benchmarks"), env_dir=str(d / "env"),
-                results_dir=str(d / "results"), html_dir=str(d / "html"))
-    d.mkdir(parents=True, exist_ok=True)
-    path = d / "asv.conf.json"
-    path.write_text(json.dumps(conf, indent=1))
-    return path
 
 
 def _results(d: Path, machine: str, commit: str) -> dict:
@@ -283,27 +253,9 @@ def _results(d: Path, machine: str, commit: str) -> dict:
     return out
 
 
-def _run(d: Path, env: dict, machine: str, commit: str):
-    config = _write_config(d)
-    proc = _asv(["machine", "--config", str(config), "--yes", "--machine", machine],
-                cwd=d, env=env)
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    return config, _asv(["run", "--config", str(config), "-E", f"existing:{sys.executable}",
-                         "--set-commit-hash", commit, "--machine", machine, "--show-stderr"],
-                        cwd=d, env=env)
-
-
-@pytest.fixture(scope="module")
-def head():
-    return subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO, capture_output=True, text=True,
-                          check=True).stdout.strip()
-
-
-def test_asv_run_and_publish_smoke_grid_on_cpu(tmp_path, head):
+def test_asv_run_and_publish_smoke_grid_on_cpu(smoke_report):
     """Wall figures are numbers, device figures n/a (not failed), and publish draws graphs."""
-    d = tmp_path / "smoke"
-    env = _env(tmp_path, **{common.GRID_ENV: "smoke", common.DEVICE_ENV: "cpu"})
-    config, proc = _run(d, env, "ci-cpu", head)
+    d, head, proc = smoke_report.dir, smoke_report.commit, smoke_report.run
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
 
     res = _results(d, "ci-cpu", head)
@@ -322,7 +274,7 @@ def test_asv_run_and_publish_smoke_grid_on_cpu(tmp_path, head):
     caches = [k for k in res["__durations__"] if k.startswith("<setup_cache")]
     assert len(caches) == 1, caches  # one sweep shared by every class
 
-    proc = _asv(["publish", "--config", str(config)], cwd=d, env=env)
+    proc = smoke_report.publish
     assert proc.returncode == 0, proc.stdout + proc.stderr
     index = json.loads((d / "html" / "index.json").read_text())
     assert set(WALL + DEVICE) == set(index["benchmarks"])
@@ -338,8 +290,8 @@ def test_asv_run_and_publish_smoke_grid_on_cpu(tmp_path, head):
 def test_asv_run_marks_a_point_whose_fast_path_is_refused_as_failed(tmp_path, head):
     """A custom grid with an odd head count: the fast path refuses it -> failed, exit status 2."""
     d = tmp_path / "planted"
-    env = _env(tmp_path, **{common.GRID_ENV: PLANTED, common.DEVICE_ENV: "cpu"})
-    _, proc = _run(d, env, "ci-cpu-planted", head)
+    env = asv_env(tmp_path, **{common.GRID_ENV: PLANTED, common.DEVICE_ENV: "cpu"})
+    _, proc = asv_run(d, env, "ci-cpu-planted", head)
     assert proc.returncode == 2, proc.stdout[-4000:] + proc.stderr[-4000:]
     assert "self.num_heads is not even" in proc.stdout + proc.stderr
 
