@@ -35,7 +35,7 @@ from .config import ConfigError
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 APT_HINT = "apt-get update && apt-get install -y chromium"
-DEFAULT_BENCHMARK = "mha_fastpath.MHAFastPath.track_wall_fast_over_slow"
+DEFAULT_BENCHMARK = "speedup.FastOverSlow.track_wall"
 WINDOW = (1280, 800)
 VIRTUAL_TIME_MS = 10000  # virtual time: the page's timers and fetches settle, no wall clock spent
 TIMEOUT_S = 120

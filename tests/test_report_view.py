@@ -16,7 +16,7 @@ from PIL import Image, ImageDraw
 from mhabench import report_view as rv
 from mhabench.cli import main
 
-BENCH = "mha_fastpath.MHAFastPath.track_wall_fast_over_slow"
+BENCH = "speedup.FastOverSlow.track_wall"
 needs_chromium = pytest.mark.skipif(not Path(rv.CHROMIUM).exists(),
                                     reason=f"{rv.CHROMIUM} absent: `{rv.APT_HINT}`")
 
@@ -164,5 +164,5 @@ def test_a_report_with_emptied_results_fails(report, assets, tmp_path, capsys):
 def test_a_benchmark_without_values_fails(report, assets, tmp_path, capsys):
     """Device times on a CPU report are all n/a: nothing to draw."""
     assert _check(report, tmp_path / "d.png", assets,
-                  "--benchmark", "mha_fastpath.MHAFastPath.track_device_fast_us") == 1
+                  "--benchmark", "time_per_call.DeviceTime.track_fast") == 1
     assert "view-check:" in capsys.readouterr().err
