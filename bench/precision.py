@@ -79,6 +79,7 @@ def main() -> int:
     ap.add_argument("--reference", default=None, help="path of the reference script (CUDA only)")
     ap.add_argument("--min-rounds", type=int, default=None)
     ap.add_argument("--target-ms", type=float, default=None)
+    ap.add_argument("--device-calls", type=int, default=None)
     ap.add_argument("--pin-cpu", type=int, default=None)
     args = ap.parse_args()
     if args.pin_cpu is not None:
@@ -86,7 +87,8 @@ def main() -> int:
         pin_cpu(args.pin_cpu)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    knobs = {k: v for k, v in (("min_rounds", args.min_rounds), ("target_ms", args.target_ms)) if v is not None}
+    knobs = {k: v for k, v in (("min_rounds", args.min_rounds), ("target_ms", args.target_ms),
+                               ("device_calls", args.device_calls)) if v is not None}
     proto = Protocol(**knobs)
     points = stride(named_grid(args.grid, args.dtype, args.device), args.stride)
     ours, theirs, cost = [], [], {"ours_s": [], "reference_s": []}
