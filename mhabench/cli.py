@@ -35,7 +35,7 @@ def _add_run(sub) -> None:
     t.add_argument("--max-rounds", type=int, default=None, help="interleaved rounds at most (200)")
     t.add_argument("--warmup-ms", type=float, default=None, help="warm-up time per path and point (5)")
     t.add_argument("--device-calls", type=int, default=None,
-                   help="profiled calls per path for device time (0: skip device time)")
+                   help="profiled calls per path for device time (4; 0: skip device time)")
     t.add_argument("--pin-cpu", type=int, default=None, metavar="CORE",
                    help="run on this CPU core only (steadier host timings on a busy machine)")
     o = p.add_argument_group("output")

@@ -41,7 +41,7 @@ class Protocol:
     target_ms: float = 60.0     # measuring time per point, all paths together
     min_rounds: int = 15
     max_rounds: int = 200
-    device_calls: int = 2       # profiled calls per path (0: no device time)
+    device_calls: int = 4       # profiled calls per path, median taken (0: no device time)
 
     def __post_init__(self):
         for name in ("min_rounds", "min_warmup"):
