@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import datetime
 import gc
+import math
 import platform
 import sys
 import time
@@ -15,7 +16,9 @@ from . import compat
 from .check import compare
 from .config import ConfigError, Point
 from .inputs import build
+from .memory import peak_memory
 from .paths import FastPathNotTaken, make_paths, run_fast_checked
+from .reference import fp32_reference, max_abs_err
 from .results import ERROR, MISMATCH, NO_FASTPATH, Result
 from .timing import DeviceTimes, Protocol, wall_rounds
 
@@ -77,12 +80,14 @@ def active_paths(inp):
     return paths
 
 
-def measure(point: Point, proto: Protocol) -> Result:
-    """Correctness and wall time of one point. Never raises: failures become the Result's status."""
+def measure(point: Point, proto: Protocol, cost: dict | None = None) -> Result:
+    """Correctness and wall time of one point, then its untimed extras (drift against the
+    fp32 reference, peak memory). Never raises: failures become the Result's status; a failing
+    extra only leaves its figure NaN and a note. ``cost`` accumulates the extras' seconds."""
     res = Result(point)
     try:
         inp = build(point)
-        res.padding = inp.padding
+        res.padding, res.lengths = inp.padding, list(inp.lengths)
         paths = active_paths(inp)
         fast_out = run_fast_checked(paths["fast"])
         res.fast_path = True
@@ -90,16 +95,38 @@ def measure(point: Point, proto: Protocol) -> Result:
         res.max_abs_err = chk.max_abs_err
         if not chk.ok:
             res.status, res.message = MISMATCH, chk.message
+        _extra(res, cost, "fp32 reference", _drift, res, inp, fast_out)
         del fast_out
         res.rounds = wall_rounds(paths, proto, point.device)
+        _extra(res, cost, "peak memory", _memory, res, paths)
     except FastPathNotTaken as exc:
         res.status, res.message = NO_FASTPATH, str(exc)
-        inp = paths = None
+        inp = paths = fast_out = None
     except Exception as exc:  # OOM, kernel refusals, anything: this point fails, the sweep goes on
         res.status, res.message, res.rounds = ERROR, _one_line(exc), {}
-        inp = paths = None
+        inp = paths = fast_out = None
         _recover(point.device)
     return res
+
+
+def _drift(res: Result, inp, fast_out) -> None:
+    res.max_abs_err_fp32 = max_abs_err(fast_out, fp32_reference(inp), inp.mask)
+
+
+def _memory(res: Result, paths) -> None:
+    res.peak_mem = peak_memory(paths, res.point.device)
+
+
+def _extra(res: Result, cost: dict | None, what: str, fn, *args) -> None:
+    """Run an untimed extra; its failure is noted on the point, which stays measured."""
+    t0 = time.perf_counter()
+    try:
+        fn(*args)
+    except Exception as exc:
+        res.message = (res.message + "; " if res.message else "") + f"{what}: {_one_line(exc)}"
+        _recover(res.point.device)
+    if cost is not None:
+        _add(cost, "extras", time.perf_counter() - t0)
 
 
 def add_device_times(results: list[Result], proto: Protocol) -> dict[str, float]:
@@ -130,13 +157,15 @@ def add_device_times(results: list[Result], proto: Protocol) -> dict[str, float]
 def sweep(points: Iterable[Point], proto: Protocol,
           on_point: Callable[[Result], None] | None = None,
           on_chunk: Callable[[list[Result]], None] | None = None,
-          cost: dict | None = None) -> list[Result]:
+          cost: dict | None = None, peak_tflops: float = math.nan) -> list[Result]:
     """Measure every point; device times are added a chunk at a time (one profiler session each).
 
     ``on_point`` sees each result as its wall time is done, ``on_chunk`` the chunk once device
     times are in: callers write their files there, so an interrupted sweep keeps finished points.
     ``cost``, if given, accumulates seconds spent: ``wall_pass``, ``device_pass`` and the
-    profiler's own ``profiler_start``/``profiler_stop``/``profiler_parse``.
+    profiler's own ``profiler_start``/``profiler_stop``/``profiler_parse``, and ``extras``
+    (drift reference and peak memory, part of ``wall_pass``). ``peak_tflops`` (the device's
+    calibrated matmul peak) is stored on every result for its share-of-peak figures.
     """
     points = list(points)
     results: list[Result] = []
@@ -145,7 +174,8 @@ def sweep(points: Iterable[Point], proto: Protocol,
         chunk = []
         t0 = time.perf_counter()
         for p in points[start:start + proto.device_chunk]:
-            r = measure(p, proto)
+            r = measure(p, proto, cost)
+            r.peak_tflops = peak_tflops
             chunk.append(r)
             results.append(r)
             if on_point:
@@ -163,6 +193,25 @@ def sweep(points: Iterable[Point], proto: Protocol,
 
 def _add(acc: dict, key: str, seconds: float) -> None:
     acc[key] = round(acc.get(key, 0.0) + seconds, 4)
+
+
+def calibrate_peak(device: str, dtype: str) -> dict:
+    """The device's matmul peak for the share-of-peak figures, as run metadata.
+
+    Measured once per (device, dtype, torch) by :func:`mhabench.peak.calibrate` and cached
+    (on a CPU at a size that keeps it to about a second); a failure leaves the peak NaN (the share-of-peak figures then too), with the reason.
+    """
+    from . import peak
+    t0 = time.perf_counter()
+    entry = {"dtype": dtype, "cache": str(peak.cache_path())}
+    try:
+        size = peak.CUDA_SIZE if device.startswith("cuda") else peak.cpu_size(dtype)
+        entry.update(matmul_size=size, cached=peak.is_cached(device, dtype, size))
+        entry["tflops"] = peak.calibrate(device, dtype, size=size)
+    except Exception as exc:
+        entry.update(tflops=math.nan, error=_one_line(exc))
+    entry["seconds"] = round(time.perf_counter() - t0, 3)
+    return entry
 
 
 def run_meta(device: str, proto: Protocol, grid: str) -> dict:

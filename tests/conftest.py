@@ -62,6 +62,19 @@ def small_proto() -> Protocol:
     return Protocol(warmup_ms=0.5, min_rounds=3, max_rounds=3, target_ms=1.0)
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _private_peak_cache(tmp_path_factory):
+    """Runs calibrate the matmul peak: keep its cache (and fake test values) out of the user's."""
+    import os
+    before = os.environ.get("MHABENCH_CACHE_DIR")
+    os.environ["MHABENCH_CACHE_DIR"] = str(tmp_path_factory.mktemp("peak-cache"))
+    yield
+    if before is None:
+        os.environ.pop("MHABENCH_CACHE_DIR", None)
+    else:
+        os.environ["MHABENCH_CACHE_DIR"] = before
+
+
 @pytest.fixture(autouse=True)
 def _fastpath_restored():
     """Every test leaves the global MHA fast-path switch as it found it."""
