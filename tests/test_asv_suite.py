@@ -30,14 +30,18 @@ WALL = ["time_per_call.WallTime.track_fast", "time_per_call.WallTime.track_slow"
         "time_per_call.WallTime.track_slow_fair",
         "speedup.FastOverSlow.track_wall", "speedup.FastOverSlow.track_wall_fair",
         "speedup.Noise.track_wall", "speedup.Noise.track_wall_fair",
-        "correctness.MaxAbsError.track_fast_vs_slow"]
+        "correctness.MaxAbsError.track_fast_vs_slow", "correctness.MaxAbsError.track_fast_vs_fp32"]
 DEVICE = ["time_per_call.DeviceTime.track_fast", "time_per_call.DeviceTime.track_slow",
           "time_per_call.DeviceTime.track_slow_fair",
           "time_per_call.HostShare.track_fast", "time_per_call.HostShare.track_slow",
           "time_per_call.HostShare.track_slow_fair",
           "speedup.FastOverSlow.track_device", "speedup.FastOverSlow.track_device_fair",
-          "speedup.Noise.track_device", "speedup.Noise.track_device_fair"]
-NON_NEGATIVE = {"correctness.MaxAbsError.track_fast_vs_slow", "speedup.Noise.track_wall",
+          "speedup.Noise.track_device", "speedup.Noise.track_device_fair",
+          "efficiency.Efficiency.track_fast_tflops", "efficiency.Efficiency.track_fast_below_peak",
+          "memory.GpuMemory.track_fast", "memory.GpuMemory.track_slow",
+          "memory.GpuMemory.track_slow_fair"]
+NON_NEGATIVE = {"correctness.MaxAbsError.track_fast_vs_slow",
+                "correctness.MaxAbsError.track_fast_vs_fp32", "speedup.Noise.track_wall",
                 "speedup.Noise.track_wall_fair"}  # may be 0; every other wall figure is > 0
 
 
@@ -119,7 +123,7 @@ def _import_check(env_extra: dict) -> dict:
     env = {k: v for k, v in os.environ.items() if k not in ASV_ENV_KEYS}
     env.update(env_extra)
     code = ("import json, sys; import benchmarks.speedup, benchmarks.time_per_call, "
-            "benchmarks.correctness as m; "
+            "benchmarks.efficiency, benchmarks.memory, benchmarks.correctness as m; "
             "print(json.dumps({'torch': 'torch' in sys.modules, 'params': m.MaxAbsError.params}))")
     out = subprocess.run([sys.executable, "-c", code], cwd=REPO, env=env, capture_output=True,
                          text=True, timeout=120)
@@ -225,6 +229,7 @@ def _asv(args, cwd, env, timeout=600):
 def _env(tmp_path: Path, **extra) -> dict:
     env = {k: v for k, v in os.environ.items() if k not in ASV_ENV_KEYS}
     env["HOME"] = str(tmp_path / "home")  # asv machine writes ~/.asv-machine.json
+    env["ASV_PYTHONPATH"] = str(REPO)  # this checkout's mhabench, not whichever is installed
     (tmp_path / "home").mkdir(exist_ok=True)
     env.update(extra)
     return env
@@ -331,6 +336,18 @@ def test_asv_run_and_publish_smoke_grid_on_cpu(tmp_path, head):
         assert len(graphs) == 1, name
         series = json.loads(Path(graphs[0]).read_text())
         assert series and all(v is not None for v in series[0][1]), (name, series)
+
+    # the suite's own results, drawn across builds by mhabench's asv reader
+    from mhabench.plot import asv_history, asv_tags, plot_asv_history
+    name = "speedup.FastOverSlow.track_wall"
+    (h,) = asv_history(d / "results", name, asv_tags(d / "html")).values()
+    assert h["builds"] == [head[:8]]
+    labels = [", ".join(f"{k}={v}" for k, v in zip(common.PARAM_NAMES, c)) for c in combos]
+    assert sorted(h["series"]) == sorted(labels)
+    for combo, label in zip(combos, labels):
+        assert h["series"][label] == [res[name][tuple(str(v) for v in combo)]]
+    written = plot_asv_history(d / "results", tmp_path / "plots", name)
+    assert [Path(p).name for p in written] == [f"asv_{name}_ci-cpu.png"]
 
 
 def test_asv_run_marks_a_point_whose_fast_path_is_refused_as_failed(tmp_path, head):
