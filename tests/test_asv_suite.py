@@ -259,11 +259,19 @@ def test_asv_check_passes(tmp_path):
     assert "No problems found" in proc.stdout
 
 
+def _branch() -> str:
+    """The checked-out branch (publish draws only commits of the configured branches; on a
+    feature branch HEAD is not on ``main``); ``main`` when HEAD is detached, as in CI."""
+    name = subprocess.run(["git", "rev-parse", "--abbrev-ref", "HEAD"], cwd=REPO,
+                          capture_output=True, text=True, check=True).stdout.strip()
+    return "main" if name == "HEAD" else name
+
+
 def _write_config(d: Path) -> Path:
     """The repo's config, pointed at the real repository and benchmarks, writing under ``d``."""
     conf = _repo_config()
     conf.update(repo=str(REPO), benchmark_dir=str(REPO / "benchmarks"), env_dir=str(d / "env"),
-                results_dir=str(d / "results"), html_dir=str(d / "html"))
+                results_dir=str(d / "results"), html_dir=str(d / "html"), branches=[_branch()])
     d.mkdir(parents=True, exist_ok=True)
     path = d / "asv.conf.json"
     path.write_text(json.dumps(conf, indent=1))
@@ -331,7 +339,7 @@ def test_asv_run_and_publish_smoke_grid_on_cpu(tmp_path, head):
     assert set(WALL + DEVICE) == set(index["benchmarks"])
     assert "ci-cpu" in index["machines"]
     for name in WALL:
-        graphs = glob.glob(str(d / "html" / "graphs" / "branch-main" / "machine-ci-cpu" / "*"
+        graphs = glob.glob(str(d / "html" / "graphs" / f"branch-{_branch()}" / "machine-ci-cpu" / "*"
                                / f"{name}.json"))
         assert len(graphs) == 1, name
         series = json.loads(Path(graphs[0]).read_text())
