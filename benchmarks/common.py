@@ -164,7 +164,8 @@ def run_sweep(sel: Selection) -> dict:
         return {"points": {}, "unavailable": str(exc), "meta": {"grid": sel.grid}}
     proto = Protocol()
     cost: dict = {}
-    results = sw.sweep(sel.points, proto, cost=cost)
+    peak = sw.calibrate_peak(sel.device, sel.dtype)  # cached per device, dtype and torch
+    results = sw.sweep(sel.points, proto, cost=cost, peak_tflops=peak["tflops"])
     points = {}
     for r in results:
         status, message = str(r.status), str(r.message)
@@ -176,7 +177,8 @@ def run_sweep(sel: Selection) -> dict:
         points[r.point.label] = {"status": status, "message": message, "metrics": metrics}
     meta = {"grid": sel.grid, "device": sel.device, "dtype": sel.dtype, "points": len(results),
             "seconds": round(time.perf_counter() - t0, 3),
-            "cost_s": {str(k): float(v) for k, v in cost.items()}}
+            "cost_s": {str(k): float(v) for k, v in cost.items()},
+            "peak": {str(k): v if isinstance(v, (str, bool)) else float(v) for k, v in peak.items()}}
     return {"points": points, "unavailable": "", "meta": meta}
 
 
@@ -191,6 +193,7 @@ POINTS_DIR = "mhabench-points"
 
 US = "microseconds"
 RATIO = "ratio"
+BYTES = "bytes"
 
 
 def figure(key: str, unit: str, doc: str, invert: bool = False, version: str = "1"):

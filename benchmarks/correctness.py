@@ -1,7 +1,8 @@
-"""How far the fast path's output is from the slow path's (lower is better).
+"""How far the fast path's output is from the slow path's, and from an fp32 reference
+(lower is better).
 
 A point whose error exceeds the dtype's tolerance is failed by the sweep, not recorded: this
-figure tracks drift below that line.
+figures track drift below that line.
 """
 from .common import SweptPoint, figure
 
@@ -9,3 +10,7 @@ from .common import SweptPoint, figure
 class MaxAbsError(SweptPoint):
     track_fast_vs_slow = figure("max_abs_err", "abs error",
                                 "Largest |fast - slow| over the real (unpadded) tokens.")
+    track_fast_vs_fp32 = figure(
+        "max_abs_err_fp32", "abs error",
+        "Largest |fast - fp32 reference| over the real tokens: the same weights and padded "
+        "input cast to fp32, math SDPA, fast path off. The fast path's own drift.")

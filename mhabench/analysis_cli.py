@@ -34,10 +34,32 @@ def register_breakeven(sub) -> None:
     p.set_defaults(func=cmd_breakeven)
 
 
+def register_plot_asv(sub) -> None:
+    p = sub.add_parser("plot-asv", help="draw one asv benchmark across builds (torch versions)",
+                       description="Draw, per asv machine, one benchmark's value per recorded build, "
+                                   "a line per grid point; tagged commits are named by their tag.")
+    p.add_argument("results_dir", metavar="ASV_RESULTS_DIR", help="asv's results_dir (.asv/results)")
+    p.add_argument("--benchmark", default="speedup.FastOverSlow.track_wall",
+                   help="asv benchmark name, or its unique tail (default %(default)s)")
+    p.add_argument("--html", default=None, metavar="DIR",
+                   help="asv's html_dir (.asv/html), for the tags `asv publish` recorded")
+    p.add_argument("--out", required=True, metavar="DIR", help="folder for the PNG files")
+    p.set_defaults(func=cmd_plot_asv)
+
+
 def register(sub) -> None:
-    """Both sub-commands."""
+    """Every analysis sub-command."""
     register_plot(sub)
     register_breakeven(sub)
+    register_plot_asv(sub)
+
+
+def cmd_plot_asv(args) -> int:
+    from .plot import asv_tags, plot_asv_history
+    tags = asv_tags(args.html) if args.html else None
+    for path in plot_asv_history(args.results_dir, args.out, args.benchmark, tags=tags):
+        print(path)
+    return 0
 
 
 def _check_metric(doc: dict, metric: str) -> None:
@@ -62,23 +84,25 @@ def _cell(v, fmt: str = ".3f") -> str:
     return format(v, fmt) if isinstance(v, float) else str(v)
 
 
-def table_text(rows: list[dict]) -> str:
+def table_text(rows: list[dict], keys=None) -> str:
     from prettytable import PrettyTable
     from .breakeven import TABLE_KEYS
-    table = PrettyTable(list(TABLE_KEYS))
+    keys = list(keys or TABLE_KEYS)
+    table = PrettyTable(keys)
     for r in rows:
-        table.add_row([_cell(r[k]) for k in TABLE_KEYS])
+        table.add_row([_cell(r[k]) for k in keys])
     return table.get_string()
 
 
-def csv_text(rows: list[dict]) -> str:
+def csv_text(rows: list[dict], keys=None) -> str:
     """CSV of the table; an absent value (no crossing, no points) is an empty cell."""
     from .breakeven import TABLE_KEYS
+    keys = list(keys or TABLE_KEYS)
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
-    w.writerow(TABLE_KEYS)
+    w.writerow(keys)
     for r in rows:
-        w.writerow(["" if r[k] is None else r[k] for k in TABLE_KEYS])
+        w.writerow(["" if r[k] is None else r[k] for k in keys])
     return buf.getvalue()
 
 

@@ -125,3 +125,25 @@ def break_even_table(results: Sequence[Mapping] | Mapping, metric: str = "speedu
                       "min_speedup": min(values) if values else None,
                       "max_speedup": max(values) if values else None})
     return table
+
+
+#: ``mhabench run``'s summary: a break-even padding per speedup figure, column -> metric.
+SUMMARY_METRICS = {"break_even_padding": "speedup", "break_even_padding_fair": "speedup_fair",
+                   "break_even_padding_device": "device_speedup",
+                   "break_even_padding_device_fair": "device_speedup_fair"}
+SUMMARY_KEYS = SHAPE_KEYS + ("n_points",) + tuple(SUMMARY_METRICS) + ("min_speedup", "max_speedup")
+
+
+def summary_table(results: Sequence[Mapping] | Mapping) -> list[dict]:
+    """One row per shape: break-even padding of the wall speedup (against ``slow`` and
+    ``slow_fair``) and of the kernel-time speedup (both; None where not measured or no
+    crossing), with ``n_points`` and the min / max wall speedup of :func:`break_even_table`."""
+    rows = {shape_of_row(r): dict(r) for r in break_even_table(results, "speedup")}
+    for column, metric in SUMMARY_METRICS.items():
+        for r in break_even_table(results, metric):
+            rows[shape_of_row(r)][column] = r["break_even_padding"]
+    return [{k: r[k] for k in SUMMARY_KEYS} for r in rows.values()]
+
+
+def shape_of_row(row: Mapping) -> tuple:
+    return tuple(row[k] for k in SHAPE_KEYS)

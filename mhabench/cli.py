@@ -38,10 +38,15 @@ def _add_run(sub) -> None:
                    help="profiled calls per path for device time (4; 0: skip device time)")
     t.add_argument("--pin-cpu", type=int, default=None, metavar="CORE",
                    help="run on this CPU core only (steadier host timings on a busy machine)")
+    t.add_argument("--no-peak", action="store_true",
+                   help="skip the matmul peak calibration (share-of-peak figures left blank)")
     o = p.add_argument_group("output")
     o.add_argument("--save-path", "--save_path", default=None, help="CSV of the table")
     o.add_argument("--error-save-path", "--error_save_path", default=None, help="JSON of error counts")
     o.add_argument("--json", default=None, help="JSON with everything, raw rounds included")
+    o.add_argument("--breakeven-path", default=None, metavar="PATH",
+                   help="CSV of the break-even paddings per shape (default: beside --save-path "
+                        "or --json, as NAME_breakeven.csv)")
     o.add_argument("--no-table", action="store_true", help="do not print the table")
     o.add_argument("--no-progress", action="store_true", help="no progress bar")
 
@@ -57,9 +62,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _extra_commands():
     """Sub-commands that live in their own modules (imported lazily, torch-free parsing)."""
-    from .analysis_cli import register_breakeven, register_plot
+    from .analysis_cli import register_breakeven, register_plot, register_plot_asv
     from .report_view import register as register_view_check
-    return [register_plot, register_breakeven, register_view_check]
+    return [register_plot, register_breakeven, register_plot_asv, register_view_check]
 
 
 def resolve_points(args, device: str, dtype: str):
@@ -102,6 +107,8 @@ def print_table(results) -> None:
     from prettytable import PrettyTable
     from .results import COLUMNS, row
     shown = COLUMNS[:9] + ["speedup_fair", "device_speedup", "host_share_fast", "max_abs_err",
+                           "max_abs_err_fp32", "wall_fast_tflops", "wall_fast_peak_fraction",
+                           "device_fast_peak_fraction", "peak_mem_fast_bytes",
                            "fast_path", "beta_b", "status"]
     idx = [COLUMNS.index(c) for c in shown]
     table = PrettyTable(shown)
@@ -109,6 +116,43 @@ def print_table(results) -> None:
         cells = row(r)
         table.add_row([cells[i] for i in idx])
     print(table)
+
+
+def breakeven_path(args):
+    """``--breakeven-path``, else NAME_breakeven.csv beside the CSV or the JSON, else None."""
+    from pathlib import Path
+    if args.breakeven_path:
+        return args.breakeven_path
+    base = args.save_path or args.json
+    return None if not base else str(Path(base).with_name(Path(base).stem + "_breakeven.csv"))
+
+
+def breakeven_rows(results) -> list[dict]:
+    from dataclasses import asdict
+    from .breakeven import summary_table
+    return summary_table([{"point": asdict(r.point), "metrics": r.metrics()} for r in results])
+
+
+def print_breakeven(rows) -> None:
+    from .analysis_cli import table_text
+    from .breakeven import SUMMARY_KEYS
+    print("break-even padding per shape (padding fraction at which fast = slow, interpolated "
+          "between beta points; '-': no crossing or not measured):")
+    print(table_text(rows, SUMMARY_KEYS))
+
+
+def peak_meta(args, device: str, dtype: str) -> dict:
+    """Calibrate (or read from the cache) the matmul peak, saying so, unless ``--no-peak``."""
+    from . import sweep as sw
+    if args.no_peak:
+        return {"tflops": float("nan"), "skipped": True}
+    print(f"peak: matmul peak of {device} in {dtype} (cached after the first run)...", end=" ",
+          flush=True)
+    entry = sw.calibrate_peak(device, dtype)
+    how = "cached" if entry.get("cached") else f"measured in {entry['seconds']:.1f} s"
+    print(f"failed: {entry['error']}" if "error" in entry else
+          f"{entry['tflops']:.4g} TFLOP/s ({how}, {entry['matmul_size']}-cube matmul)", flush=True)
+    return entry
 
 
 def cmd_run(args) -> int:
@@ -127,14 +171,22 @@ def cmd_run(args) -> int:
     print(f"device: {device} ({sw.device_name(device)}); grid {grid}: {len(points)} points; dtype {dtype}",
           flush=True)
     meta = sw.run_meta(device, proto, grid)
+    meta["peak"] = peak_meta(args, device, dtype)
     meta["cost_s"] = {}
     from tqdm import tqdm
     bar = tqdm(total=len(points), disable=args.no_progress, unit="pt", file=sys.stderr)
     t0 = time.perf_counter()
     done = []
 
+    be_path = breakeven_path(args)
+
     def save(results):
         write_all(results, meta, args.save_path, args.error_save_path, args.json)
+        if be_path:
+            from .analysis_cli import csv_text
+            from .breakeven import SUMMARY_KEYS
+            from .results import atomic_write
+            atomic_write(be_path, csv_text(breakeven_rows(results), SUMMARY_KEYS))
 
     def on_point(r):
         # files are rewritten once per chunk of points, at the end and on interruption:
@@ -144,7 +196,8 @@ def cmd_run(args) -> int:
         bar.update(1)
 
     try:
-        results = sw.sweep(points, proto, on_point=on_point, on_chunk=save, cost=meta["cost_s"])
+        results = sw.sweep(points, proto, on_point=on_point, on_chunk=save, cost=meta["cost_s"],
+                           peak_tflops=meta["peak"]["tflops"])
     except KeyboardInterrupt:
         bar.close()
         save(done)
@@ -155,6 +208,7 @@ def cmd_run(args) -> int:
     save(results)
     if not args.no_table:
         print_table(results)
+        print_breakeven(breakeven_rows(results))
     errors = errors_of(results)
     print(json.dumps(errors, indent=1))
     for r in results:

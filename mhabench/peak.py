@@ -28,6 +28,7 @@ CACHE_FILE = "peak.json"
 CUDA_SIZE, CPU_SIZE = 8192, 1024
 CUDA_REPS, CPU_REPS = 20, 10
 WARMUP = 3
+CPU_PROBE, CPU_CALL_S = 128, 0.05
 
 
 # --- cache -----------------------------------------------------------------------------------
@@ -118,6 +119,27 @@ def _measure(device: str, dtype: str, size: int, reps: int) -> float:
                 torch.matmul(a, b, out=c)
                 times.append((time.perf_counter_ns() - t0) / 1e9)
     return statistics.median(times)
+
+
+def cpu_size(dtype: str) -> int:
+    """The largest power-of-two size up to ``CPU_SIZE`` whose matmul should take at most
+    ``CPU_CALL_S``, from one timed ``CPU_PROBE`` matmul (time grows as size cubed).
+
+    CPUs without native half-precision units run fp16 matmuls up to a thousand times slower
+    than fp32: a fixed 1024 cube then takes minutes to calibrate.
+    """
+    seconds = _measure("cpu", canonical_dtype(dtype), CPU_PROBE, 3)
+    size = CPU_PROBE
+    while size * 2 <= CPU_SIZE and seconds * 8 <= CPU_CALL_S:
+        size, seconds = size * 2, seconds * 8
+    return size
+
+
+def is_cached(device: str, dtype: str, size: int) -> bool:
+    """Whether :func:`calibrate` would read this peak from the cache."""
+    import torch
+    key = cache_key(device_name(device), canonical_dtype(dtype), str(torch.__version__), size)
+    return isinstance(load_cache().get(key), dict)
 
 
 def calibrate(device: str = "cuda", dtype: str = "float16", size: int | None = None,

@@ -181,8 +181,29 @@ def _unquote(value) -> str:
     return text
 
 
-def asv_history(asv_results_dir, benchmark_name: str) -> dict[str, dict]:
+def asv_tags(asv_html_dir) -> dict[str, str]:
+    """``{commit hash: tag}`` from ``asv publish``'s ``index.json`` (its ``tags``, tag -> revision,
+    and ``revision_to_hash``); empty when there is no such file or it has no tags."""
+    try:
+        index = json.loads((Path(asv_html_dir) / "index.json").read_text(encoding="utf-8"))
+        tags, revs = index.get("tags") or {}, index.get("revision_to_hash") or {}
+    except (OSError, ValueError, AttributeError):
+        return {}
+    return {revs[str(rev)]: tag for tag, rev in tags.items() if str(rev) in revs}
+
+
+def build_label(commit_hash: str, tags: dict[str, str] | None = None) -> str:
+    """``v1.2 (abcdef12)`` for a tagged commit, else the hash's first 8 characters."""
+    tag = (tags or {}).get(commit_hash)
+    return f"{tag} ({commit_hash[:8]})" if tag else commit_hash[:8]
+
+
+def asv_history(asv_results_dir, benchmark_name: str,
+                tags: dict[str, str] | None = None) -> dict[str, dict]:
     """``{machine: {"builds": [label, ...], "series": {param label: [value per build]}}}``.
+
+    Builds are labelled by commit (``tags``, as :func:`asv_tags` reads them, name tagged ones),
+    and by environment too where a machine has several (e.g. one interpreter per torch build).
 
     A parameterised benchmark's ``result`` list follows ``itertools.product(*params)``; a plain
     one has ``params == []`` and one value. Failed, skipped or missing values are NaN; a
@@ -201,7 +222,8 @@ def asv_history(asv_results_dir, benchmark_name: str) -> dict[str, dict]:
         envs = {r["env_name"] for r in mruns}
         builds, series = [], {}
         for i, r in enumerate(mruns):
-            builds.append(r["commit_hash"][:8] + (f"\n{r['env_name']}" if len(envs) > 1 else ""))
+            builds.append(build_label(r["commit_hash"], tags)
+                          + (f"\n{r['env_name']}" if len(envs) > 1 else ""))
             row = r["results"][name]
             params = row.get("params") or []
             values = row.get("result")
@@ -217,9 +239,10 @@ def asv_history(asv_results_dir, benchmark_name: str) -> dict[str, dict]:
     return out
 
 
-def asv_figures(asv_results_dir, benchmark_name: str, max_legend: int = 20) -> dict:
+def asv_figures(asv_results_dir, benchmark_name: str, max_legend: int = 20,
+                tags: dict[str, str] | None = None) -> dict:
     """``{file name: Figure}``: per machine, the benchmark's value per build, a line per point."""
-    history = asv_history(asv_results_dir, benchmark_name)
+    history = asv_history(asv_results_dir, benchmark_name, tags)
     plt = _pyplot()
     figures = {}
     for machine, h in history.items():
@@ -240,6 +263,7 @@ def asv_figures(asv_results_dir, benchmark_name: str, max_legend: int = 20) -> d
     return figures
 
 
-def plot_asv_history(asv_results_dir, out_dir, benchmark_name: str) -> list[str]:
+def plot_asv_history(asv_results_dir, out_dir, benchmark_name: str,
+                     tags: dict[str, str] | None = None) -> list[str]:
     """Write :func:`asv_figures` as PNGs in ``out_dir``; return the written paths."""
-    return _save(asv_figures(asv_results_dir, benchmark_name), out_dir)
+    return _save(asv_figures(asv_results_dir, benchmark_name, tags=tags), out_dir)

@@ -10,6 +10,7 @@ import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path as FsPath
 
+from . import flops as fl
 from .config import Point
 from .paths import BACKENDS, PATHS
 from .stats import iqr, median, ratios
@@ -30,6 +31,10 @@ class Result:
     sdpa_backend: str = ""  # the SDPA backend whose kernels the fast path ran (CUDA only)
     rounds: dict[str, list[float]] = field(default_factory=dict)
     device_calls: dict[str, list[float]] = field(default_factory=dict)
+    lengths: list[int] = field(default_factory=list)   # real tokens per row: the useful FLOPs
+    peak_tflops: float = math.nan                        # the device's calibrated matmul peak
+    peak_mem: dict[str, float] = field(default_factory=dict)  # bytes per call above the baseline
+    max_abs_err_fp32: float = math.nan                   # fast vs the fp32 math reference
 
     # --- derived figures -------------------------------------------------------------------
     @property
@@ -69,6 +74,20 @@ class Result:
         """Share of the wall time not spent in kernels: 1 - device / wall."""
         return 1.0 - _div(self.device_us(path), self.wall_us(path)) if self.device_calls else math.nan
 
+    def useful_flops(self) -> float:
+        """FLOPs on the real tokens (NaN until the lengths are known)."""
+        p = self.point
+        return float(fl.useful_flops(self.lengths, p.embed_dim, p.num_heads)) if self.lengths else math.nan
+
+    def tflops(self, path: str, device: bool = False) -> float:
+        """Useful TFLOP/s of ``path``: useful FLOPs over its median wall (or kernel) time.
+
+        Every path is credited with the useful FLOPs only, so the figures compare directly:
+        the padded paths' wasted work shows as a lower rate.
+        """
+        us = self.device_us(path) if device else self.wall_us(path)
+        return fl.tflops(self.useful_flops(), us)
+
     def metrics(self) -> dict[str, float]:
         """Flat float figures (NaN where not measured): what asv tracks and tables show.
 
@@ -76,7 +95,9 @@ class Result:
         point's statistics each time would make that quadratic.
         """
         key = (self.status, self.padding, self.max_abs_err,
-               tuple(map(len, self.rounds.values())), tuple(map(len, self.device_calls.values())))
+               tuple(map(len, self.rounds.values())), tuple(map(len, self.device_calls.values())),
+               tuple(self.lengths), self.peak_tflops, tuple(self.peak_mem.items()),
+               self.max_abs_err_fp32)
         if getattr(self, "_metrics_key", None) != key:
             self._metrics, self._metrics_key = self._compute_metrics(), key
         return dict(self._metrics)
@@ -97,13 +118,30 @@ class Result:
         for name, slow in (("speedup", "slow"), ("speedup_fair", "slow_fair")):
             m[f"{name}_rel_iqr"] = self.speedup_rel_iqr(slow)
             m[f"device_{name}_rel_iqr"] = self.speedup_rel_iqr(slow, device=True)
+        m.update(self._efficiency_metrics())
         return {k: float(v) for k, v in m.items()}
+
+    def _efficiency_metrics(self) -> dict[str, float]:
+        """FLOPs, useful TFLOP/s and share of the peak per path (wall- and kernel-time based),
+        peak memory per path, and the error against the fp32 reference."""
+        p = self.point
+        m = {"useful_flops": self.useful_flops(),
+             "padded_flops": float(fl.padded_flops(p.batch_size, p.seq_len, p.embed_dim, p.num_heads)),
+             "peak_tflops": self.peak_tflops, "max_abs_err_fp32": self.max_abs_err_fp32}
+        for path in PATHS:
+            for base, device in (("wall", False), ("device", True)):
+                rate = self.tflops(path, device)
+                m[f"{base}_{path}_tflops"] = rate
+                m[f"{base}_{path}_peak_fraction"] = _div(rate, self.peak_tflops)
+            m[f"peak_mem_{path}_bytes"] = float(self.peak_mem.get(path, math.nan))
+        return m
 
     def to_json(self) -> dict:
         d = {"point": asdict(self.point), "label": self.point.label, "status": self.status,
              "message": self.message, "fast_path": self.fast_path,
              "sdpa_backend": self.sdpa_backend,
              "metrics": {k: _json_num(v) for k, v in self.metrics().items()},
+             "lengths": list(self.lengths),
              "rounds_us": self.rounds, "device_calls_us": self.device_calls}
         return d
 
@@ -130,7 +168,14 @@ EXTRA_COLUMNS = [f"slow_iqr({MU}s)", f"fast_iqr({MU}s)", f"time_slow_fair({MU}s)
                  "host_share_slow", "host_share_fast", "host_share_slow_fair",
                  "max_abs_err", "fast_path", "sdpa_backend",
                  *(f"device_fast_{b}({MU}s)" for b in BACKENDS), "beta_b", "status"]
-COLUMNS = REFERENCE_COLUMNS + EXTRA_COLUMNS
+#: Efficiency, memory and drift columns: named as their metric keys, with their formats.
+EFFICIENCY_COLUMNS = (
+    [("useful_flops", ".0f"), ("padded_flops", ".0f"), ("peak_tflops", ".4g")]
+    + [(f"{base}_{p}_tflops", ".4g") for base in ("wall", "device") for p in PATHS]
+    + [(f"{base}_{p}_peak_fraction", ".4g") for base in ("wall", "device") for p in PATHS]
+    + [(f"peak_mem_{p}_bytes", ".0f") for p in PATHS]
+    + [("max_abs_err_fp32", ".3g")])
+COLUMNS = REFERENCE_COLUMNS + EXTRA_COLUMNS + [k for k, _ in EFFICIENCY_COLUMNS]
 
 
 def _f(v: float, fmt: str = ".3f") -> str:
@@ -148,7 +193,8 @@ def row(r: Result) -> list[str]:
             _f(m["speedup_rel_iqr"], ".4f"), _f(m["device_speedup_rel_iqr"], ".4f"),
             _f(m["host_share_slow"]), _f(m["host_share_fast"]), _f(m["host_share_slow_fair"]),
             _f(m["max_abs_err"], ".3g"), "yes" if r.fast_path else "no", r.sdpa_backend,
-            *(_f(m[f"device_fast_{b}_us"]) for b in BACKENDS), str(p.beta_b), r.status]
+            *(_f(m[f"device_fast_{b}_us"]) for b in BACKENDS), str(p.beta_b), r.status,
+            *(_f(m[k], fmt) for k, fmt in EFFICIENCY_COLUMNS)]
 
 
 # --- files -----------------------------------------------------------------------------------

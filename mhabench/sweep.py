@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import datetime
 import gc
+import math
 import platform
 import sys
 import time
@@ -16,7 +17,9 @@ from . import compat
 from .check import compare
 from .config import ConfigError, Point
 from .inputs import build
+from .memory import peak_memory
 from .paths import FastPathNotTaken, backend_paths, make_paths, run_fast_checked
+from .reference import fp32_reference, max_abs_err
 from .results import ERROR, MISMATCH, NO_FASTPATH, Result
 from .timing import DeviceTimes, Protocol, wall_rounds
 
@@ -79,13 +82,16 @@ def active_paths(inp):
 
 
 def measure(point: Point, proto: Protocol, cost: dict | None = None) -> Result:
-    """Correctness, wall time and (on CUDA) device time of one point.
+    """Correctness, wall time and (on CUDA) device time of one point, then its untimed extras
+    (drift against the fp32 reference, peak memory).
 
-    Never raises: failures become the Result's status. Device time is taken after the wall
-    rounds, on the same inputs, in a profiler session of its own: the session records only
-    the labelled calls, so opening one per point costs milliseconds and building the inputs
-    twice is not needed. ``cost``, if given, accumulates seconds: ``wall_pass``,
-    ``device_pass`` and the profiler's own ``profiler_start``/``profiler_stop``/``profiler_parse``.
+    Never raises: failures become the Result's status; a failing extra or device-time session
+    only leaves its figures NaN and a note. Device time is taken after the wall rounds, on the
+    same inputs, in a profiler session of its own: the session records only the labelled
+    calls, so opening one per point costs milliseconds and the inputs are built once.
+    ``cost``, if given, accumulates seconds: ``wall_pass`` (build, check, rounds),
+    ``device_pass``, the profiler's own ``profiler_start``/``profiler_stop``/``profiler_parse``
+    (part of ``device_pass``) and ``extras``.
     """
     cost = {} if cost is None else cost
     t0 = time.perf_counter()
@@ -93,7 +99,7 @@ def measure(point: Point, proto: Protocol, cost: dict | None = None) -> Result:
     paths = None
     try:
         inp = build(point)
-        res.padding = inp.padding
+        res.padding, res.lengths = inp.padding, list(inp.lengths)
         paths = active_paths(inp)
         fast_out = run_fast_checked(paths["fast"])
         res.fast_path = True
@@ -101,18 +107,23 @@ def measure(point: Point, proto: Protocol, cost: dict | None = None) -> Result:
         res.max_abs_err = chk.max_abs_err
         if not chk.ok:
             res.status, res.message = MISMATCH, chk.message
+        t_extra = time.perf_counter()
+        _extra(res, cost, "fp32 reference", _drift, res, inp, fast_out)
+        t0 += time.perf_counter() - t_extra  # extras are counted apart from the wall pass
         del fast_out
         res.rounds = wall_rounds(paths, proto, point.device)
     except FastPathNotTaken as exc:
         res.status, res.message = NO_FASTPATH, str(exc)
-        paths = None
+        inp = paths = fast_out = None
     except Exception as exc:  # OOM, kernel refusals, anything: this point fails, the sweep goes on
         res.status, res.message, res.rounds = ERROR, _one_line(exc), {}
-        paths = None
+        inp = paths = fast_out = None
         _recover(point.device)
     t1 = time.perf_counter()
     _add(cost, "wall_pass", t1 - t0)
-    if paths is not None and res.timed and proto.device_calls and point.device.startswith("cuda"):
+    if paths is None or not res.timed:
+        return res
+    if proto.device_calls and point.device.startswith("cuda"):
         try:
             overhead = add_device_times(res, paths, proto)
             for k, v in overhead.items():
@@ -121,7 +132,28 @@ def measure(point: Point, proto: Protocol, cost: dict | None = None) -> Result:
             res.message = (res.message + "; " if res.message else "") + f"device time: {_one_line(exc)}"
             _recover(point.device)
         _add(cost, "device_pass", time.perf_counter() - t1)
+    _extra(res, cost, "peak memory", _memory, res, paths)
     return res
+
+
+def _drift(res: Result, inp, fast_out) -> None:
+    res.max_abs_err_fp32 = max_abs_err(fast_out, fp32_reference(inp), inp.mask)
+
+
+def _memory(res: Result, paths) -> None:
+    res.peak_mem = peak_memory(paths, res.point.device)
+
+
+def _extra(res: Result, cost: dict | None, what: str, fn, *args) -> None:
+    """Run an untimed extra; its failure is noted on the point, which stays measured."""
+    t0 = time.perf_counter()
+    try:
+        fn(*args)
+    except Exception as exc:
+        res.message = (res.message + "; " if res.message else "") + f"{what}: {_one_line(exc)}"
+        _recover(res.point.device)
+    if cost is not None:
+        _add(cost, "extras", time.perf_counter() - t0)
 
 
 def add_device_times(res: Result, paths: dict, proto: Protocol) -> dict[str, float]:
@@ -152,18 +184,22 @@ CHUNK = 64
 def sweep(points: Iterable[Point], proto: Protocol,
           on_point: Callable[[Result], None] | None = None,
           on_chunk: Callable[[list[Result]], None] | None = None,
-          cost: dict | None = None, chunk: int = CHUNK) -> list[Result]:
+          cost: dict | None = None, chunk: int = CHUNK,
+          peak_tflops: float = math.nan) -> list[Result]:
     """Measure every point, in order.
 
     ``on_point`` sees each result when it is done; ``on_chunk`` all results so far, every
     ``chunk`` points and at the end: callers write their files there, so an interrupted sweep
     keeps finished points and writing stays linear in the grid. ``cost`` as in :func:`measure`.
+    ``peak_tflops`` (the device's calibrated matmul peak) is stored on every result for its
+    share-of-peak figures.
     """
     points = list(points)
     results: list[Result] = []
     cost = {} if cost is None else cost
     for i, p in enumerate(points, 1):
         r = measure(p, proto, cost)
+        r.peak_tflops = peak_tflops
         results.append(r)
         if on_point:
             on_point(r)
@@ -174,6 +210,25 @@ def sweep(points: Iterable[Point], proto: Protocol,
 
 def _add(acc: dict, key: str, seconds: float) -> None:
     acc[key] = round(acc.get(key, 0.0) + seconds, 4)
+
+
+def calibrate_peak(device: str, dtype: str) -> dict:
+    """The device's matmul peak for the share-of-peak figures, as run metadata.
+
+    Measured once per (device, dtype, torch) by :func:`mhabench.peak.calibrate` and cached
+    (on a CPU at a size that keeps it to about a second); a failure leaves the peak NaN (the share-of-peak figures then too), with the reason.
+    """
+    from . import peak
+    t0 = time.perf_counter()
+    entry = {"dtype": dtype, "cache": str(peak.cache_path())}
+    try:
+        size = peak.CUDA_SIZE if device.startswith("cuda") else peak.cpu_size(dtype)
+        entry.update(matmul_size=size, cached=peak.is_cached(device, dtype, size))
+        entry["tflops"] = peak.calibrate(device, dtype, size=size)
+    except Exception as exc:
+        entry.update(tflops=math.nan, error=_one_line(exc))
+    entry["seconds"] = round(time.perf_counter() - t0, 3)
+    return entry
 
 
 def run_meta(device: str, proto: Protocol, grid: str) -> dict:

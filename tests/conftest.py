@@ -69,6 +69,19 @@ def small_proto() -> Protocol:
     return Protocol(warmup_ms=0.5, min_rounds=3, max_rounds=3, target_ms=1.0)
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _private_peak_cache(tmp_path_factory):
+    """Runs calibrate the matmul peak: keep its cache (and fake test values) out of the user's."""
+    import os
+    before = os.environ.get("MHABENCH_CACHE_DIR")
+    os.environ["MHABENCH_CACHE_DIR"] = str(tmp_path_factory.mktemp("peak-cache"))
+    yield
+    if before is None:
+        os.environ.pop("MHABENCH_CACHE_DIR", None)
+    else:
+        os.environ["MHABENCH_CACHE_DIR"] = before
+
+
 @pytest.fixture(autouse=True)
 def _fastpath_restored():
     """Every test leaves the global MHA fast-path switch as it found it."""
@@ -105,6 +118,7 @@ def asv(args, cwd, env, timeout=600) -> subprocess.CompletedProcess:
 def asv_env(tmp_path: Path, **extra) -> dict:
     env = {k: v for k, v in os.environ.items() if k not in ASV_ENV_KEYS}
     env["HOME"] = str(tmp_path / "home")  # asv machine writes ~/.asv-machine.json
+    env["ASV_PYTHONPATH"] = str(REPO)  # this checkout's mhabench, not whichever is installed
     (tmp_path / "home").mkdir(exist_ok=True)
     env.update(extra)
     return env
@@ -115,11 +129,19 @@ def repo_config() -> dict:
     return util.load_json(str(REPO / "asv.conf.json"), js_comments=True)
 
 
+def _branch() -> str:
+    """The checked-out branch (publish draws only commits of the configured branches; on a
+    feature branch HEAD is not on ``main``); ``main`` when HEAD is detached, as in CI."""
+    name = subprocess.run(["git", "rev-parse", "--abbrev-ref", "HEAD"], cwd=REPO,
+                          capture_output=True, text=True, check=True).stdout.strip()
+    return "main" if name == "HEAD" else name
+
+
 def write_config(d: Path) -> Path:
     """The repo's config, pointed at the real repository and benchmarks, writing under ``d``."""
     conf = repo_config()
     conf.update(repo=str(REPO), benchmark_dir=str(REPO / "benchmarks"), env_dir=str(d / "env"),
-                results_dir=str(d / "results"), html_dir=str(d / "html"))
+                results_dir=str(d / "results"), html_dir=str(d / "html"), branches=[_branch()])
     d.mkdir(parents=True, exist_ok=True)
     path = d / "asv.conf.json"
     path.write_text(json.dumps(conf, indent=1))

@@ -22,7 +22,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))  # the benchmarks package lives at the repository root
 
 from benchmarks import common  # noqa: E402
-from conftest import ASV_ENV_KEYS, asv, asv_env, asv_run, repo_config  # noqa: E402
+from conftest import ASV_ENV_KEYS, _branch, asv, asv_env, asv_run, repo_config  # noqa: E402
 from mhabench.config import SEED_AXES, SMOKE_AXES, ConfigError, named_grid  # noqa: E402
 
 PLANTED = "custom:batch=2;seq=8;embed=12;heads=3,4;b=1"  # heads=3: the fast path refuses odd heads
@@ -30,7 +30,7 @@ WALL = ["time_per_call.WallTime.track_fast", "time_per_call.WallTime.track_slow"
         "time_per_call.WallTime.track_slow_fair",
         "speedup.FastOverSlow.track_wall", "speedup.FastOverSlow.track_wall_fair",
         "speedup.Noise.track_wall", "speedup.Noise.track_wall_fair",
-        "correctness.MaxAbsError.track_fast_vs_slow"]
+        "correctness.MaxAbsError.track_fast_vs_slow", "correctness.MaxAbsError.track_fast_vs_fp32"]
 DEVICE = ["time_per_call.DeviceTime.track_fast", "time_per_call.DeviceTime.track_slow",
           "time_per_call.DeviceTime.track_slow_fair",
           "time_per_call.HostShare.track_fast", "time_per_call.HostShare.track_slow",
@@ -38,8 +38,12 @@ DEVICE = ["time_per_call.DeviceTime.track_fast", "time_per_call.DeviceTime.track
           "speedup.FastOverSlow.track_device", "speedup.FastOverSlow.track_device_fair",
           "speedup.Noise.track_device", "speedup.Noise.track_device_fair",
           "time_per_call.SdpaBackend.track_flash", "time_per_call.SdpaBackend.track_efficient",
-          "time_per_call.SdpaBackend.track_cudnn"]
-NON_NEGATIVE = {"correctness.MaxAbsError.track_fast_vs_slow", "speedup.Noise.track_wall",
+          "time_per_call.SdpaBackend.track_cudnn",
+          "efficiency.Efficiency.track_fast_tflops", "efficiency.Efficiency.track_fast_below_peak",
+          "memory.GpuMemory.track_fast", "memory.GpuMemory.track_slow",
+          "memory.GpuMemory.track_slow_fair"]
+NON_NEGATIVE = {"correctness.MaxAbsError.track_fast_vs_slow",
+                "correctness.MaxAbsError.track_fast_vs_fp32", "speedup.Noise.track_wall",
                 "speedup.Noise.track_wall_fair"}  # may be 0; every other wall figure is > 0
 
 
@@ -121,7 +125,7 @@ def _import_check(env_extra: dict) -> dict:
     env = {k: v for k, v in os.environ.items() if k not in ASV_ENV_KEYS}
     env.update(env_extra)
     code = ("import json, sys; import benchmarks.speedup, benchmarks.time_per_call, "
-            "benchmarks.correctness as m; "
+            "benchmarks.efficiency, benchmarks.memory, benchmarks.correctness as m; "
             "print(json.dumps({'torch': 'torch' in sys.modules, 'params': m.MaxAbsError.params}))")
     out = subprocess.run([sys.executable, "-c", code], cwd=REPO, env=env, capture_output=True,
                          text=True, timeout=120)
@@ -253,7 +257,7 @@ def _results(d: Path, machine: str, commit: str) -> dict:
     return out
 
 
-def test_asv_run_and_publish_smoke_grid_on_cpu(smoke_report):
+def test_asv_run_and_publish_smoke_grid_on_cpu(smoke_report, tmp_path):
     """Wall figures are numbers, device figures n/a (not failed), and publish draws graphs."""
     d, head, proc = smoke_report.dir, smoke_report.commit, smoke_report.run
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
@@ -280,11 +284,23 @@ def test_asv_run_and_publish_smoke_grid_on_cpu(smoke_report):
     assert set(WALL + DEVICE) == set(index["benchmarks"])
     assert "ci-cpu" in index["machines"]
     for name in WALL:
-        graphs = glob.glob(str(d / "html" / "graphs" / "branch-main" / "machine-ci-cpu" / "*"
+        graphs = glob.glob(str(d / "html" / "graphs" / f"branch-{_branch()}" / "machine-ci-cpu" / "*"
                                / f"{name}.json"))
         assert len(graphs) == 1, name
         series = json.loads(Path(graphs[0]).read_text())
         assert series and all(v is not None for v in series[0][1]), (name, series)
+
+    # the suite's own results, drawn across builds by mhabench's asv reader
+    from mhabench.plot import asv_history, asv_tags, plot_asv_history
+    name = "speedup.FastOverSlow.track_wall"
+    (h,) = asv_history(d / "results", name, asv_tags(d / "html")).values()
+    assert h["builds"] == [head[:8]]
+    labels = [", ".join(f"{k}={v}" for k, v in zip(common.PARAM_NAMES, c)) for c in combos]
+    assert sorted(h["series"]) == sorted(labels)
+    for combo, label in zip(combos, labels):
+        assert h["series"][label] == [res[name][tuple(str(v) for v in combo)]]
+    written = plot_asv_history(d / "results", tmp_path / "plots", name)
+    assert [Path(p).name for p in written] == [f"asv_{name}_ci-cpu.png"]
 
 
 def test_asv_run_marks_a_point_whose_fast_path_is_refused_as_failed(tmp_path, head):

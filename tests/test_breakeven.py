@@ -10,7 +10,8 @@ import math
 import pytest
 
 from mhabench import cli
-from mhabench.breakeven import break_even, break_even_table, load_doc, merge_duplicates
+from mhabench.breakeven import (SUMMARY_KEYS, break_even, break_even_table, load_doc,
+                                merge_duplicates, summary_table)
 from mhabench.config import ConfigError, Point
 from mhabench.results import ERROR, Result, json_doc
 
@@ -119,6 +120,21 @@ def test_table_other_metric(doc):
     for r in doc["results"]:
         r["metrics"]["speedup_fair"] = (r["metrics"]["speedup"] or 0) * 2
     assert break_even_table(doc, "speedup_fair")[0]["break_even_padding"] is None  # 1.6 .. 2.6
+
+
+def test_summary_table_has_a_break_even_per_speedup_figure(doc):
+    for r in doc["results"]:
+        s = r["metrics"]["speedup"]
+        r["metrics"]["device_speedup"] = None if s is None else s + 0.15  # (2, 8): 0.95 .. 1.45
+    rows = summary_table(doc)
+    assert [tuple(r) for r in rows] == [SUMMARY_KEYS] * 3
+    a, b, c = rows
+    assert a["break_even_padding"] == pytest.approx(0.3)
+    assert a["break_even_padding_device"] == pytest.approx(0.05 / 0.1 * 0.2)  # 0.95 -> 1.05
+    assert a["break_even_padding_fair"] is None and a["break_even_padding_device_fair"] is None
+    assert (a["min_speedup"], a["max_speedup"]) == (pytest.approx(0.8), pytest.approx(1.3))
+    assert b["break_even_padding"] is None and b["break_even_padding_device"] is None
+    assert c["n_points"] == 0 and c["break_even_padding"] is None
 
 
 def test_load_doc_errors(tmp_path):

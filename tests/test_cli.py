@@ -54,7 +54,65 @@ def test_smoke_run_succeeds(smoke_run):
     d, rc, out, err = smoke_run
     assert rc == 0, out + err
     assert "Total errors: 0" in out
-    assert sorted(os.listdir(d)) == ["all.json", "errors.json", "out.csv"], "temp files left?"
+    assert sorted(os.listdir(d)) == ["all.json", "errors.json", "out.csv", "out_breakeven.csv"], \
+        "temp files left?"
+    assert re.search(r"peak: matmul peak of cpu in float32 .* TFLOP/s", out)
+    assert "extras" in out.splitlines()[-1]
+
+
+def test_smoke_run_breakeven_table_and_csv(smoke_run):
+    from mhabench.breakeven import SUMMARY_KEYS
+    d, _, out, _ = smoke_run
+    assert "break-even padding per shape" in out
+    rows = _csv_rows(d / "out_breakeven.csv")
+    assert tuple(rows[0]) == SUMMARY_KEYS
+    shapes = {(p.batch_size, p.seq_len) for p in named_grid("smoke", "fp32", "cpu")}
+    assert sorted((int(r[0]), int(r[1])) for r in rows[1:]) == sorted(shapes)
+    doc = json.loads((d / "all.json").read_text())
+    for r in rows[1:]:
+        cell = dict(zip(rows[0], r))
+        speedups = [x["metrics"]["speedup"] for x in doc["results"]
+                    if (x["point"]["batch_size"], x["point"]["seq_len"]) ==
+                    (int(cell["batch_size"]), int(cell["seq_len"]))]
+        assert cell["n_points"] == "2"
+        assert float(cell["min_speedup"]) == pytest.approx(min(speedups))
+        crosses = min(speedups) < 1 < max(speedups)
+        assert (cell["break_even_padding"] != "") == crosses
+        assert cell["break_even_padding_device"] == ""  # no kernel times on a CPU
+
+
+def test_smoke_run_efficiency_figures(smoke_run):
+    d = smoke_run[0]
+    doc = json.loads((d / "all.json").read_text())
+    peak = doc["meta"]["peak"]
+    assert peak["tflops"] > 0 and peak["matmul_size"] >= 128
+    for r in doc["results"]:
+        m = r["metrics"]
+        assert m["peak_tflops"] == peak["tflops"]
+        assert 0 < m["useful_flops"] <= m["padded_flops"]
+        assert m["wall_fast_tflops"] == pytest.approx(m["useful_flops"] / m["wall_fast_us"] / 1e6)
+        assert m["wall_fast_peak_fraction"] == pytest.approx(m["wall_fast_tflops"] / peak["tflops"])
+        assert 0 <= m["max_abs_err_fp32"] < 1e-4
+        for k in ("device_fast_tflops", "device_fast_peak_fraction", "peak_mem_fast_bytes"):
+            assert m[k] is None, k  # n/a on a CPU
+    rows = _csv_rows(d / "out.csv")
+    assert {"useful_flops", "wall_fast_tflops", "max_abs_err_fp32"} <= set(rows[0])
+
+
+def test_no_peak_skips_calibration(tmp_path, monkeypatch):
+    from mhabench import peak
+
+    def forbidden(*a, **k):
+        raise AssertionError("calibrated despite --no-peak")
+    monkeypatch.setattr(peak, "calibrate", forbidden)
+    rc, out, err = _main(["run", "--device", "cpu", "--grid", "smoke", "--stride", "8", "--no-peak",
+                          "--no-table", *TINY, "--json", str(tmp_path / "a.json")])
+    assert rc == 0, out + err
+    doc = json.loads((tmp_path / "a.json").read_text())
+    assert doc["meta"]["peak"]["skipped"] is True
+    assert doc["results"][0]["metrics"]["wall_fast_peak_fraction"] is None
+    assert doc["results"][0]["metrics"]["wall_fast_tflops"] > 0
+    assert sorted(os.listdir(tmp_path)) == ["a.json", "a_breakeven.csv"]
 
 
 def test_smoke_run_csv(smoke_run):
@@ -242,7 +300,7 @@ def test_python_dash_m_run_writes_the_files(tmp_path):
     assert json.loads((tmp_path / "e.json").read_text()) == {}
     doc = json.loads((tmp_path / "a.json").read_text())
     assert all(set(r["rounds_us"]) == {"fast", "slow", "slow_fair"} for r in doc["results"])
-    assert sorted(os.listdir(tmp_path)) == ["a.json", "e.json", "r.csv"]
+    assert sorted(os.listdir(tmp_path)) == ["a.json", "e.json", "r.csv", "r_breakeven.csv"]
 
 
 def test_python_dash_m_bad_input_exits_2(tmp_path):

@@ -105,3 +105,24 @@ def test_cuda_without_cuda_is_a_config_error(cache, counted):
 def test_import_does_not_import_torch():
     code = "import sys, mhabench.peak; sys.exit(1 if 'torch' in sys.modules else 0)"
     assert subprocess.run([sys.executable, "-c", code]).returncode == 0
+
+
+@pytest.mark.parametrize("probe_s, size", [(1e-5, peak.CPU_SIZE),   # fast: the full size
+                                           (5e-3, 256),             # 40 ms at 256, 320 at 512
+                                           (1.0, peak.CPU_PROBE)])  # slow: stay at the probe
+def test_cpu_size_keeps_a_call_within_budget(monkeypatch, probe_s, size):
+    calls = []
+
+    def fake(device, dtype, n, reps):
+        calls.append((device, dtype, n))
+        return probe_s
+    monkeypatch.setattr(peak, "_measure", fake)
+    assert peak.cpu_size("fp16") == size
+    assert calls == [("cpu", "float16", peak.CPU_PROBE)]
+    assert probe_s * (size / peak.CPU_PROBE) ** 3 <= max(peak.CPU_CALL_S, probe_s)
+
+
+def test_is_cached(cache, counted):
+    assert not peak.is_cached("cpu", "fp32", 100)
+    peak.calibrate("cpu", "float32", size=100, reps=2)
+    assert peak.is_cached("cpu", "fp32", 100) and not peak.is_cached("cpu", "fp32", 64)

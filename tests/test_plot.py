@@ -15,8 +15,8 @@ matplotlib = pytest.importorskip("matplotlib")
 
 from mhabench import cli  # noqa: E402
 from mhabench.config import ConfigError, Point  # noqa: E402
-from mhabench.plot import (asv_figures, asv_history, plot_asv_history, plot_results,  # noqa: E402
-                           results_figures)
+from mhabench.plot import (asv_figures, asv_history, asv_tags, build_label,  # noqa: E402
+                           plot_asv_history, plot_results, results_figures)
 from mhabench.results import ERROR, Result, json_doc  # noqa: E402
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -185,6 +185,34 @@ def test_asv_figures_and_files(asv_dir, tmp_path):
     written = plot_asv_history(asv_dir, tmp_path / "asvplots", BENCH)
     assert [os.path.basename(p) for p in written] == ["asv_benchmarks.MHA.track_speedup_box.png"]
     assert open(written[0], "rb").read().startswith(PNG_MAGIC)
+
+
+def _index(html, tags, revs):
+    html.mkdir(parents=True, exist_ok=True)
+    (html / "index.json").write_text(json.dumps({"tags": tags, "revision_to_hash": revs}))
+    return html
+
+
+def test_asv_tags_label_the_builds(asv_dir, tmp_path):
+    html = _index(tmp_path / "html", {"v2.11": 7, "v2.13": 9, "gone": 11},
+                  {"7": "bbbbbbbb2222", "9": "cccccccc3333"})
+    tags = asv_tags(html)
+    assert tags == {"bbbbbbbb2222": "v2.11", "cccccccc3333": "v2.13"}
+    assert build_label("bbbbbbbb2222", tags) == "v2.11 (bbbbbbbb)"
+    assert build_label("aaaaaaaa1111", tags) == "aaaaaaaa"
+    (h,) = asv_history(asv_dir, BENCH, tags).values()
+    assert h["builds"] == ["v2.11 (bbbbbbbb)", "aaaaaaaa"]
+    assert asv_tags(tmp_path / "nowhere") == {}
+
+
+def test_cli_plot_asv(asv_dir, tmp_path):
+    html = _index(tmp_path / "html", {"v1": 1}, {"1": "aaaaaaaa1111"})
+    rc, out, err = _main(["plot-asv", str(asv_dir), "--benchmark", BENCH, "--html", str(html),
+                          "--out", str(tmp_path / "p")])
+    assert rc == 0, err
+    assert out.split() == [str(tmp_path / "p" / "asv_benchmarks.MHA.track_speedup_box.png")]
+    rc, out, err = _main(["plot-asv", str(asv_dir), "--benchmark", "nope", "--out", str(tmp_path / "q")])
+    assert rc == 2 and "nope" in err and err.count("\n") == 1
 
 
 def test_asv_unknown_benchmark_or_dir(asv_dir, tmp_path):

@@ -208,3 +208,66 @@ def test_zero_device_time_does_not_crash_metrics_or_csv():
     assert not math.isfinite(m["device_speedup"])
     rows = _parse(csv_text([r]))
     assert len(rows) == 2
+
+
+# --- efficiency, memory, drift -----------------------------------------------------------------
+
+def _efficient():
+    """fast 5 µs, slow 20 µs (wall); kernels fast 4 µs, slow 10 µs; rows of 8 and 4 tokens."""
+    r = _timed()
+    r.lengths = [8, 4]
+    r.device_calls = {"fast": [4.0], "slow": [10.0]}
+    r.peak_tflops = 0.5
+    return r
+
+
+def test_flops_and_tflops_by_hand():
+    # E=32: a row of L tokens costs 2*L*32*96 + 2*L*32*32 + 4*L*L*32 FLOPs
+    useful = (2 * 8 * 32 * 96 + 2 * 8 * 32 * 32 + 4 * 64 * 32) + (2 * 4 * 32 * 96 + 2 * 4 * 32 * 32
+                                                                  + 4 * 16 * 32)
+    m = _efficient().metrics()
+    assert m["useful_flops"] == useful == 108544
+    assert m["padded_flops"] == 2 * (2 * 8 * 32 * 96 + 2 * 8 * 32 * 32 + 4 * 64 * 32)
+    assert m["wall_fast_tflops"] == pytest.approx(useful / 5e-6 / 1e12)
+    assert m["wall_slow_tflops"] == pytest.approx(useful / 20e-6 / 1e12)   # useful, not padded
+    assert m["device_fast_tflops"] == pytest.approx(useful / 4e-6 / 1e12)
+    assert m["device_slow_tflops"] == pytest.approx(useful / 10e-6 / 1e12)
+    assert m["device_fast_peak_fraction"] == pytest.approx(useful / 4e-6 / 1e12 / 0.5)
+    assert m["wall_fast_peak_fraction"] == pytest.approx(useful / 5e-6 / 1e12 / 0.5)
+    assert m["peak_tflops"] == 0.5
+
+
+def test_efficiency_figures_are_nan_where_not_measured():
+    m = _timed().metrics()  # no lengths, no device times, no peak, no memory, no reference
+    for k in ("useful_flops", "wall_fast_tflops", "device_fast_tflops", "wall_fast_peak_fraction",
+              "device_slow_peak_fraction", "peak_tflops", "peak_mem_fast_bytes", "max_abs_err_fp32"):
+        assert math.isnan(m[k]), k
+    r = _efficient()
+    r.peak_tflops = math.nan
+    m = r.metrics()
+    assert math.isfinite(m["device_fast_tflops"]) and math.isnan(m["device_fast_peak_fraction"])
+
+
+def test_memory_and_fp32_error_reach_the_metrics_and_the_cache_sees_them():
+    r = _efficient()
+    assert math.isnan(r.metrics()["peak_mem_slow_bytes"])
+    r.peak_mem = {"fast": 1024.0, "slow": 4096.0, "slow_fair": 2048.0}
+    r.max_abs_err_fp32 = 3e-4
+    m = r.metrics()
+    assert (m["peak_mem_fast_bytes"], m["peak_mem_slow_bytes"], m["peak_mem_slow_fair_bytes"]) == \
+        (1024.0, 4096.0, 2048.0)
+    assert m["max_abs_err_fp32"] == 3e-4
+    r.peak_tflops = 1.0
+    assert r.metrics()["device_fast_peak_fraction"] == pytest.approx(m["device_fast_peak_fraction"] / 2)
+
+
+def test_csv_and_json_carry_the_efficiency_figures():
+    r = _efficient()
+    r.peak_mem = {"fast": 1024.0}
+    rows = _parse(csv_text([r]))
+    row = dict(zip(rows[0], rows[1]))
+    assert row["useful_flops"] == "108544"
+    assert float(row["device_fast_tflops"]) == pytest.approx(108544 / 4e-6 / 1e12, rel=1e-3)
+    assert row["peak_mem_fast_bytes"] == "1024" and row["peak_mem_slow_bytes"] == ""
+    d = json.loads(json.dumps(r.to_json(), allow_nan=False))
+    assert d["lengths"] == [8, 4] and d["metrics"]["useful_flops"] == 108544

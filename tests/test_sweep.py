@@ -9,6 +9,7 @@ import torch
 from mhabench import compat, sweep
 from mhabench.config import ConfigError, Point
 from mhabench.inputs import build
+from mhabench.paths import Path
 from mhabench.results import ERROR, MISMATCH, NO_FASTPATH, OK, Result
 from mhabench.timing import Protocol
 
@@ -181,3 +182,88 @@ def test_run_meta(small_proto):
     assert meta["protocol"]["min_rounds"] == small_proto.min_rounds
     assert meta["protocol"]["target_ms"] == small_proto.target_ms
     assert meta["started"]
+
+
+# --- untimed extras: drift reference, peak memory, FLOPs ------------------------------------------
+
+def test_measure_records_lengths_drift_and_no_memory_on_cpu(padded_point, small_proto):
+    cost = {}
+    r = sweep.measure(padded_point, small_proto, cost)
+    assert r.status == OK, r.message
+    assert r.lengths == build(padded_point).lengths
+    assert 0 <= r.max_abs_err_fp32 < 1e-4
+    assert r.peak_mem == {}
+    m = r.metrics()
+    assert m["useful_flops"] < m["padded_flops"]  # the point has padding
+    assert m["wall_fast_tflops"] > 0 and math.isnan(m["device_fast_tflops"])
+    assert cost["extras"] > 0
+
+
+def test_extras_stay_out_of_the_timed_rounds(padded_point, small_proto, monkeypatch):
+    """The extras add calls, but none inside the timed rounds: there, exactly one call per path
+    per round, as before, and one batch of timed calls."""
+    from mhabench import timing
+    calls, timed, in_rounds = [], [], []
+    real_paths, real_calls = sweep.active_paths, timing.Clock.calls
+
+    def counting_paths(inp):
+        paths = real_paths(inp)
+        return {n: Path(p.name, p.context, (lambda p=p, n=n: (calls.append(n), p.call())[1]))
+                for n, p in paths.items()}
+
+    def spy_calls(self, seq):
+        before = len(calls)
+        out = real_calls(self, seq)
+        timed.append((len(seq), len(calls) - before))
+        return out
+
+    def spy_rounds(paths, proto, device):
+        in_rounds.append(True)
+        try:
+            return real_rounds(paths, proto, device)
+        finally:
+            in_rounds.pop()
+
+    real_rounds = sweep.wall_rounds
+    extras_inside = []
+    for name in ("fp32_reference", "peak_memory"):
+        real = getattr(sweep, name)
+        monkeypatch.setattr(sweep, name, lambda *a, real=real: (extras_inside.append(bool(in_rounds)),
+                                                                real(*a))[1])
+    monkeypatch.setattr(sweep, "active_paths", counting_paths)
+    monkeypatch.setattr(timing.Clock, "calls", spy_calls)
+    monkeypatch.setattr(sweep, "wall_rounds", spy_rounds)
+    r = sweep.measure(padded_point, small_proto)
+    assert r.status == OK, r.message
+    assert extras_inside == [False, False], "both extras ran, outside the timed rounds"
+    rounds = [t for t in timed if t[0] > 1]
+    assert rounds == [(3 * small_proto.min_rounds, 3 * small_proto.min_rounds)]
+    assert all(t == (1, 1) for t in timed if t[0] == 1), "warm-up: one call per timing"
+    assert all(len(v) == small_proto.min_rounds for v in r.rounds.values())
+
+
+def test_a_failing_extra_leaves_the_point_measured(padded_point, small_proto, monkeypatch):
+    def oom(inp):
+        raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 4 GiB")
+    monkeypatch.setattr(sweep, "fp32_reference", oom)
+    r = sweep.measure(padded_point, small_proto)
+    assert r.status == OK and r.timed
+    assert math.isnan(r.max_abs_err_fp32)
+    assert r.message.startswith("fp32 reference: OutOfMemoryError: CUDA out of memory")
+
+
+def test_sweep_gives_every_result_the_peak(small_proto):
+    results = sweep.sweep(_points()[:2], small_proto, peak_tflops=0.25)
+    assert [r.peak_tflops for r in results] == [0.25, 0.25]
+    m = results[0].metrics()
+    assert m["wall_fast_peak_fraction"] == pytest.approx(m["wall_fast_tflops"] / 0.25)
+
+
+def test_calibrate_peak_reports_failure_without_raising(monkeypatch):
+    from mhabench import peak
+
+    def broken(*a, **k):
+        raise RuntimeError("no matmul today")
+    monkeypatch.setattr(peak, "calibrate", broken)
+    entry = sweep.calibrate_peak("cpu", "float32")
+    assert math.isnan(entry["tflops"]) and "no matmul today" in entry["error"]

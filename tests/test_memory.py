@@ -1,0 +1,62 @@
+"""Peak memory per path: n/a on the CPU; on CUDA, the allocator's peak above the baseline
+(checked here against a fake allocator, as this machine has no GPU)."""
+from __future__ import annotations
+
+import contextlib
+
+import torch
+
+from mhabench import memory
+from mhabench.inputs import build
+from mhabench.paths import Path, make_paths
+
+
+def test_cpu_has_no_figure(tiny_point):
+    assert memory.peak_memory(make_paths(build(tiny_point)), "cpu") == {}
+
+
+class FakeAllocator:
+    """Allocated bytes and a peak, moved by the paths' calls as the caching allocator would."""
+
+    def __init__(self):
+        self.allocated, self.peak, self.log = 1000, 5000, []
+
+    def memory_allocated(self, dev):
+        self.log.append("allocated")
+        return self.allocated
+
+    def reset_peak_memory_stats(self, dev):
+        self.log.append("reset")
+        self.peak = self.allocated
+
+    def max_memory_allocated(self, dev):
+        self.log.append("peak")
+        return self.peak
+
+    def path(self, name, transient, kept):
+        def call():
+            self.log.append(name)
+            self.peak = max(self.peak, self.allocated + transient + kept)
+            self.allocated += kept  # the output, alive until the caller drops it
+            return _Freed(self, kept)
+        return Path(name, contextlib.nullcontext, call)
+
+
+class _Freed:
+    def __init__(self, alloc, n):
+        self.alloc, self.n = alloc, n
+
+    def __del__(self):
+        self.alloc.allocated -= self.n
+
+
+def test_cuda_peak_is_above_the_baseline_and_resets_per_path(monkeypatch):
+    fake = FakeAllocator()
+    for fn in ("memory_allocated", "reset_peak_memory_stats", "max_memory_allocated"):
+        monkeypatch.setattr(torch.cuda, fn, getattr(fake, fn))
+    paths = {"fast": fake.path("fast", 300, 100), "slow": fake.path("slow", 700, 100)}
+    got = memory.peak_memory(paths, "cuda:0")
+    # the stale peak of 5000 is reset away; each output is freed before the next baseline
+    assert got == {"fast": 400.0, "slow": 800.0}
+    assert fake.log == ["allocated", "reset", "fast", "peak", "allocated", "reset", "slow", "peak"]
+    assert fake.allocated == 1000
