@@ -59,7 +59,9 @@ def build_parser() -> argparse.ArgumentParser:
 def _extra_commands():
     """Sub-commands that live in their own modules (imported lazily, torch-free parsing)."""
     from .analysis_cli import register_breakeven, register_plot
-    return [register_plot, register_breakeven]
+    from .gate import register_gate
+    from .track import register_track
+    return [register_plot, register_breakeven, register_track, register_gate]
 
 
 def resolve_points(args, device: str, dtype: str):
