@@ -293,8 +293,14 @@ def _run(d: Path, env: dict, machine: str, commit: str):
 
 @pytest.fixture(scope="module")
 def head():
-    return subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO, capture_output=True, text=True,
-                          check=True).stdout.strip()
+    """The commit results are attributed to: HEAD, or on a feature branch its merge-base with
+    main (publish graphs only commits of the configured branch, main)."""
+    def git(*args):
+        return subprocess.run(["git", *args], cwd=REPO, capture_output=True, text=True)
+    base = git("merge-base", "HEAD", "main")
+    if base.returncode == 0 and base.stdout.strip():
+        return base.stdout.strip()
+    return git("rev-parse", "HEAD").stdout.strip()
 
 
 def test_asv_run_and_publish_smoke_grid_on_cpu(tmp_path, head):
