@@ -2,6 +2,7 @@
 # asv on a GPU machine with an existing environment: run a grid, publish, report the time split.
 #   MHABENCH_GRID=seed bash bench/asv_gpu.sh OUTDIR [MACHINE]
 # Works in a copy of the tree without git history too (it makes a throwaway commit).
+# ASV_TIMEOUT=SECONDS stops asv run early and reports how far it got.
 set -uo pipefail
 out=$1; machine=${2:-gpu}; mkdir -p "$out"
 py=$(python3 -c 'import sys; print(sys.executable)')
@@ -10,9 +11,20 @@ git rev-parse HEAD >/dev/null 2>&1 || { git init -q -b main && git add -A && \
 export HOME=${ASV_HOME:-$HOME} MHABENCH_DEVICE=${MHABENCH_DEVICE:-cuda}
 asv machine --yes --machine "$machine" >/dev/null
 t0=$(date +%s.%N)
-asv run -E "existing:$py" --set-commit-hash "$(git rev-parse HEAD)" --machine "$machine" \
-  --launch-method forkserver > "$out/asv-run.log" 2>&1; rc=$?
+timeout "${ASV_TIMEOUT:-0}" asv run -E "existing:$py" --set-commit-hash "$(git rev-parse HEAD)" \
+  --machine "$machine" --launch-method forkserver > "$out/asv-run.log" 2>&1; rc=$?
 t1=$(date +%s.%N)
+if [ "$rc" = 124 ]; then
+  python3 - "$out/asv-run.log" "$t0" "$t1" <<'PY'
+import re, sys
+log, t0, t1 = open(sys.argv[1]).read(), float(sys.argv[2]), float(sys.argv[3])
+done = re.findall(r"\[\s*([0-9.]+)%\]", log)
+names = re.findall(r"··· (\S+\.track_\w+)\s", log)
+print(f"asv run stopped after {t1 - t0:.0f} s at {done[-1] if done else 0}%: "
+      f"{len(set(names))} benchmark methods finished")
+PY
+  exit 1
+fi
 asv publish > "$out/asv-publish.log" 2>&1
 tail -n 5 "$out/asv-run.log"
 python3 - "$machine" "$t0" "$t1" "$rc" <<'PY'

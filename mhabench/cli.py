@@ -63,8 +63,11 @@ def build_parser() -> argparse.ArgumentParser:
 def _extra_commands():
     """Sub-commands that live in their own modules (imported lazily, torch-free parsing)."""
     from .analysis_cli import register_breakeven, register_plot, register_plot_asv
+    from .gate import register_gate
     from .report_view import register as register_view_check
-    return [register_plot, register_breakeven, register_plot_asv, register_view_check]
+    from .track import register_track
+    return [register_plot, register_breakeven, register_plot_asv, register_track, register_gate,
+            register_view_check]
 
 
 def resolve_points(args, device: str, dtype: str):
