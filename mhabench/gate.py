@@ -23,13 +23,13 @@ Exit status: 1 if anything regressed, 0 otherwise, 2 on bad input (one line).
 from __future__ import annotations
 
 import glob
-import itertools
 import json
 import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from .asv_results import file_values
 from .config import ConfigError
 
 FIGURE_PREFIX, NOISE_PREFIX = "speedup.FastOverSlow.", "speedup.Noise."
@@ -102,15 +102,8 @@ def result_file(results_dir: Path, machine: str, commit: str) -> Path:
 
 def point_values(path: Path) -> dict[str, dict[str, object]]:
     """``{benchmark: {point label: value}}``; value None = failed, NaN = n/a."""
-    doc = json.loads(path.read_text())
-    cols = doc["result_columns"]
-    out = {}
-    for name, row in doc["results"].items():
-        values, params = row[cols.index("result")], row[cols.index("params")]
-        combos = list(itertools.product(*params))
-        values = values if values is not None else [None] * len(combos)
-        out[name] = {label(c): v for c, v in zip(combos, values)}
-    return out
+    return {name: {label(c): v for c, v in values.items()}
+            for name, values in file_values(json.loads(path.read_text())).items()}
 
 
 def label(combo) -> str:

@@ -16,6 +16,7 @@ import math
 import re
 from pathlib import Path
 
+from .asv_results import row_values, rows
 from .breakeven import break_even, group_by_shape, load_doc
 from .config import ConfigError
 
@@ -137,9 +138,7 @@ def read_asv_results(asv_results_dir) -> list[dict]:
         if not isinstance(data, dict) or not isinstance(data.get("result_columns"), list) \
                 or not isinstance(data.get("results"), dict):
             continue
-        cols = data["result_columns"]
-        benches = {name: dict(zip(cols, row)) for name, row in data["results"].items()
-                   if isinstance(row, list)}
+        benches = rows(data)
         runs.append({"machine": (data.get("params") or {}).get("machine", path.parent.name),
                      "path": str(path), "commit_hash": data.get("commit_hash") or path.stem,
                      "env_name": data.get("env_name") or "", "date": data.get("date") or 0,
@@ -224,12 +223,7 @@ def asv_history(asv_results_dir, benchmark_name: str,
         for i, r in enumerate(mruns):
             builds.append(build_label(r["commit_hash"], tags)
                           + (f"\n{r['env_name']}" if len(envs) > 1 else ""))
-            row = r["results"][name]
-            params = row.get("params") or []
-            values = row.get("result")
-            values = values if isinstance(values, list) else [values]
-            combos = list(itertools.product(*params))
-            for combo, v in zip(combos, values):
+            for combo, v in row_values(r["results"][name]).items():
                 label = ", ".join(
                     (f"{names[j]}={_unquote(c)}" if j < len(names) else _unquote(c))
                     for j, c in enumerate(combo)) or name.rsplit(".", 1)[-1]

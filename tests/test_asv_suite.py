@@ -23,6 +23,7 @@ sys.path.insert(0, str(REPO))  # the benchmarks package lives at the repository 
 
 from benchmarks import common  # noqa: E402
 from conftest import ASV_ENV_KEYS, _branch, asv, asv_env, asv_run, repo_config  # noqa: E402
+from mhabench.asv_results import file_values  # noqa: E402
 from mhabench.config import SEED_AXES, SMOKE_AXES, ConfigError, named_grid  # noqa: E402
 
 PLANTED = "custom:batch=2;seq=8;embed=12;heads=3,4;b=1"  # heads=3: the fast path refuses odd heads
@@ -246,13 +247,7 @@ def _results(d: Path, machine: str, commit: str) -> dict:
     files = glob.glob(str(d / "results" / machine / f"{commit[:8]}-*.json"))
     assert len(files) == 1, files
     doc = json.loads(Path(files[0]).read_text())
-    cols = doc["result_columns"]
-    out = {}
-    for name, row in doc["results"].items():
-        values, params = row[cols.index("result")], row[cols.index("params")]
-        combos = list(itertools.product(*params))
-        values = values if values is not None else [None] * len(combos)
-        out[name] = dict(zip(combos, values))
+    out = file_values(doc)
     out["__durations__"] = doc.get("durations", {})
     return out
 
