@@ -29,7 +29,7 @@ from mhabench.config import named_grid, stride  # noqa: E402
 from mhabench.inputs import build  # noqa: E402
 from mhabench.paths import backend_paths  # noqa: E402
 from mhabench.sweep import active_paths  # noqa: E402
-from mhabench.timing import LABEL, DeviceTimes, attribute_device_time, kernel_names  # noqa: E402
+from mhabench.timing import LABEL, DeviceTimes, attribute_device_time  # noqa: E402
 
 CALLS = 2
 
