@@ -38,6 +38,9 @@ def _add_run(sub) -> None:
                    help="profiled calls per path for device time (4; 0: skip device time)")
     t.add_argument("--pin-cpu", type=int, default=None, metavar="CORE",
                    help="run on this CPU core only (steadier host timings on a busy machine)")
+    t.add_argument("--no-extras", action="store_true",
+                   help="skip the figures beyond the reference (fp32 drift, peak memory, SDPA "
+                        "backend split): the cheapest sweep, and what their cost is measured against")
     t.add_argument("--no-peak", action="store_true",
                    help="skip the matmul peak calibration (share-of-peak figures left blank)")
     o = p.add_argument_group("output")
@@ -175,6 +178,7 @@ def cmd_run(args) -> int:
           flush=True)
     meta = sw.run_meta(device, proto, grid)
     meta["peak"] = peak_meta(args, device, dtype)
+    meta["extras"] = not args.no_extras
     meta["cost_s"] = {}
     from tqdm import tqdm
     bar = tqdm(total=len(points), disable=args.no_progress, unit="pt", file=sys.stderr)
@@ -200,7 +204,7 @@ def cmd_run(args) -> int:
 
     try:
         results = sw.sweep(points, proto, on_point=on_point, on_chunk=save, cost=meta["cost_s"],
-                           peak_tflops=meta["peak"]["tflops"])
+                           peak_tflops=meta["peak"]["tflops"], extras=meta["extras"])
     except KeyboardInterrupt:
         bar.close()
         save(done)

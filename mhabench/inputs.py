@@ -47,7 +47,5 @@ def build(point: Point) -> Inputs:
     mha.out_proj.weight = proj.weight
     mha.out_proj.bias = proj.bias
     padded = compat.to_padded(nested, 0.0)
-    mask = torch.zeros(len(lengths), point.seq_len, dtype=torch.bool)
-    for i, n in enumerate(lengths):
-        mask[i, :n] = True
+    mask = torch.arange(point.seq_len) < torch.tensor(lengths).unsqueeze(1)
     return Inputs(point, lengths, mha, nested, padded, mask.to(dev))

@@ -1,11 +1,14 @@
-"""Peak GPU memory of one call of each path, above what was allocated before it.
+"""Peak GPU memory of a path's call, above what was allocated before it.
 
-One extra, untimed call per path: the caching allocator's peak counter is reset, the path
-called, and the peak read back. Allocator statistics are kept on the host as allocations are
-made, so no synchronisation is needed. asv's ``peakmem_`` measures host memory, hence this.
+The caching allocator's peak counter is reset, the path called, and the peak read back.
+Allocator statistics are kept on the host as allocations are made, so no synchronisation is
+needed, and a profiler session does not move them: the device-time calls carry the reading
+for free, and one extra call per path is made only where there is no device pass
+(``device_calls=0``, or it failed). asv's ``peakmem_`` measures host memory, hence this.
 """
 from __future__ import annotations
 
+import math
 from typing import Mapping
 
 import torch
@@ -13,18 +16,37 @@ import torch
 from .paths import Path
 
 
+class PeakTracker:
+    """``with PeakTracker(device) as t: <calls>``; then ``t.bytes``: the largest allocation
+    above the block's starting point during its calls (NaN on a CPU, which keeps no
+    statistics). Each call's output must be dropped before the next for a per-call peak."""
+
+    def __init__(self, device: str):
+        self.cuda = device.startswith("cuda")
+        self.dev = torch.device(device) if self.cuda else None
+        self.bytes = math.nan
+        self._base = 0
+
+    def __enter__(self):
+        if self.cuda:
+            self._base = torch.cuda.memory_allocated(self.dev)
+            torch.cuda.reset_peak_memory_stats(self.dev)
+        return self
+
+    def __exit__(self, *exc):
+        if self.cuda and exc[0] is None:
+            self.bytes = float(torch.cuda.max_memory_allocated(self.dev) - self._base)
+        return False
+
+
 def peak_memory(paths: Mapping[str, Path], device: str) -> dict[str, float]:
     """``{path: bytes}`` of each path's peak allocation during one call (output included);
-    empty on a CPU, which has no allocator statistics."""
+    empty on a CPU."""
     if not device.startswith("cuda"):
         return {}
-    dev = torch.device(device)
     out = {}
     for name, path in paths.items():
-        base = torch.cuda.memory_allocated(dev)
-        torch.cuda.reset_peak_memory_stats(dev)
-        with path.context():
-            y = path.call()
-        out[name] = float(torch.cuda.max_memory_allocated(dev) - base)
-        del y
+        with path.context(), PeakTracker(device) as t:
+            path.call()
+        out[name] = t.bytes
     return out

@@ -81,17 +81,21 @@ def active_paths(inp):
     return paths
 
 
-def measure(point: Point, proto: Protocol, cost: dict | None = None) -> Result:
-    """Correctness, wall time and (on CUDA) device time of one point, then its untimed extras
-    (drift against the fp32 reference, peak memory).
+def measure(point: Point, proto: Protocol, cost: dict | None = None,
+            extras: bool = True) -> Result:
+    """Correctness, wall time and (on CUDA) device time of one point, with the figures beyond
+    the reference (``extras``: drift against the fp32 reference, peak memory, the SDPA backend
+    split), none of which runs inside the timed rounds.
 
     Never raises: failures become the Result's status; a failing extra or device-time session
     only leaves its figures NaN and a note. Device time is taken after the wall rounds, on the
     same inputs, in a profiler session of its own: the session records only the labelled
-    calls, so opening one per point costs milliseconds and the inputs are built once.
-    ``cost``, if given, accumulates seconds: ``wall_pass`` (build, check, rounds),
-    ``device_pass``, the profiler's own ``profiler_start``/``profiler_stop``/``profiler_parse``
-    (part of ``device_pass``) and ``extras``.
+    calls, so opening one per point costs milliseconds and the inputs are built once; peak
+    memory is read around the same calls. ``cost``, if given, accumulates seconds:
+    ``wall_pass`` (build, check, rounds), ``device_pass`` (of which the profiler's own
+    ``profiler_start``/``profiler_stop``/``profiler_parse``), and the extras' ``extra_fp32``,
+    ``extra_backends`` (inside the device pass's session, not counted in ``device_pass``) and
+    ``extra_memory`` (only where no device pass carried the reading).
     """
     cost = {} if cost is None else cost
     t0 = time.perf_counter()
@@ -107,9 +111,8 @@ def measure(point: Point, proto: Protocol, cost: dict | None = None) -> Result:
         res.max_abs_err = chk.max_abs_err
         if not chk.ok:
             res.status, res.message = MISMATCH, chk.message
-        t_extra = time.perf_counter()
-        _extra(res, cost, "fp32 reference", _drift, res, inp, fast_out)
-        t0 += time.perf_counter() - t_extra  # extras are counted apart from the wall pass
+        if extras:
+            t0 += _extra(res, cost, "fp32", _drift, res, inp, fast_out)  # counted apart
         del fast_out
         res.rounds = wall_rounds(paths, proto, point.device)
     except FastPathNotTaken as exc:
@@ -124,15 +127,20 @@ def measure(point: Point, proto: Protocol, cost: dict | None = None) -> Result:
     if paths is None or not res.timed:
         return res
     if proto.device_calls and point.device.startswith("cuda"):
+        split = 0.0
         try:
-            overhead = add_device_times(res, paths, proto)
+            overhead = add_device_times(res, paths, proto, extras=extras)
+            split = overhead.pop("backends", 0.0)
+            if extras:
+                _add(cost, "extra_backends", split)
             for k, v in overhead.items():
                 _add(cost, f"profiler_{k}", v)
         except Exception as exc:
             res.message = (res.message + "; " if res.message else "") + f"device time: {_one_line(exc)}"
             _recover(point.device)
-        _add(cost, "device_pass", time.perf_counter() - t1)
-    _extra(res, cost, "peak memory", _memory, res, paths)
+        _add(cost, "device_pass", time.perf_counter() - t1 - split)
+    if extras and not res.peak_mem and point.device.startswith("cuda"):
+        _extra(res, cost, "memory", _memory, res, paths)
     return res
 
 
@@ -144,33 +152,40 @@ def _memory(res: Result, paths) -> None:
     res.peak_mem = peak_memory(paths, res.point.device)
 
 
-def _extra(res: Result, cost: dict | None, what: str, fn, *args) -> None:
-    """Run an untimed extra; its failure is noted on the point, which stays measured."""
+def _extra(res: Result, cost: dict, what: str, fn, *args) -> float:
+    """Run an untimed extra (its seconds go to ``cost["extra_<what>"]`` and are returned); its
+    failure is noted on the point, which stays measured."""
     t0 = time.perf_counter()
     try:
         fn(*args)
     except Exception as exc:
-        res.message = (res.message + "; " if res.message else "") + f"{what}: {_one_line(exc)}"
+        label = {"fp32": "fp32 reference", "memory": "peak memory"}.get(what, what)
+        res.message = (res.message + "; " if res.message else "") + f"{label}: {_one_line(exc)}"
         _recover(res.point.device)
-    if cost is not None:
-        _add(cost, "extras", time.perf_counter() - t0)
+    seconds = time.perf_counter() - t0
+    _add(cost, f"extra_{what}", seconds)
+    return seconds
 
 
 #: Profiled calls of the fast path per SDPA backend allowed alone.
 BACKEND_CALLS = 1
 
 
-def add_device_times(res: Result, paths: dict, proto: Protocol) -> dict[str, float]:
-    """``device_calls`` labelled calls per path, then one call of the fast path per SDPA backend
-    allowed alone (each warmed up once, and skipped where that backend cannot serve the point;
-    kernel time is steady enough that one call tells the backends apart, and it keeps the split
-    to ~2% of a sweep), in one session. Sets ``res.device_calls`` and ``res.sdpa_backend``;
-    returns the session's cost.
+def add_device_times(res: Result, paths: dict, proto: Protocol,
+                     extras: bool = True) -> dict[str, float]:
+    """``device_calls`` labelled calls per path, then (``extras``) one call of the fast path per
+    SDPA backend allowed alone (each warmed up once, and skipped where that backend cannot
+    serve the point; kernel time is steady enough that one call tells the backends apart), in
+    one session. Sets ``res.device_calls``, ``res.sdpa_backend`` and (``extras``) the paths'
+    ``res.peak_mem``, read around the same calls; returns the session's cost, with the backend
+    calls' own seconds as ``backends``.
     """
     with DeviceTimes(res.point.device) as dt:
         for name, path in paths.items():
             dt.record(name, path, proto.device_calls)
-        for name, path in backend_paths(paths["fast"]).items():
+        t0 = time.perf_counter()
+        split = backend_paths(paths["fast"]) if extras and dt.cuda else {}
+        for name, path in split.items():
             try:
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore")  # SDPA explains why a backend refuses
@@ -178,9 +193,12 @@ def add_device_times(res: Result, paths: dict, proto: Protocol) -> dict[str, flo
             except RuntimeError:
                 continue  # this backend cannot serve this point: skipped, not failed
             dt.record(name, path, BACKEND_CALLS)
+        backends = time.perf_counter() - t0 if split else 0.0
     res.device_calls = dt.per_call
     res.sdpa_backend = compat.sdpa_backend_of(dt.kernel_names.get("fast", ()))
-    return dt.overhead_s
+    if extras:
+        res.peak_mem = {n: b for n, b in dt.peak_mem.items() if n in paths and not math.isnan(b)}
+    return {**dt.overhead_s, "backends": backends}
 
 
 #: Points between calls of ``sweep``'s ``on_chunk`` (where callers rewrite their files).
@@ -191,20 +209,20 @@ def sweep(points: Iterable[Point], proto: Protocol,
           on_point: Callable[[Result], None] | None = None,
           on_chunk: Callable[[list[Result]], None] | None = None,
           cost: dict | None = None, chunk: int = CHUNK,
-          peak_tflops: float = math.nan) -> list[Result]:
+          peak_tflops: float = math.nan, extras: bool = True) -> list[Result]:
     """Measure every point, in order.
 
     ``on_point`` sees each result when it is done; ``on_chunk`` all results so far, every
     ``chunk`` points and at the end: callers write their files there, so an interrupted sweep
     keeps finished points and writing stays linear in the grid. ``cost`` as in :func:`measure`.
     ``peak_tflops`` (the device's calibrated matmul peak) is stored on every result for its
-    share-of-peak figures.
+    share-of-peak figures. ``extras`` as in :func:`measure`.
     """
     points = list(points)
     results: list[Result] = []
     cost = {} if cost is None else cost
     for i, p in enumerate(points, 1):
-        r = measure(p, proto, cost)
+        r = measure(p, proto, cost, extras)
         r.peak_tflops = peak_tflops
         results.append(r)
         if on_point:

@@ -27,6 +27,7 @@ from torch.autograd.profiler import record_function
 
 from . import compat
 from .config import ConfigError
+from .memory import PeakTracker
 from .paths import Path
 
 ORDERS = list(itertools.permutations(range(3)))
@@ -140,8 +141,9 @@ class DeviceTimes:
     """One profiler session over labelled calls; kernel time per call, per label.
 
     Use as a context manager; call :meth:`record` inside, read :attr:`per_call` (µs per call)
-    and :attr:`kernel_names` (what each label launched) after. A session records only the
-    labels and the device side, so it is cheap enough to open once per point.
+    and :attr:`kernel_names` (what each label launched) after, and :attr:`peak_mem` (bytes: the
+    largest allocation during one of the label's calls, read around them at no cost). A session
+    records only the labels and the device side, so it is cheap enough to open once per point.
     On a CPU device nothing is recorded (there are no kernels to sum) and every label is absent.
     :attr:`overhead_s` says what the session itself cost (start, stop, reading the records).
     """
@@ -151,6 +153,7 @@ class DeviceTimes:
         self.cuda = device.startswith("cuda")
         self.per_call: dict[str, list[float]] = {}
         self.kernel_names: dict[str, set[str]] = {}
+        self.peak_mem: dict[str, float] = {}
         self.overhead_s = {"start": 0.0, "stop": 0.0, "parse": 0.0}
         self._rec = None
 
@@ -165,10 +168,11 @@ class DeviceTimes:
     def record(self, label: str, path: Path, calls: int) -> None:
         if not self.cuda:
             return
-        with path.context():
+        with path.context(), PeakTracker(self.device) as peak:
             for _ in range(calls):
                 with record_function(LABEL + label):
                     path.call()
+        self.peak_mem[label] = peak.bytes
 
     def __exit__(self, *exc):
         if self._rec is None:

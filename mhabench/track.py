@@ -35,6 +35,7 @@ import tempfile
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from .asv_results import file_values
 from .builds import Build, commit_dates, local_build, merged, parse_spec
 from .config import ConfigError
 
@@ -297,8 +298,17 @@ def asv(s: Settings, *args: str, echo: bool = True) -> int:
 
 
 def recorded(s: Settings, commit: str) -> bool:
-    """asv has a result file for this commit on this machine."""
-    return bool(glob.glob(str(s.dir / "results" / s.machine_name / f"{commit[:8]}-*.json")))
+    """asv has a result file for this commit on this machine holding at least one value: a run
+    that was killed or whose sweep timed out leaves a file of failures, which is not a record."""
+    for path in glob.glob(str(s.dir / "results" / s.machine_name / f"{commit[:8]}-*.json")):
+        try:
+            doc = json.loads(Path(path).read_text())
+            values = file_values(doc)
+        except (OSError, ValueError, KeyError):
+            continue
+        if any(v is not None for row in values.values() for v in row.values()):
+            return True
+    return False
 
 
 def installed_info(directory: Path, commit: str) -> dict:

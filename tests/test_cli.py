@@ -57,7 +57,7 @@ def test_smoke_run_succeeds(smoke_run):
     assert sorted(os.listdir(d)) == ["all.json", "errors.json", "out.csv", "out_breakeven.csv"], \
         "temp files left?"
     assert re.search(r"peak: matmul peak of cpu in float32 .* TFLOP/s", out)
-    assert "extras" in out.splitlines()[-1]
+    assert "extra_fp32" in out.splitlines()[-1]
 
 
 def test_smoke_run_breakeven_table_and_csv(smoke_run):

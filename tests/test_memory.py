@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import contextlib
 
+import pytest
 import torch
 
-from mhabench import memory
+from mhabench import compat, memory, sweep
+from mhabench.config import Point
 from mhabench.inputs import build
 from mhabench.paths import Path, make_paths
+from mhabench.results import Result
+from mhabench.timing import Protocol
 
 
 def test_cpu_has_no_figure(tiny_point):
@@ -60,3 +64,54 @@ def test_cuda_peak_is_above_the_baseline_and_resets_per_path(monkeypatch):
     assert got == {"fast": 400.0, "slow": 800.0}
     assert fake.log == ["allocated", "reset", "fast", "peak", "allocated", "reset", "slow", "peak"]
     assert fake.allocated == 1000
+
+
+# --- the device pass carries the reading ----------------------------------------------------------
+
+class _NoRecorder:
+    """Stands in for the profiler session: no records (this machine has no GPU)."""
+
+    def __init__(self, device):
+        pass
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+    def events(self):
+        return []
+
+
+@pytest.fixture
+def fake_cuda(monkeypatch):
+    fake = FakeAllocator()
+    for fn in ("memory_allocated", "reset_peak_memory_stats", "max_memory_allocated"):
+        monkeypatch.setattr(torch.cuda, fn, getattr(fake, fn))
+    monkeypatch.setattr(compat, "KernelRecorder", _NoRecorder)
+    monkeypatch.setattr(compat, "raw_profile", lambda events, prefix: ([], {}, []))
+    return fake
+
+
+def _cuda_result():
+    return Result(Point(2, 8, 32, 4, 1, dtype="fp16", device="cuda"))
+
+
+def test_device_pass_reads_each_paths_peak_around_its_calls(fake_cuda):
+    paths = {"fast": fake_cuda.path("fast", 300, 100), "slow": fake_cuda.path("slow", 700, 100)}
+    res = _cuda_result()
+    sweep.add_device_times(res, paths, Protocol(device_calls=3))
+    assert res.peak_mem == {"fast": 400.0, "slow": 800.0}, "per call, not summed over the calls"
+    assert fake_cuda.log[:10] == ["allocated", "reset", "fast", "fast", "fast", "peak",
+                                  "allocated", "reset", "slow", "slow"]
+    assert fake_cuda.allocated == 1000
+
+
+def test_device_pass_without_extras_leaves_memory_and_backends_out(fake_cuda):
+    paths = {"fast": fake_cuda.path("fast", 300, 100), "slow": fake_cuda.path("slow", 700, 100)}
+    res = _cuda_result()
+    sweep.add_device_times(res, paths, Protocol(device_calls=2), extras=False)
+    assert res.peak_mem == {}
+    assert [e for e in fake_cuda.log if e in ("fast", "slow")] == ["fast"] * 2 + ["slow"] * 2, \
+        "no call of the fast path per SDPA backend"
