@@ -175,9 +175,10 @@ BACKEND_CALLS = 1
 def add_device_times(res: Result, paths: dict, proto: Protocol,
                      extras: bool = True) -> dict[str, float]:
     """``device_calls`` labelled calls per path, then (``extras``) one call of the fast path per
-    SDPA backend allowed alone (each warmed up once, and skipped where that backend cannot
-    serve the point; kernel time is steady enough that one call tells the backends apart), in
-    one session. Sets ``res.device_calls``, ``res.sdpa_backend`` and (``extras``) the paths'
+    SDPA backend allowed alone (skipped where that backend cannot serve the point), in one
+    session. Kernel time is steady enough that one call tells the backends apart, and needs no
+    warm-up: what a first call pays (loading a kernel, building a plan) is host time, which
+    this figure does not count; a warm-up call per backend was half of the split's cost. Sets ``res.device_calls``, ``res.sdpa_backend`` and (``extras``) the paths'
     ``res.peak_mem``, read around the same calls; returns the session's cost, with the backend
     calls' own seconds as ``backends``.
     """
@@ -190,10 +191,9 @@ def add_device_times(res: Result, paths: dict, proto: Protocol,
             try:
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore")  # SDPA explains why a backend refuses
-                    path.once()
+                    dt.record(name, path, BACKEND_CALLS)
             except RuntimeError:
                 continue  # this backend cannot serve this point: skipped, not failed
-            dt.record(name, path, BACKEND_CALLS)
         backends = time.perf_counter() - t0 if split else 0.0
     res.device_calls = dt.per_call
     res.sdpa_backend = compat.sdpa_backend_of(dt.kernel_names.get("fast", ()))

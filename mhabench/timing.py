@@ -154,6 +154,7 @@ class DeviceTimes:
         self.per_call: dict[str, list[float]] = {}
         self.kernel_names: dict[str, set[str]] = {}
         self.peak_mem: dict[str, float] = {}
+        self._dropped: set[str] = set()
         self.overhead_s = {"start": 0.0, "stop": 0.0, "parse": 0.0}
         self._rec = None
 
@@ -166,12 +167,18 @@ class DeviceTimes:
         return self
 
     def record(self, label: str, path: Path, calls: int) -> None:
+        """``calls`` labelled calls of ``path``. If one raises, the label is dropped from the
+        session's figures (what its calls launched is not counted) and the error re-raised."""
         if not self.cuda:
             return
-        with path.context(), PeakTracker(self.device) as peak:
-            for _ in range(calls):
-                with record_function(LABEL + label):
-                    path.call()
+        try:
+            with path.context(), PeakTracker(self.device) as peak:
+                for _ in range(calls):
+                    with record_function(LABEL + label):
+                        path.call()
+        except BaseException:
+            self._dropped.add(label)
+            raise
         self.peak_mem[label] = peak.bytes
 
     def __exit__(self, *exc):
@@ -182,6 +189,7 @@ class DeviceTimes:
         t1 = time.perf_counter()
         if exc[0] is None:
             ranges, launches, kernels = compat.raw_profile(self._rec.events(), LABEL)
+            ranges = [r for r in ranges if r[2] not in self._dropped]
             self.per_call = attribute_device_time(ranges, launches, kernels)
             self.kernel_names = kernel_names(ranges, launches, kernels)
         self.overhead_s["stop"], self.overhead_s["parse"] = t1 - t0, time.perf_counter() - t1

@@ -115,3 +115,23 @@ def test_device_pass_without_extras_leaves_memory_and_backends_out(fake_cuda):
     assert res.peak_mem == {}
     assert [e for e in fake_cuda.log if e in ("fast", "slow")] == ["fast"] * 2 + ["slow"] * 2, \
         "no call of the fast path per SDPA backend"
+
+
+def test_a_backend_that_refuses_is_skipped_and_its_launches_not_counted(fake_cuda, monkeypatch):
+    """The split makes one call per backend with no warm-up; a refusal (raised after the
+    in-projection was launched) drops that backend's figure, and the point goes on."""
+    fast = fake_cuda.path("fast", 300, 100)
+
+    def refuse():
+        raise RuntimeError("No available kernel. Aborting execution.")
+    monkeypatch.setattr(sweep, "backend_paths", lambda f: {
+        "fast@cudnn": Path("fast@cudnn", contextlib.nullcontext, refuse),
+        "fast@flash": Path("fast@flash", contextlib.nullcontext, f.call)})
+    ranges = [(0, 10, "fast"), (20, 30, "fast@cudnn"), (40, 50, "fast@flash")]
+    launches = {1: 5, 2: 25, 3: 45}
+    kernels = [(1, 100, 7000, "flash_fwd"), (2, 200, 3000, "gemm"), (3, 300, 7000, "flash_fwd")]
+    monkeypatch.setattr(compat, "raw_profile", lambda events, prefix: (ranges, launches, kernels))
+    res = _cuda_result()
+    sweep.add_device_times(res, {"fast": fast}, Protocol(device_calls=1))
+    assert res.device_calls == {"fast": [7.0], "fast@flash": [7.0]}
+    assert res.peak_mem == {"fast": 400.0}
