@@ -30,7 +30,7 @@ def _add_run(sub) -> None:
     g.add_argument("--seed", type=int, default=None, help="default: the reference's 26214")
     t = p.add_argument_group("protocol")
     t.add_argument("--target-ms", type=float, default=None,
-                   help="wall-time measuring per point, all paths (default 60)")
+                   help="wall-time measuring per point, all paths (default 50)")
     t.add_argument("--min-rounds", type=int, default=None, help="interleaved rounds at least (15)")
     t.add_argument("--max-rounds", type=int, default=None, help="interleaved rounds at most (200)")
     t.add_argument("--warmup-ms", type=float, default=None, help="warm-up time per path and point (5)")
@@ -166,7 +166,7 @@ def cmd_run(args) -> int:
     if args.dtype:
         canonical_dtype(args.dtype)
     from . import sweep as sw
-    from .results import errors_of, write_all
+    from .results import ResultFiles, errors_of
     device = device or sw.default_device()
     dtype = canonical_dtype(args.dtype or ("float16" if device.startswith("cuda") else "float32"))
     grid, points = resolve_points(args, device, dtype)
@@ -187,8 +187,10 @@ def cmd_run(args) -> int:
 
     be_path = breakeven_path(args)
 
+    files = ResultFiles(args.save_path, args.error_save_path, args.json)
+
     def save(results):
-        write_all(results, meta, args.save_path, args.error_save_path, args.json)
+        files.write(results, meta)
         if be_path:
             from .analysis_cli import csv_text
             from .breakeven import SUMMARY_KEYS

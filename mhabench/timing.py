@@ -39,7 +39,7 @@ class Protocol:
 
     warmup_ms: float = 5.0      # per path, at least ``min_warmup`` calls
     min_warmup: int = 2
-    target_ms: float = 60.0     # measuring time per point, all paths together
+    target_ms: float = 50.0     # measuring time per point, all paths together
     min_rounds: int = 15
     max_rounds: int = 200
     device_calls: int = 4       # profiled calls per path, median taken (0: no device time)

@@ -1,10 +1,12 @@
 """The fp32 math reference and the fast path's drift against it, on the CPU."""
 from __future__ import annotations
 
+import copy
+
 import pytest
 import torch
 
-from mhabench import compat, reference
+from mhabench import reference
 from mhabench.config import Point
 from mhabench.inputs import build
 from mhabench.paths import make_paths, run_fast_checked
@@ -34,16 +36,31 @@ def test_reference_uses_the_modules_weights_and_leaves_them_alone(padded_point):
     assert reference.max_abs_err(moved, ref, inp.mask) == pytest.approx(1.0, rel=1e-4)
 
 
-def test_reference_runs_only_the_math_backend(padded_point, monkeypatch):
-    seen = []
-    real = compat.sdpa_math
+def test_reference_is_independent_of_the_modules_code_paths(padded_point, monkeypatch):
+    """Neither the module's forward nor SDPA computes it, so a bug there cannot hide."""
+    inp = build(padded_point)
+    expected = reference.fp32_reference(inp)
 
-    def spy():
-        seen.append(True)
-        return real()
-    monkeypatch.setattr(compat, "sdpa_math", spy)
-    reference.fp32_reference(build(padded_point))
-    assert seen == [True]
+    def refuse(*a, **k):
+        raise AssertionError("the reference went through torch's attention")
+    monkeypatch.setattr(torch.nn.functional, "scaled_dot_product_attention", refuse)
+    monkeypatch.setattr(torch.nn.functional, "multi_head_attention_forward", refuse)
+    monkeypatch.setattr(type(inp.mha), "forward", refuse)
+    assert torch.equal(reference.fp32_reference(inp), expected)
+
+
+def test_reference_matches_double_precision_on_a_larger_point():
+    """Against the module run in fp64 (with many heads and most tokens padding)."""
+    p = Point(5, 64, 64, 8, 61, dtype="fp32", device="cpu")
+    inp = build(p)
+    assert inp.padding > 0.3
+    ref = reference.fp32_reference(inp)
+    m64 = copy.deepcopy(inp.mha).double()
+    x = inp.padded.double()
+    with torch.no_grad():
+        exact = m64(x, x, x, key_padding_mask=~inp.mask, need_weights=False)[0]
+    assert reference.max_abs_err(exact, ref.double(), inp.mask) < 1e-5
+    assert torch.count_nonzero(ref[~inp.mask]) == 0, "padding rows are zero"
 
 
 def test_low_precision_input_is_referenced_in_fp32():

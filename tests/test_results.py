@@ -11,7 +11,8 @@ import pytest
 
 from mhabench.config import Point
 from mhabench.results import (COLUMNS, ERROR, MISMATCH, NO_FASTPATH, OK, REFERENCE_COLUMNS, Result,
-                              atomic_write, csv_text, errors_of, json_doc, write_all)
+                              ResultFiles, atomic_write, csv_text, errors_of, json_doc,
+                              write_all)
 
 # The reference's result_entry keys, in its order and spelling (\u00b5 is the micro sign).
 REF_HEADER = ["dtype", "batch_size", "sequence_length", "n_heads", "embed_dim",
@@ -193,6 +194,23 @@ def test_write_all_writes_each_requested_file(tmp_path):
     doc = json.loads(j.read_text())
     assert doc["meta"] == {"k": 1} and len(doc["results"]) == 2
     assert sorted(os.listdir(tmp_path)) == ["all.json", "e.json", "r.csv"]
+
+
+def test_growing_rewrites_serialise_each_point_once_and_match_one_write(tmp_path, monkeypatch):
+    results = [_timed(), Result(_point(4), status=MISMATCH), _timed()]
+    files = ResultFiles(tmp_path / "r.csv", tmp_path / "e.json", tmp_path / "all.json")
+    serialised = []
+    real = Result.to_json
+    monkeypatch.setattr(Result, "to_json", lambda self: (serialised.append(self), real(self))[1])
+    for n in (1, 2, 3):
+        files.write(results[:n], {"points": n})
+    assert len(serialised) == 3, "each point serialised once over three rewrites"
+    once = tmp_path / "once"
+    write_all(results, {"points": 3}, once / "r.csv", once / "e.json", once / "all.json")
+    assert (tmp_path / "r.csv").read_text() == (once / "r.csv").read_text()
+    assert json.loads((tmp_path / "all.json").read_text()) == json.loads((once / "all.json").read_text())
+    assert json.loads((tmp_path / "e.json").read_text()) == {"batch:4_seq_len:8_n_heads:4_embed_dim:32": 1}
+    assert len(_parse((tmp_path / "r.csv").read_text())) == 4
 
 
 def test_write_all_skips_unrequested(tmp_path):
