@@ -2,7 +2,8 @@
 # asv on a GPU machine with an existing environment: run a grid, publish, report the time split.
 #   MHABENCH_GRID=seed bash bench/asv_gpu.sh OUTDIR [MACHINE]
 # Works in a copy of the tree without git history too (it makes a throwaway commit).
-# ASV_TIMEOUT=SECONDS stops asv run early and reports how far it got.
+# ASV_TIMEOUT=SECONDS stops asv run early and reports how far it got; ASV_BENCH=REGEX runs only
+# the matching benchmarks (e.g. '^speedup\.' : the figures the regression gate reads).
 set -uo pipefail
 out=$1; machine=${2:-gpu}; mkdir -p "$out"
 py=$(python3 -c 'import sys; print(sys.executable)')
@@ -12,7 +13,8 @@ export HOME=${ASV_HOME:-$HOME} MHABENCH_DEVICE=${MHABENCH_DEVICE:-cuda}
 asv machine --yes --machine "$machine" >/dev/null
 t0=$(date +%s.%N)
 timeout "${ASV_TIMEOUT:-0}" asv run -E "existing:$py" --set-commit-hash "$(git rev-parse HEAD)" \
-  --machine "$machine" --launch-method forkserver > "$out/asv-run.log" 2>&1; rc=$?
+  --machine "$machine" --launch-method forkserver ${ASV_BENCH:+--bench "$ASV_BENCH"} \
+  > "$out/asv-run.log" 2>&1; rc=$?
 t1=$(date +%s.%N)
 if [ "$rc" = 124 ]; then
   python3 - "$out/asv-run.log" "$t0" "$t1" <<'PY'

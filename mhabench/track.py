@@ -24,6 +24,7 @@ PYTHON``) runs with ``-E existing:PYTHON --set-commit-hash <its commit>``.
 from __future__ import annotations
 
 import glob
+import hashlib
 import json
 import os
 import re
@@ -53,7 +54,7 @@ RECORD_CODE = ("import json, os, sys, torch; p = sys.argv[1]; "
                "os.makedirs(os.path.dirname(p), exist_ok=True); "
                "json.dump(dict(version=str(torch.__version__), "
                "git_version=str(torch.version.git_version), cuda=str(torch.version.cuda), "
-               "python=sys.executable), open(p, 'w'))")
+               "python=sys.executable, mhabench_source=sys.argv[2]), open(p, 'w'))")
 PROBE_CODE = ("import json, sys, torch; print(json.dumps(dict(version=str(torch.__version__), "
               "git_version=str(torch.version.git_version), python=sys.executable)))")
 
@@ -70,6 +71,7 @@ class Settings:
     machine: str = ""
     python: str = ""                # X.Y for asv's virtualenvs ("": the running interpreter's)
     rerun: bool = False
+    bench: str = ""                 # asv's --bench regex ("": every benchmark)
     regression_threshold: float = 0.05
     uninstall: tuple[str, ...] = ()  # packages to remove with the project when switching builds
     asv_env: dict = field(default_factory=dict, compare=False)  # extra env for asv (tests)
@@ -218,6 +220,16 @@ def read_manifest(directory: Path) -> dict:
             "commits": dict(doc.get("commits", {}))}
 
 
+def source_digest(project: Path) -> str:
+    """A short hash of the installed project's code (the package and its build file)."""
+    h = hashlib.sha256()
+    files = sorted((project / "mhabench").rglob("*.py")) + [project / "pyproject.toml"]
+    for f in files:
+        if f.is_file():
+            h.update(f.relative_to(project).as_posix().encode() + b"\0" + f.read_bytes() + b"\0")
+    return h.hexdigest()[:16]
+
+
 def asv_config(s: Settings) -> dict:
     """The generated asv configuration (absolute paths: it lives beside its outputs)."""
     d, project = s.dir.resolve(), s.project.resolve()
@@ -236,7 +248,11 @@ def asv_config(s: Settings) -> dict:
         "install_command": [
             "in-dir={build_dir} python -m pip install -r requirements.txt",
             f"python -m pip install --no-build-isolation {shlex.quote(str(project))}",
-            f"python -c {shlex.quote(RECORD_CODE)} {shlex.quote(record)}",
+            # the source digest makes asv reinstall this project whenever its code changed:
+            # asv keys an environment's install on the commit and these commands only, and
+            # the commits here stand for torch builds, not for this project's versions
+            f"python -c {shlex.quote(RECORD_CODE)} {shlex.quote(record)} "
+            f"{source_digest(project)}",
         ],
         "uninstall_command": [f"return-code=any python -m pip uninstall -y {uninstall}"],
         "install_timeout": 3600,
@@ -318,6 +334,10 @@ def installed_info(directory: Path, commit: str) -> dict:
         return {}
 
 
+def _bench_args(s: Settings) -> list[str]:
+    return ["--bench", s.bench] if s.bench else []
+
+
 def run_builds(s: Settings, pip_builds: list[Build], local: Build | None,
                commits: dict[str, str]) -> int:
     """asv run over the pip builds lacking results (all with ``rerun``), then the local one."""
@@ -332,12 +352,12 @@ def run_builds(s: Settings, pip_builds: list[Build], local: Build | None,
         hashfile = s.dir / "run-hashes.txt"
         atomic_write(hashfile, "".join(commits[b.tag] + "\n" for b in todo))
         status = max(status, asv(s, "run", "--machine", s.machine_name, "--show-stderr",
-                                 f"HASHFILE:{hashfile.resolve()}"))
+                                 *_bench_args(s), f"HASHFILE:{hashfile.resolve()}"))
     if local is not None:
         commit = commits[local.tag]
         if s.rerun or not recorded(s, commit):
             status = max(status, asv(s, "run", "--machine", s.machine_name, "--show-stderr",
-                                     "-E", f"existing:{local.python}",
+                                     *_bench_args(s), "-E", f"existing:{local.python}",
                                      "--set-commit-hash", commit))
             atomic_write(s.dir / INSTALLED / f"{commit}.json", json.dumps(
                 {"version": local.version, "git_version": local.git_version,
@@ -411,6 +431,9 @@ def register_track(sub) -> None:
     p.add_argument("--nightly-index", default="", metavar="URL",
                    help="pip index of nightlies (default the CPU one)")
     p.add_argument("--rerun", action="store_true", help="measure builds already recorded again")
+    p.add_argument("--bench", default="", metavar="REGEX",
+                   help="only the benchmarks matching (asv's --bench), e.g. '^speedup\\.': the "
+                        "figures the gate reads, at a third of the suite's asv overhead")
     p.set_defaults(func=cmd_track)
 
 
@@ -422,7 +445,7 @@ def cmd_track(args) -> int:
     _check_grid(args.grid, args.device, args.dtype)
     s = Settings(dir=Path(args.dir), project=Path(__file__).resolve().parents[1],
                  grid=args.grid, device=args.device, dtype=args.dtype, machine=args.machine,
-                 python=args.python, rerun=args.rerun)
+                 python=args.python, rerun=args.rerun, bench=args.bench)
     if not (s.project / "benchmarks" / "common.py").exists():
         raise ConfigError(f"{s.project}: not an mhabench source tree (benchmarks/ missing); "
                           "install mhabench editable (pip install -e .)")

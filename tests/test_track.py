@@ -22,7 +22,8 @@ import pytest
 from mhabench import gate as gate_mod
 from mhabench.builds import Build, parse_spec
 from mhabench.config import ConfigError
-from mhabench.track import Settings, prepare, read_manifest, run_builds, write_repo
+from mhabench.track import (Settings, asv_config, prepare, read_manifest, recorded, run_builds,
+                            source_digest, write_repo)
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -86,6 +87,7 @@ def test_installed_builds_are_recorded_with_torch_git_hash(tracked):
         info = json.loads((s.dir / "installed" / f"{commits[tag]}.json").read_text())
         assert info["version"] == torch.__version__
         assert info["git_version"] == torch.version.git_version
+        assert info["mhabench_source"] == source_digest(REPO), "which mhabench measured it"
 
 
 def _regressions(s: Settings) -> list:
@@ -180,6 +182,36 @@ def test_inserting_a_build_keeps_earlier_hashes_and_moves_later_results(tmp_path
     assert log[:3] == ["torch 2.14.1", "torch 2.14.0", "torch 2.13.0"]
 
 
+def test_a_code_change_makes_asv_reinstall_the_project(tmp_path):
+    """asv reinstalls an environment's project only when the commit or the install commands
+    change; the commits stand for torch builds, so the commands carry a digest of the code."""
+    proj = tmp_path / "proj"
+    (proj / "mhabench").mkdir(parents=True)
+    (proj / "pyproject.toml").write_text("[project]\nname = 'mhabench'\n")
+    (proj / "mhabench" / "timing.py").write_text("TARGET_MS = 50\n")
+    s = Settings(dir=tmp_path / "asv", project=proj, grid="smoke", device="cpu", machine=MACHINE)
+    before = asv_config(s)["install_command"]
+    assert source_digest(proj) in " ".join(before)
+    assert asv_config(s)["install_command"] == before, "stable while the code is"
+    (proj / "mhabench" / "timing.py").write_text("TARGET_MS = 60\n")
+    assert asv_config(s)["install_command"] != before
+
+
+def test_a_result_file_of_failures_is_not_a_record(tmp_path):
+    """A killed run or a timed-out sweep leaves a file whose every value failed: measure again."""
+    s = Settings(dir=tmp_path, project=REPO, grid="smoke", device="cpu", machine=MACHINE)
+    commit = "9c884b9a" + "0" * 32
+    d = tmp_path / "results" / MACHINE
+    d.mkdir(parents=True)
+    assert not recorded(s, commit)
+    doc = {"result_columns": ["result", "params"], "results": {"a.track_x": [None, [["1", "2"]]]}}
+    (d / f"{commit[:8]}-virtualenv-py3.11.json").write_text(json.dumps(doc))
+    assert not recorded(s, commit)
+    doc["results"]["a.track_x"] = [[None, 0.5], [["1", "2"]]]
+    (d / f"{commit[:8]}-virtualenv-py3.11.json").write_text(json.dumps(doc))
+    assert recorded(s, commit)
+
+
 def test_a_dir_keeps_its_grid_family(tmp_path):
     prepare(Settings(dir=tmp_path, project=REPO, grid="quick"), [parse_spec("2.13.0")])
     prepare(Settings(dir=tmp_path, project=REPO, grid="seed"), [parse_spec("2.13.0")])
@@ -209,3 +241,17 @@ def test_track_bad_input_is_one_line_exit_2_and_writes_nothing(tmp_path, args, n
     assert proc.returncode == 2, proc.stdout + proc.stderr
     assert proc.stderr.count("\n") == 1 and named in proc.stderr, proc.stderr
     assert not (tmp_path / "d").exists()
+
+
+def test_bench_selects_benchmarks_in_every_asv_run(tmp_path, monkeypatch):
+    from mhabench import track as track_mod
+    calls = []
+    monkeypatch.setattr(track_mod, "asv", lambda s, *args, **k: calls.append(args) or 0)
+    s = Settings(dir=tmp_path, project=REPO, grid="smoke", device="cpu", machine=MACHINE,
+                 bench="^speedup\\.")
+    local = Build(TORCH, kind="local", python=sys.executable)
+    assert run_builds(s, [Build(TORCH)], local, {Build(TORCH).tag: "a" * 40, local.tag: "b" * 40}) == 0
+    runs = [c for c in calls if c[0] == "run"]
+    assert len(runs) == 2
+    assert all(list(c[c.index("--bench"):c.index("--bench") + 2]) == ["--bench", "^speedup\\."]
+               for c in runs)
