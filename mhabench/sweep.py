@@ -172,31 +172,57 @@ def _extra(res: Result, cost: dict, what: str, fn, *args) -> float:
 BACKEND_CALLS = 1
 
 
+#: The SDPA backend that last served the fast path, per (device, dtype, head dim). The split
+#: skips that backend's own call: with it alone allowed, the fast call runs the kernels the
+#: default call ran, so the default's calls stand for it. The guess is checked against the
+#: kernels after the session; a wrong one costs a short session for the skipped backend.
+_SERVED: dict[tuple, str] = {}
+
+
+def _try_record(dt: DeviceTimes, name: str, path) -> None:
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # SDPA explains why a backend refuses
+            dt.record(name, path, BACKEND_CALLS)
+    except RuntimeError:
+        pass  # this backend cannot serve this point: skipped, not failed
+
+
 def add_device_times(res: Result, paths: dict, proto: Protocol,
                      extras: bool = True) -> dict[str, float]:
     """``device_calls`` labelled calls per path, then (``extras``) one call of the fast path per
-    SDPA backend allowed alone (skipped where that backend cannot serve the point), in one
-    session. Kernel time is steady enough that one call tells the backends apart, and needs no
-    warm-up: what a first call pays (loading a kernel, building a plan) is host time, which
-    this figure does not count; a warm-up call per backend was half of the split's cost. Sets ``res.device_calls``, ``res.sdpa_backend`` and (``extras``) the paths'
+    SDPA backend allowed alone (skipped where that backend cannot serve the point, and for the
+    backend that serves the default call: see ``_SERVED``), in one session. Kernel time is
+    steady enough that one call tells the backends apart, and needs no warm-up: what a first
+    call pays (loading a kernel, building a plan) is host time, which this figure does not
+    count. Sets ``res.device_calls``, ``res.sdpa_backend`` and (``extras``) the paths'
     ``res.peak_mem``, read around the same calls; returns the session's cost, with the backend
     calls' own seconds as ``backends``.
     """
-    with DeviceTimes(res.point.device) as dt:
+    p = res.point
+    key = (p.device, p.dtype, p.embed_dim // p.num_heads)
+    with DeviceTimes(p.device) as dt:
         for name, path in paths.items():
             dt.record(name, path, proto.device_calls)
         t0 = time.perf_counter()
         split = backend_paths(paths["fast"]) if extras and dt.cuda else {}
+        guess = f"fast@{_SERVED[key]}" if key in _SERVED and f"fast@{_SERVED[key]}" in split else ""
         for name, path in split.items():
-            try:
-                with warnings.catch_warnings():
-                    warnings.simplefilter("ignore")  # SDPA explains why a backend refuses
-                    dt.record(name, path, BACKEND_CALLS)
-            except RuntimeError:
-                continue  # this backend cannot serve this point: skipped, not failed
+            if name != guess:
+                _try_record(dt, name, path)
         backends = time.perf_counter() - t0 if split else 0.0
     res.device_calls = dt.per_call
     res.sdpa_backend = compat.sdpa_backend_of(dt.kernel_names.get("fast", ()))
+    if res.sdpa_backend:
+        _SERVED[key] = res.sdpa_backend
+    if guess and guess == f"fast@{res.sdpa_backend}":
+        res.device_calls[guess] = list(res.device_calls.get("fast", []))
+    elif guess:
+        t0 = time.perf_counter()
+        with DeviceTimes(p.device) as again:
+            _try_record(again, guess, split[guess])
+        res.device_calls.update(again.per_call)
+        backends += time.perf_counter() - t0
     if extras:
         res.peak_mem = {n: b for n, b in dt.peak_mem.items() if n in paths and not math.isnan(b)}
     return {**dt.overhead_s, "backends": backends}

@@ -91,6 +91,7 @@ def fake_cuda(monkeypatch):
         monkeypatch.setattr(torch.cuda, fn, getattr(fake, fn))
     monkeypatch.setattr(compat, "KernelRecorder", _NoRecorder)
     monkeypatch.setattr(compat, "raw_profile", lambda events, prefix: ([], {}, []))
+    monkeypatch.setattr(sweep, "_SERVED", {})
     return fake
 
 
@@ -135,3 +136,73 @@ def test_a_backend_that_refuses_is_skipped_and_its_launches_not_counted(fake_cud
     sweep.add_device_times(res, {"fast": fast}, Protocol(device_calls=1))
     assert res.device_calls == {"fast": [7.0], "fast@flash": [7.0]}
     assert res.peak_mem == {"fast": 400.0}
+
+
+class _Session:
+    """Fake profiler records: each labelled call launches one kernel, named and timed per label
+    as ``kernels`` says (µs), so the backend that served a call can be read back."""
+
+    def __init__(self, monkeypatch, kernels):
+        from mhabench import timing
+        self.kernels, self.opened, self.sessions = kernels, [], 0
+        monkeypatch.setattr(timing, "record_function", self._label)
+        monkeypatch.setattr(compat, "raw_profile", self._profile)
+
+    @contextlib.contextmanager
+    def _label(self, name):
+        self.opened.append(name.split("::", 1)[1])
+        yield
+
+    def _profile(self, events, prefix):
+        self.sessions += 1
+        ranges, launches, kernels = [], {}, []
+        for i, label in enumerate(self.opened):
+            name, us = self.kernels[label]
+            ranges.append((10 * i, 10 * i + 5, label))
+            launches[i] = 10 * i + 1
+            kernels.append((i, 1000 * i, us * 1000, name))
+        self.opened = []
+        return ranges, launches, kernels
+
+
+SPLIT_KERNELS = {"fast": ("flash_fwd_kernel", 7.0), "fast@flash": ("flash_fwd_kernel", 7.0),
+                 "fast@efficient": ("fmha_cutlassF_f16", 9.0), "slow": ("gemm", 20.0)}
+
+
+def _split_paths(fake):
+    return {"fast": fake.path("fast", 300, 100), "slow": fake.path("slow", 700, 100)}
+
+
+def _backends_only(monkeypatch):
+    """flash and efficient, whatever this torch's list: the test pins what the split sees."""
+    real = sweep.backend_paths
+    monkeypatch.setattr(sweep, "backend_paths", lambda f: {
+        k: v for k, v in real(f).items() if k in ("fast@flash", "fast@efficient")})
+
+
+def test_split_skips_the_backend_that_served_the_default_call(fake_cuda, monkeypatch):
+    _backends_only(monkeypatch)
+    session = _Session(monkeypatch, SPLIT_KERNELS)
+    first, second = _cuda_result(), _cuda_result()
+    sweep.add_device_times(first, _split_paths(fake_cuda), Protocol(device_calls=2))
+    assert first.sdpa_backend == "flash"
+    assert first.device_calls["fast@flash"] == [7.0] and first.device_calls["fast@efficient"] == [9.0]
+    fake_cuda.log.clear()
+    sweep.add_device_times(second, _split_paths(fake_cuda), Protocol(device_calls=2))
+    assert [e for e in fake_cuda.log if e == "fast"] == ["fast"] * 3, \
+        "two default calls and efficient's; flash's own call skipped"
+    assert second.device_calls["fast@flash"] == second.device_calls["fast"] == [7.0, 7.0]
+    assert second.device_calls["fast@efficient"] == [9.0]
+    assert session.sessions == 2
+
+
+def test_split_measures_the_skipped_backend_when_the_guess_was_wrong(fake_cuda, monkeypatch):
+    _backends_only(monkeypatch)
+    session = _Session(monkeypatch, {**SPLIT_KERNELS, "fast": ("fmha_cutlassF_f16", 9.0)})
+    monkeypatch.setitem(sweep._SERVED, ("cuda", "float16", 8), "flash")
+    res = _cuda_result()
+    sweep.add_device_times(res, _split_paths(fake_cuda), Protocol(device_calls=2))
+    assert res.sdpa_backend == "efficient"
+    assert res.device_calls["fast@flash"] == [7.0], "measured in a session of its own"
+    assert session.sessions == 2
+    assert sweep._SERVED[("cuda", "float16", 8)] == "efficient"
