@@ -109,17 +109,23 @@ def load_index(html_dir: Path) -> dict:
 def graph_fragment(index: dict, benchmark: str) -> str:
     """asv's route to a benchmark's graph: ``#NAME?key=value&...`` (asv.js format_hash_string).
 
-    The x-axis is the benchmark parameter with most values, so that a report of a single commit
-    draws lines rather than lone points; the legend is hidden (it has colour but is no data)."""
+    With several commits (torch builds) the x-axis is the commit and every parameter value is
+    selected: one line per point across the builds, the view a version comparison is read from.
+    With one commit it is the parameter with most values, so that lines rather than lone points
+    are drawn. The legend is hidden (it has colour but is no data)."""
     if benchmark not in index.get("benchmarks", {}):
         raise ConfigError(f"benchmark {benchmark!r} is not in the report's index.json")
     bench = index["benchmarks"][benchmark]
-    params = {"show-legend": "false"}
+    params: list[tuple[str, str]] = [("show-legend", "false")]
     sizes = [len(v) for v in bench.get("params", [])]
-    if sizes and max(sizes) > 1:
-        params["x-axis"] = bench["param_names"][sizes.index(max(sizes))]
+    if len(index.get("revision_to_hash", {})) > 1:
+        params.append(("x-axis", "commit"))
+        params += [(f"p-{name}", value) for name, values in
+                   zip(bench.get("param_names", []), bench.get("params", [])) for value in values]
+    elif sizes and max(sizes) > 1:
+        params.append(("x-axis", bench["param_names"][sizes.index(max(sizes))]))
     query = "&".join(f"{urllib.parse.quote(k, safe='')}={urllib.parse.quote(v, safe='')}"
-                     for k, v in params.items())
+                     for k, v in params)
     return f"#{benchmark}?{query}"
 
 

@@ -34,6 +34,13 @@ def test_graph_fragment_is_asvs_route_with_the_widest_axis_and_no_legend():
         rv.graph_fragment(INDEX, "nope")
 
 
+def test_graph_fragment_of_several_builds_runs_along_the_commits_with_every_point():
+    builds = {**INDEX, "revision_to_hash": {"1": "a" * 40, "2": "b" * 40}}
+    assert rv.graph_fragment(builds, BENCH) == (
+        f"#{BENCH}?show-legend=false&x-axis=commit&p-batch_size=2&p-batch_size=4&p-seq_len=8"
+        "&p-beta_b=1&p-beta_b=61&p-beta_b=2")
+
+
 def _png(path: Path, colour) -> Path:
     im = Image.new("RGB", rv.WINDOW, "white")
     d = ImageDraw.Draw(im)
