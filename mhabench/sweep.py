@@ -92,8 +92,9 @@ def measure(point: Point, proto: Protocol, cost: dict | None = None,
     same inputs, in a profiler session of its own: the session records only the labelled
     calls, so opening one per point costs milliseconds and the inputs are built once; peak
     memory is read around the same calls. ``cost``, if given, accumulates seconds:
-    ``wall_pass`` (build, check, rounds; ``wall_build_check`` the first two), ``device_pass`` (of which the profiler's own
-    ``profiler_start``/``profiler_stop``/``profiler_parse``), and the extras' ``extra_fp32``,
+    ``wall_pass`` (build, check, rounds; ``wall_build_check`` the first two), ``device_pass``
+    (of which the profiler's own ``profiler_start``/``profiler_stop``/``profiler_parse``), and
+    the extras' ``extra_fp32``,
     ``extra_backends`` (inside the device pass's session, not counted in ``device_pass``) and
     ``extra_memory`` (only where no device pass carried the reading).
     """
