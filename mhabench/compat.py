@@ -63,16 +63,6 @@ def sdpa_only(backend: str):
     return sdpa_kernel([getattr(SDPBackend, name)])
 
 
-def sdpa_math():
-    """Only SDPA's math backend (the unfused reference computation), on any torch >= 2.1."""
-    try:
-        from torch.nn.attention import sdpa_kernel  # noqa: F401
-    except ImportError:  # torch < 2.3
-        return torch.backends.cuda.sdp_kernel(enable_math=True, enable_flash=False,
-                                              enable_mem_efficient=False)
-    return sdpa_only("math")
-
-
 def sdpa_backend_names() -> list[str]:
     from torch.nn.attention import SDPBackend
     known = {"FLASH_ATTENTION": "flash", "EFFICIENT_ATTENTION": "efficient",
