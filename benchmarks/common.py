@@ -235,6 +235,18 @@ def read_point(cache: dict, label: str) -> dict:
     return entry["metrics"]
 
 
+def sweep_to_files(sel: Selection, directory: str) -> dict:
+    """``setup_cache``'s body, kept out of it: asv re-reads and tokenizes the source of
+    ``setup_cache``, ``setup`` and the method in every one of its (method x point) workers."""
+    out = run_sweep(sel)
+    bad = [f"{k}: {v['status']}" for k, v in out["points"].items() if v["status"] != "ok"]
+    print(f"mhabench asv sweep: grid {sel.grid}, {sel.device} {sel.dtype}: "
+          f"{len(out['points'])} points, {len(bad)} not ok; {out['meta']}"
+          + (f"; unavailable: {out['unavailable']}" if out["unavailable"] else ""),
+          file=sys.stderr)
+    return write_points(out, directory)
+
+
 class SweptPoint:
     """Base of every benchmark class: the grid's parameters and one shared sweep.
 
@@ -248,19 +260,12 @@ class SweptPoint:
     timeout = 300  # a worker reads one small file and returns one number
 
     def setup_cache(self):
-        out = run_sweep(SELECTION)
-        bad = [f"{k}: {v['status']}" for k, v in out["points"].items() if v["status"] != "ok"]
-        print(f"mhabench asv sweep: grid {SELECTION.grid}, {SELECTION.device} {SELECTION.dtype}: "
-              f"{len(out['points'])} points, {len(bad)} not ok; {out['meta']}"
-              + (f"; unavailable: {out['unavailable']}" if out["unavailable"] else ""),
-              file=sys.stderr)
-        return write_points(out, POINTS_DIR)
+        return sweep_to_files(SELECTION, POINTS_DIR)
 
     setup_cache.timeout = SELECTION.setup_timeout
 
-    def setup(self, cache, batch_size, seq_len, embed_dim, num_heads, beta_b):
-        self.metrics = read_point(
-            cache, SELECTION.label(batch_size, seq_len, embed_dim, num_heads, beta_b))
+    def setup(self, cache, *params):
+        self.metrics = read_point(cache, SELECTION.label(*params))
 
     def value(self, name: str) -> float:
         """The figure, or NaN where it was not measured (asv shows NaN as n/a, not failed)."""

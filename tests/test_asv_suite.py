@@ -177,6 +177,20 @@ def test_every_class_shares_one_setup_cache():
     assert common.SweptPoint.setup_cache.timeout >= 60
 
 
+def test_worker_source_stays_short():
+    """asv_runner reads and tokenizes each benchmark's track, setup and setup_cache source in
+    every (method x point) worker; setup_cache's body kept inline doubled it (156 tokens)."""
+    import io
+    import tokenize
+
+    from asv_runner.benchmarks._base import get_source_code
+
+    for name, (cls, n) in _benchmarks().items():
+        code = get_source_code([getattr(cls, n), cls.setup, cls.setup_cache])
+        tokens = list(tokenize.generate_tokens(io.StringIO(code).readline))
+        assert len(tokens) <= 100, (name, len(tokens))
+
+
 def test_every_track_method_reads_a_metric_the_library_produces():
     """Renaming a key of Result.metrics() must not silently turn a figure into n/a."""
     from mhabench.config import Point
