@@ -1,0 +1,96 @@
+"""On what time scale does the host's speed move? Wall time of host-bound points, as a series.
+
+    python bench/probe_host_drift.py [--seconds 20] [--block 5] [--out FILE]
+
+Builds a few points of the seed grid whose fast path is host-bound, then for ``--seconds``
+cycles over them, timing ``--block`` interleaved rounds (fast, slow) per visit with the
+sweep's own clock. Prints, per point, the median fast and slow time per call over the whole
+run and the spread of their medians over 1-second windows and over the run's two halves; the
+correlation of the points' fast-time series tells whether they move together (the host) or
+apart. Run it several times in a row to see the level move between processes.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from mhabench.config import Point  # noqa: E402
+from mhabench.inputs import build  # noqa: E402
+from mhabench.sweep import active_paths  # noqa: E402
+from mhabench.timing import Clock  # noqa: E402
+
+#: Host-bound points of the seed grid (wall speedup moved most between runs on an H100).
+POINTS = [(128, 128, 1024, 16, 33), (16, 64, 512, 8, 1), (64, 256, 512, 16, 21),
+          (32, 512, 1024, 8, 45)]
+
+
+def spread(values) -> float:
+    v = [x for x in values if np.isfinite(x)]
+    return (max(v) - min(v)) / statistics.median(v) if len(v) > 1 else float("nan")
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--seconds", type=float, default=20.0)
+    ap.add_argument("--block", type=int, default=5)
+    ap.add_argument("--device", default="cuda")
+    ap.add_argument("--out", default=None)
+    args = ap.parse_args()
+    dtype = "fp16" if args.device.startswith("cuda") else "fp32"
+    points = [Point(*p, dtype=dtype, device=args.device) for p in POINTS]
+    clock = Clock(args.device)
+    paths = {}
+    for p in points:
+        pa = active_paths(build(p))
+        for name in ("fast", "slow"):
+            for _ in range(20):
+                clock.once(pa[name])
+        paths[p.label] = (pa["fast"], pa["slow"])
+    series = {k: [] for k in paths}  # (t, fast median us, slow median us)
+    t_start = time.perf_counter()
+    while time.perf_counter() - t_start < args.seconds:
+        for label, (fast, slow) in paths.items():
+            times = clock.calls([fast, slow] * args.block)
+            series[label].append((time.perf_counter() - t_start,
+                                  statistics.median(times[0::2]), statistics.median(times[1::2])))
+    report = {}
+    for label, rows in series.items():
+        t, f, s = (np.array(c) for c in zip(*rows))
+        win = [(f[(t >= a) & (t < a + 1)], s[(t >= a) & (t < a + 1)])
+               for a in range(int(args.seconds))]
+        win = [(np.median(a), np.median(b)) for a, b in win if len(a)]
+        half = len(f) // 2
+        report[label] = {
+            "visits": len(f), "fast_us": float(np.median(f)), "slow_us": float(np.median(s)),
+            "fast_1s_spread": spread([w[0] for w in win]),
+            "slow_1s_spread": spread([w[1] for w in win]),
+            "ratio_1s_spread": spread([w[1] / w[0] for w in win]),
+            "fast_halves": [float(np.median(f[:half])), float(np.median(f[half:]))],
+            "fast_lag1_autocorr": float(np.corrcoef(f[:-1], f[1:])[0, 1]),
+        }
+    fast = np.array([[r[1] for r in rows] for rows in series.values()])
+    n = min(len(r) for r in fast)
+    corr = np.corrcoef(np.array([r[:n] for r in fast]))
+    for label, r in report.items():
+        print(f"{label:32s} fast {r['fast_us']:8.1f} us  slow {r['slow_us']:8.1f} us  "
+              f"1s-window spread fast {r['fast_1s_spread']:6.1%} slow {r['slow_1s_spread']:6.1%} "
+              f"ratio {r['ratio_1s_spread']:6.1%}  halves {r['fast_halves'][0]:.1f}/"
+              f"{r['fast_halves'][1]:.1f}  lag-1 autocorr {r['fast_lag1_autocorr']:.2f}")
+    off = corr[~np.eye(len(corr), dtype=bool)]
+    print(f"correlation of the points' fast-time series: median {np.median(off):.2f}")
+    if args.out:
+        Path(args.out).write_text(json.dumps({"report": report, "series": series}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
