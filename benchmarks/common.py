@@ -21,6 +21,13 @@ Environment variables (read once, at import):
     ``fp16``, ``bf16`` or ``fp32``; default fp16 on CUDA, fp32 on the CPU.
 ``MHABENCH_SETUP_TIMEOUT``
     Seconds allowed for the one sweep of the grid (``setup_cache``); default by grid below.
+``MHABENCH_SUITE``
+    ``full`` (default): every figure. ``core``: the timing, speedup, host-share and fast-vs-slow
+    error figures only (14 methods instead of 27), swept without the extras (fp32 drift, peak
+    memory, SDPA backend split, peak calibration). asv pays one process per (method x point),
+    several ms each, so on the seed grid the method count, not the sweep, sets a run's cost;
+    ``core`` is the per-build profile. Its runs leave the other figures (and the gate's noise
+    figures) unrecorded for that build.
 """
 from __future__ import annotations
 
@@ -38,6 +45,8 @@ GRID_ENV = "MHABENCH_GRID"
 DEVICE_ENV = "MHABENCH_DEVICE"
 DTYPE_ENV = "MHABENCH_DTYPE"
 TIMEOUT_ENV = "MHABENCH_SETUP_TIMEOUT"
+SUITE_ENV = "MHABENCH_SUITE"
+SUITES = ("full", "core")
 
 #: asv parameter names, in the order of ``params`` (the reference's loop order).
 PARAM_NAMES = ["batch_size", "seq_len", "embed_dim", "num_heads", "beta_b"]
@@ -67,6 +76,11 @@ class Selection:
     axes: Axes                  # what asv's ``params`` are built from (never changes per grid)
     points: tuple[Point, ...]   # the measured subset of the axes' product
     setup_timeout: float
+    suite: str = "full"         # "core": no extras swept, no extra figures discovered
+
+    @property
+    def extras(self) -> bool:
+        return self.suite == "full"
 
     @property
     def params(self) -> list[list[int]]:
@@ -141,7 +155,11 @@ def selection(environ=None) -> Selection:
             raise ConfigError(f"{TIMEOUT_ENV} must be > 0, got {timeout_text!r}")
     else:
         timeout = SETUP_TIMEOUTS[kind]
-    return Selection(grid, device, dtype, axes, tuple(points), timeout)
+    suite = (env.get(SUITE_ENV) or "full").strip().lower()
+    if suite not in SUITES:
+        raise ConfigError(f"{SUITE_ENV}: unknown suite {env.get(SUITE_ENV)!r} "
+                          f"(use {' or '.join(SUITES)})")
+    return Selection(grid, device, dtype, axes, tuple(points), timeout, suite)
 
 
 def run_sweep(sel: Selection) -> dict:
@@ -165,8 +183,10 @@ def run_sweep(sel: Selection) -> dict:
         return {"points": {}, "unavailable": str(exc), "meta": {"grid": sel.grid}}
     proto = Protocol()
     cost: dict = {}
-    peak = sw.calibrate_peak(sel.device, sel.dtype)  # cached per device, dtype and torch
-    results = sw.sweep(sel.points, proto, cost=cost, peak_tflops=peak["tflops"])
+    # The peak is cached per device, dtype and torch; only the extras' efficiency figures use it.
+    peak = sw.calibrate_peak(sel.device, sel.dtype) if sel.extras else {"tflops": math.nan}
+    results = sw.sweep(sel.points, proto, cost=cost, peak_tflops=peak["tflops"],
+                       extras=sel.extras)
     points = {}
     for r in results:
         status, message = str(r.status), str(r.message)
@@ -176,7 +196,8 @@ def run_sweep(sel: Selection) -> dict:
             status, metrics = "error", {}
             message = f"{message}; metrics: {type(exc).__name__}: {exc}".lstrip("; ")
         points[r.point.label] = {"status": status, "message": message, "metrics": metrics}
-    meta = {"grid": sel.grid, "device": sel.device, "dtype": sel.dtype, "points": len(results),
+    meta = {"grid": sel.grid, "device": sel.device, "dtype": sel.dtype, "suite": sel.suite,
+            "points": len(results),
             "seconds": round(time.perf_counter() - t0, 3),
             "cost_s": {str(k): float(v) for k, v in cost.items()},
             "peak": {str(k): v if isinstance(v, (str, bool)) else float(v) for k, v in peak.items()}}
@@ -197,13 +218,18 @@ RATIO = "ratio"
 BYTES = "bytes"
 
 
-def figure(key: str, unit: str, doc: str, invert: bool = False, version: str = "1"):
+def figure(key: str, unit: str, doc: str, invert: bool = False, version: str = "1",
+           extra: bool = False):
     """A track_ method returning one metric of :meth:`mhabench.results.Result.metrics`.
 
     ``invert`` tracks 1 / the metric (a speedup becomes fast / slow, lower is better). The
     explicit ``version`` keeps a metric's history when this code changes; bump it only when the
-    meaning of the number changes.
+    meaning of the number changes. An ``extra`` figure is None (not a benchmark asv discovers)
+    in the ``core`` suite.
     """
+    if extra and not SELECTION.extras:
+        return None
+
     def track(self, cache, *params):
         return self.inverse(key) if invert else self.value(key)
     track.unit, track.version, track.__doc__ = unit, version, doc

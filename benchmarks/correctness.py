@@ -12,5 +12,6 @@ class MaxAbsError(SweptPoint):
                                 "Largest |fast - slow| over the real (unpadded) tokens.")
     track_fast_vs_fp32 = figure(
         "max_abs_err_fp32", "abs error",
-        "Largest |fast - fp32 reference| over the real tokens: the same weights and padded "
-        "input cast to fp32, math SDPA, fast path off. The fast path's own drift.")
+        "Largest |fast - fp32 reference| over the real tokens: the attention written out in "
+        "fp32 math from the same weights (mhabench.reference). The fast path's own drift.",
+        extra=True)

@@ -11,8 +11,8 @@ class Efficiency(SweptPoint):
     track_fast_tflops = figure(
         "device_fast_tflops", "TFLOP/s",
         "Useful TFLOP/s of the fast path (kernel time). For reading: higher is better, so asv "
-        "does not flag its drops; gate on track_fast_below_peak.")
+        "does not flag its drops; gate on track_fast_below_peak.", extra=True)
     track_fast_below_peak = figure(
         "device_fast_peak_fraction", "ratio",
         "Peak / useful TFLOP/s of the fast path: how many times below the device's matmul "
-        "peak it runs (lower is better).", invert=True)
+        "peak it runs (lower is better).", invert=True, extra=True)

@@ -23,10 +23,10 @@ class Noise(SweptPoint):
     Same method names as :class:`FastOverSlow`, so a gate pairs each figure with its noise.
     """
 
-    track_wall = figure("speedup_rel_iqr", RATIO, "Relative IQR of per-round slow/fast.")
+    track_wall = figure("speedup_rel_iqr", RATIO, "Relative IQR of per-round slow/fast.", extra=True)
     track_wall_fair = figure("speedup_fair_rel_iqr", RATIO,
-                             "Relative IQR of per-round slow_fair/fast.")
+                             "Relative IQR of per-round slow_fair/fast.", extra=True)
     track_device = figure("device_speedup_rel_iqr", RATIO,
-                          "Relative IQR of per-call kernel-time slow/fast.")
+                          "Relative IQR of per-call kernel-time slow/fast.", extra=True)
     track_device_fair = figure("device_speedup_fair_rel_iqr", RATIO,
-                               "Relative IQR of per-call kernel-time slow_fair/fast.")
+                               "Relative IQR of per-call kernel-time slow_fair/fast.", extra=True)

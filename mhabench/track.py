@@ -41,6 +41,7 @@ from .builds import Build, commit_dates, local_build, merged, parse_spec
 from .config import ConfigError
 
 GRID_ENV, DEVICE_ENV, DTYPE_ENV = "MHABENCH_GRID", "MHABENCH_DEVICE", "MHABENCH_DTYPE"
+SUITE_ENV = "MHABENCH_SUITE"
 REPO_DIR, CONFIG, MANIFEST, INSTALLED = "builds", "asv.conf.json", "builds.json", "installed"
 
 #: Fixed identity and settings for the builds repository's commits (hashes must not depend on
@@ -72,6 +73,7 @@ class Settings:
     python: str = ""                # X.Y for asv's virtualenvs ("": the running interpreter's)
     rerun: bool = False
     bench: str = ""                 # asv's --bench regex ("": every benchmark)
+    suite: str = "full"             # MHABENCH_SUITE: full or core (benchmarks/common.py)
     regression_threshold: float = 0.05
     uninstall: tuple[str, ...] = ()  # packages to remove with the project when switching builds
     asv_env: dict = field(default_factory=dict, compare=False)  # extra env for asv (tests)
@@ -296,8 +298,9 @@ def prepare(s: Settings, new: list[Build]) -> tuple[list[Build], dict[str, str]]
 
 # --- driving asv ----------------------------------------------------------------------------------
 def asv_env(s: Settings) -> dict:
-    env = {k: v for k, v in os.environ.items() if k not in (GRID_ENV, DEVICE_ENV, DTYPE_ENV)}
-    env.update({GRID_ENV: s.grid, DEVICE_ENV: s.device})
+    env = {k: v for k, v in os.environ.items()
+           if k not in (GRID_ENV, DEVICE_ENV, DTYPE_ENV, SUITE_ENV)}
+    env.update({GRID_ENV: s.grid, DEVICE_ENV: s.device, SUITE_ENV: s.suite})
     if s.dtype:
         env[DTYPE_ENV] = s.dtype
     env.update(s.asv_env)
@@ -434,6 +437,10 @@ def register_track(sub) -> None:
     p.add_argument("--bench", default="", metavar="REGEX",
                    help="only the benchmarks matching (asv's --bench), e.g. '^speedup\\.': the "
                         "figures the gate reads, at a third of the suite's asv overhead")
+    p.add_argument("--suite", default="full", choices=("full", "core"),
+                   help="core: timing, speedup, host-share and error figures only, swept "
+                        "without the extras (about half the full suite's asv cost on the seed "
+                        "grid)")
     p.set_defaults(func=cmd_track)
 
 
@@ -445,7 +452,7 @@ def cmd_track(args) -> int:
     _check_grid(args.grid, args.device, args.dtype)
     s = Settings(dir=Path(args.dir), project=Path(__file__).resolve().parents[1],
                  grid=args.grid, device=args.device, dtype=args.dtype, machine=args.machine,
-                 python=args.python, rerun=args.rerun, bench=args.bench)
+                 python=args.python, rerun=args.rerun, bench=args.bench, suite=args.suite)
     if not (s.project / "benchmarks" / "common.py").exists():
         raise ConfigError(f"{s.project}: not an mhabench source tree (benchmarks/ missing); "
                           "install mhabench editable (pip install -e .)")

@@ -107,7 +107,8 @@ sys.path.insert(0, str(REPO))  # the benchmarks package lives at the repository 
 
 from benchmarks import common  # noqa: E402
 
-ASV_ENV_KEYS = (common.GRID_ENV, common.DEVICE_ENV, common.DTYPE_ENV, common.TIMEOUT_ENV)
+ASV_ENV_KEYS = (common.GRID_ENV, common.DEVICE_ENV, common.DTYPE_ENV, common.TIMEOUT_ENV,
+                common.SUITE_ENV)
 
 
 def asv(args, cwd, env, timeout=600) -> subprocess.CompletedProcess:

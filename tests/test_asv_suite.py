@@ -111,10 +111,52 @@ def test_custom_grid_leaves_out_shapes_mha_cannot_build():
     {common.DTYPE_ENV: "int8"},
     {common.TIMEOUT_ENV: "soon"},
     {common.TIMEOUT_ENV: "0"},
+    {common.SUITE_ENV: "tiny"},
 ])
 def test_bad_settings_raise_config_error(env):
     with pytest.raises(ConfigError):
         common.selection(env)
+
+
+def test_suite_defaults_to_full_and_core_drops_the_extras():
+    assert common.selection({}).extras
+    sel = common.selection({common.SUITE_ENV: " Core "})
+    assert (sel.suite, sel.extras) == ("core", False)
+
+
+def test_core_suite_is_the_timing_speedup_host_share_and_error_figures(tmp_path):
+    """Every extra figure is left undiscovered (no asv worker), every other one stays."""
+    env = {k: v for k, v in os.environ.items() if k not in ASV_ENV_KEYS}
+    code = ("import sys; from asv_runner.discovery import disc_benchmarks; "
+            "print(' '.join(sorted(b.name for b in disc_benchmarks(sys.argv[1]))))")
+    names = {}
+    for suite in ("full", "core"):
+        out = subprocess.run([sys.executable, "-c", code, str(REPO / "benchmarks")], cwd=REPO,
+                             env={**env, common.SUITE_ENV: suite}, capture_output=True,
+                             text=True, timeout=120)
+        assert out.returncode == 0, out.stderr
+        names[suite] = set(out.stdout.split())
+    assert names["full"] == set(WALL + DEVICE)
+    extras = {n for n in names["full"] if n.split(".")[1] in
+              ("Noise", "SdpaBackend", "Efficiency", "GpuMemory")}
+    extras.add("correctness.MaxAbsError.track_fast_vs_fp32")
+    assert names["core"] == names["full"] - extras
+    assert len(names["core"]) == 14
+
+
+def test_core_sweep_runs_no_extras():
+    p = common.selection({}).points[0]
+    base = {common.GRID_ENV: f"custom:batch={p.batch_size};seq={p.seq_len};"
+            f"embed={p.embed_dim};heads={p.num_heads};b={p.beta_b}"}
+    full = common.run_sweep(common.selection(base))
+    core = common.run_sweep(common.selection({**base, common.SUITE_ENV: "core"}))
+    (f,), (c,) = full["points"].values(), core["points"].values()
+    assert f["status"] == c["status"] == "ok"
+    assert math.isfinite(f["metrics"]["max_abs_err_fp32"])
+    assert math.isnan(c["metrics"]["max_abs_err_fp32"])
+    assert math.isfinite(c["metrics"]["wall_fast_us"]) and c["metrics"]["max_abs_err"] >= 0
+    assert (full["meta"]["suite"], core["meta"]["suite"]) == ("full", "core")
+    assert "extra_fp32" in full["meta"]["cost_s"] and "extra_fp32" not in core["meta"]["cost_s"]
 
 
 def test_setup_timeout_is_env_overridable():

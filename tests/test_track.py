@@ -255,3 +255,11 @@ def test_bench_selects_benchmarks_in_every_asv_run(tmp_path, monkeypatch):
     assert len(runs) == 2
     assert all(list(c[c.index("--bench"):c.index("--bench") + 2]) == ["--bench", "^speedup\\."]
                for c in runs)
+
+
+def test_suite_reaches_asv_through_the_environment(monkeypatch):
+    from mhabench.track import SUITE_ENV, asv_env
+    monkeypatch.setenv(SUITE_ENV, "full")
+    for suite in ("core", "full"):
+        s = Settings(dir=Path("d"), project=REPO, grid="smoke", suite=suite)
+        assert asv_env(s)[SUITE_ENV] == suite
