@@ -8,7 +8,9 @@ from .common import BYTES, SweptPoint, figure
 
 
 class GpuMemory(SweptPoint):
-    track_fast = figure("peak_mem_fast_bytes", BYTES, "Fast path: nested input, fused SDPA.", extra=True)
-    track_slow = figure("peak_mem_slow_bytes", BYTES, "Slow path as the reference calls it.", extra=True)
+    track_fast = figure("peak_mem_fast_bytes", BYTES, "Fast path: nested input, fused SDPA.",
+                        extra=True)
+    track_slow = figure("peak_mem_slow_bytes", BYTES, "Slow path as the reference calls it.",
+                        extra=True)
     track_slow_fair = figure("peak_mem_slow_fair_bytes", BYTES,
                              "Slow path, inference mode, no fast path.", extra=True)

@@ -23,7 +23,8 @@ class Noise(SweptPoint):
     Same method names as :class:`FastOverSlow`, so a gate pairs each figure with its noise.
     """
 
-    track_wall = figure("speedup_rel_iqr", RATIO, "Relative IQR of per-round slow/fast.", extra=True)
+    track_wall = figure("speedup_rel_iqr", RATIO, "Relative IQR of per-round slow/fast.",
+                        extra=True)
     track_wall_fair = figure("speedup_fair_rel_iqr", RATIO,
                              "Relative IQR of per-round slow_fair/fast.", extra=True)
     track_device = figure("device_speedup_rel_iqr", RATIO,

@@ -39,7 +39,9 @@ class SdpaBackend(SweptPoint):
     backend the default fast path used is in ``mhabench run``'s ``sdpa_backend`` column.
     """
 
-    track_flash = figure("device_fast_flash_us", US, "Fast path, flash attention only.", extra=True)
+    track_flash = figure("device_fast_flash_us", US, "Fast path, flash attention only.",
+                         extra=True)
     track_efficient = figure("device_fast_efficient_us", US,
                              "Fast path, memory-efficient attention only.", extra=True)
-    track_cudnn = figure("device_fast_cudnn_us", US, "Fast path, cuDNN attention only.", extra=True)
+    track_cudnn = figure("device_fast_cudnn_us", US, "Fast path, cuDNN attention only.",
+                         extra=True)

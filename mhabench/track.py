@@ -439,8 +439,8 @@ def register_track(sub) -> None:
                         "figures the gate reads, at a third of the suite's asv overhead")
     p.add_argument("--suite", default="full", choices=("full", "core"),
                    help="core: timing, speedup, host-share and error figures only, swept "
-                        "without the extras (about half the full suite's asv cost on the seed "
-                        "grid)")
+                        "without the extras (two thirds of the full suite's time on an H100's "
+                        "seed grid)")
     p.set_defaults(func=cmd_track)
 
 
