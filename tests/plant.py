@@ -1,41 +1,91 @@
-"""A test-only wheel that slows the MultiheadAttention fast path: a "build" with a regression.
+"""A test-only wheel that changes the MultiheadAttention fast path: a "build" with a regression.
 
-Installed next to torch in one asv environment, it wraps ``torch._native_multi_head_attention``
+Installed next to torch in one environment, it wraps ``torch._native_multi_head_attention``
 (what ``MultiheadAttention.forward`` calls on the fast path, looked up on the module at each call)
-with a busy wait, once something imports torch. A busy wait, not a sleep: sleeping lets torch's
-worker threads go idle and then slows whatever runs next (the slow path too). Nothing in mhabench changes, and nothing imports torch
-at interpreter start-up: the ``.pth`` line only installs an import hook, so asv's forked workers
+once something imports torch. Nothing in mhabench changes, and nothing imports torch at
+interpreter start-up: the ``.pth`` line only installs an import hook, so asv's forked workers
 (which never import torch) stay light.
+
+What a :class:`Plant` adds to every fast call, each of known size:
+
+- ``busy_s``: a busy wait of that many seconds (host time). A busy wait, not a sleep: sleeping
+  lets torch's worker threads go idle and then slows whatever runs next (the slow path too).
+- ``busy_frac``: a busy wait of that fraction of the call's own duration (on a CPU, where the
+  call is synchronous, the fast path slowed by that fraction).
+- ``aten_ops``: that many extra tiny aten ops (``aten::neg`` on a 1-element CPU tensor): extra
+  dispatched work that the host-work counts must see.
+- ``py_loop``: a pure-Python loop of that many iterations (7 bytecodes each, no aten op):
+  extra interpreter work that only the instruction counts can see.
+- ``kernel_us``: one extra GPU kernel of about that many microseconds (``torch.cuda._sleep``,
+  cycles from the device's clock rate), launched after the attention on the current stream.
 """
 from __future__ import annotations
 
 import base64
 import hashlib
 import zipfile
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 NAME, VERSION = "mhabench_plant", "0.1"
 
-HOOK = '''"""Test-only: busy-wait in torch._native_multi_head_attention (the MHA fast path)."""
+
+@dataclass(frozen=True)
+class Plant:
+    busy_s: float = 0.0
+    busy_frac: float = 0.0
+    aten_ops: int = 0
+    py_loop: int = 0
+    kernel_us: float = 0.0
+
+
+HOOK = '''"""Test-only: extra work in torch._native_multi_head_attention (the MHA fast path)."""
 import functools
 import importlib.util
 import sys
 import time
 
-DELAY_S = {delay!r}
+PLANT = {plant!r}
 
 
 def _plant(module):
     kernel = module._native_multi_head_attention
+    busy_s, busy_frac = PLANT["busy_s"], PLANT["busy_frac"]
+    aten_ops, py_loop, kernel_us = PLANT["aten_ops"], PLANT["py_loop"], PLANT["kernel_us"]
+    state = {{}}
 
-    @functools.wraps(kernel)
-    def slowed(*args, **kwargs):
-        end = time.perf_counter() + DELAY_S
+    def spin(seconds):
+        end = time.perf_counter() + seconds
         while time.perf_counter() < end:
             pass
-        return kernel(*args, **kwargs)
 
-    module._native_multi_head_attention = slowed
+    @functools.wraps(kernel)
+    def planted(*args, **kwargs):
+        t0 = time.perf_counter()
+        out = kernel(*args, **kwargs)
+        if busy_frac:
+            spin((time.perf_counter() - t0) * busy_frac)
+        if busy_s:
+            spin(busy_s)
+        if aten_ops:
+            x = state.get("x")
+            if x is None:
+                x = state["x"] = module.ones(1)
+            for _ in range(aten_ops):
+                module.neg(x)
+        if py_loop:
+            acc = 0
+            for i in range(py_loop):
+                acc += i
+        if kernel_us and module.cuda.is_initialized():
+            cycles = state.get("cycles")
+            if cycles is None:
+                khz = module.cuda.get_device_properties(module.cuda.current_device()).clock_rate
+                cycles = state["cycles"] = int(kernel_us * khz / 1000)
+            module.cuda._sleep(cycles)
+        return out
+
+    module._native_multi_head_attention = planted
 
 
 class _TorchHook:
@@ -64,11 +114,15 @@ def _record_line(name: str, data: bytes) -> str:
     return f"{name},sha256={digest},{len(data)}"
 
 
-def build_wheel(directory: Path, delay_s: float = 0.001) -> Path:
-    """Write ``mhabench_plant-0.1-py3-none-any.whl`` (pip installs it offline, no build step)."""
+def build_wheel(directory: Path, delay_s: float = 0.001, plant: Plant | None = None) -> Path:
+    """Write ``mhabench_plant-0.1-py3-none-any.whl`` (pip installs it offline, no build step).
+
+    ``plant`` says what each fast call gains; without it, a busy wait of ``delay_s``.
+    """
+    plant = plant if plant is not None else Plant(busy_s=delay_s)
     dist = f"{NAME}-{VERSION}.dist-info"
     files = {
-        f"{NAME}.py": HOOK.format(delay=delay_s).encode(),
+        f"{NAME}.py": HOOK.format(plant=asdict(plant)).encode(),
         f"{NAME}.pth": f"import {NAME}\n".encode(),
         f"{dist}/METADATA": f"Metadata-Version: 2.1\nName: mhabench-plant\nVersion: {VERSION}\n"
                             .encode(),
@@ -83,3 +137,15 @@ def build_wheel(directory: Path, delay_s: float = 0.001) -> Path:
         for n, d in files.items():
             z.writestr(n, d)
     return path
+
+
+def install_dir(directory: Path, plant: Plant) -> Path:
+    """Unpack the plant into ``directory`` for ``PYTHONPATH`` use without pip: a process started
+    with ``directory`` on ``PYTHONPATH`` gets the plant only if it runs ``import mhabench_plant``
+    first (``.pth`` files are read from site directories only), which
+    ``python -c 'import mhabench_plant, runpy; ...'`` or ``sitecustomize`` does."""
+    wheel = build_wheel(directory / "wheel", plant=plant)
+    with zipfile.ZipFile(wheel) as z:
+        z.extract(f"{NAME}.py", directory)
+    (directory / "sitecustomize.py").write_text(f"import {NAME}\n")
+    return directory
