@@ -216,18 +216,21 @@ POINTS_DIR = "mhabench-points"
 US = "microseconds"
 RATIO = "ratio"
 BYTES = "bytes"
+COUNT = "count"
 
 
 def figure(key: str, unit: str, doc: str, invert: bool = False, version: str = "1",
-           extra: bool = False):
+           extra: bool = False, cuda: bool = False):
     """A track_ method returning one metric of :meth:`mhabench.results.Result.metrics`.
 
     ``invert`` tracks 1 / the metric (a speedup becomes fast / slow, lower is better). The
     explicit ``version`` keeps a metric's history when this code changes; bump it only when the
     meaning of the number changes. An ``extra`` figure is None (not a benchmark asv discovers)
-    in the ``core`` suite.
+    in the ``core`` suite; a ``cuda`` figure is not discovered on a CPU, where it cannot exist.
     """
     if extra and not SELECTION.extras:
+        return None
+    if cuda and not SELECTION.device.startswith("cuda"):
         return None
 
     def track(self, cache, *params):

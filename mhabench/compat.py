@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import warnings
+from typing import NamedTuple
 
 import torch
 
@@ -91,19 +92,43 @@ def can_disable_fastpath() -> bool:
 
 # --- profiler -----------------------------------------------------------------------------
 
-class KernelRecorder:
-    """A profiler session recording device activity and the labelled (user-scope) host ranges.
+@contextlib.contextmanager
+def _quiet_stderr():
+    """Some builds' kineto prints a line to the process's stderr at every profiler start and
+    stop (``USDT: ... profiler_start``): one session per point would flood a sweep's output."""
+    import os
+    import sys
+    try:
+        sys.stderr.flush()
+        saved = os.dup(2)
+    except (OSError, ValueError):
+        yield
+        return
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
 
-    Only ``record_function`` ranges are recorded on the host, not every aten op: the op records
-    were most of what stopping the profiler and reading it cost (a sweep's session took longer
-    to stop than its calls took to run). Device activity is tied to a label through the
-    runtime call that launched it (same correlation id), which is recorded either way.
+
+class KernelRecorder:
+    """A profiler session recording device activity, the labelled (user-scope) host ranges and,
+    with ``ops``, every dispatched aten op.
+
+    Without ``ops`` only ``record_function`` ranges are recorded on the host: op records are
+    most of what stopping the profiler and reading it costs. Device activity is tied to a label
+    through the runtime call that launched it (same correlation id), which is recorded either
+    way. On a CPU only host records exist (``ops`` is what such a session is for).
     Where torch lacks the private entry points this needs, the public profiler (every op
     recorded) stands in; the reading is the same.
     """
 
-    def __init__(self, device: str):
+    def __init__(self, device: str, ops: bool = False):
         self.cuda = device.startswith("cuda")
+        self.ops = ops
         self._result = None
         self._public = None
 
@@ -112,29 +137,34 @@ class KernelRecorder:
         return {ProfilerActivity.CPU, ProfilerActivity.CUDA} if self.cuda else {ProfilerActivity.CPU}
 
     def __enter__(self):
-        try:
-            from torch._C._autograd import _enable_profiler, _prepare_profiler
-            from torch._C._profiler import (ProfilerConfig, ProfilerState, RecordScope,
-                                            _ExperimentalConfig)
-            config = ProfilerConfig(ProfilerState.KINETO, False, False, False, False, False,
-                                    _ExperimentalConfig())
-            _prepare_profiler(config, self._acts())
-            _enable_profiler(config, self._acts(), {RecordScope.USER_SCOPE})
-        except (ImportError, TypeError, AttributeError):
-            from torch.profiler import profile
-            self._public = profile(activities=list(self._acts()))
-            self._public.__enter__()
+        with _quiet_stderr():
+            try:
+                from torch._C._autograd import _enable_profiler, _prepare_profiler
+                from torch._C._profiler import (ProfilerConfig, ProfilerState, RecordScope,
+                                                _ExperimentalConfig)
+                config = ProfilerConfig(ProfilerState.KINETO, False, False, False, False, False,
+                                        _ExperimentalConfig())
+                scopes = {RecordScope.USER_SCOPE}
+                if self.ops:
+                    scopes.add(RecordScope.FUNCTION)
+                _prepare_profiler(config, self._acts())
+                _enable_profiler(config, self._acts(), scopes)
+            except (ImportError, TypeError, AttributeError):
+                from torch.profiler import profile
+                self._public = profile(activities=list(self._acts()))
+                self._public.__enter__()
         return self
 
     def __exit__(self, *exc):
         if self.cuda:
             torch.cuda.synchronize()
-        if self._public is not None:
-            self._public.__exit__(*exc)
-            self._result = self._public.profiler.kineto_results
-        else:
-            from torch._C._autograd import _disable_profiler
-            self._result = _disable_profiler()
+        with _quiet_stderr():
+            if self._public is not None:
+                self._public.__exit__(*exc)
+                self._result = self._public.profiler.kineto_results
+            else:
+                from torch._C._autograd import _disable_profiler
+                self._result = _disable_profiler()
         return False
 
     def events(self):
@@ -145,31 +175,62 @@ class KernelRecorder:
 LAUNCH_PREFIXES = ("cuda", "cu", "hip")
 
 
-def raw_profile(events, label_prefix: str):
-    """Split a finished session's records into (labelled ranges, launches, device activities).
+class Profile(NamedTuple):
+    """A finished session's records, split for attribution (see :func:`raw_profile`)."""
+
+    ranges: list      # (start_ns, end_ns, label) of the labelled calls
+    launches: dict    # correlation id -> host start_ns of the runtime call that launched work
+    kernels: list     # (correlation id, device start_ns, duration_ns, name) device activities
+    host: list        # (start_ns, name) of every other host record: aten ops, runtime calls
+    copy_bytes: dict  # (correlation id, device start_ns) -> bytes, for device memory copies
+
+
+def _copy_bytes(e) -> int:
+    """Bytes a device memcpy record moved: its ``nbytes`` where torch reports it, else the
+    ``bytes`` kineto puts in its metadata; -1 where neither says."""
+    try:
+        n = int(e.nbytes())
+        if n > 0:
+            return n
+    except (AttributeError, RuntimeError, TypeError, ValueError):
+        pass
+    try:
+        import json
+        meta = json.loads("{" + e.metadata_json() + "}")
+        return int(meta.get("bytes", -1))
+    except (AttributeError, RuntimeError, TypeError, ValueError):
+        return -1
+
+
+def raw_profile(events, label_prefix: str) -> Profile:
+    """Split a finished session's records into a :class:`Profile`.
 
     Reads kineto's raw records rather than building the FunctionEvent tree, which costs
-    seconds on a long session. Ranges: ``(start_ns, end_ns, label)``; launches:
-    ``{correlation id: host start_ns}`` of the runtime calls (``cudaLaunchKernel``,
-    ``cudaMemcpyAsync``...); device activities: ``(correlation id, start_ns, duration_ns, name)``,
-    the id being that of the runtime call that launched it.
+    seconds on a long session. Launches are the runtime calls (``cudaLaunchKernel``,
+    ``cudaMemcpyAsync``...); a device activity's id is that of the runtime call that launched
+    it.
     """
     from torch.autograd import DeviceType
     device_types = {getattr(DeviceType, n) for n in ("CUDA", "PrivateUse1") if hasattr(DeviceType, n)}
-    ranges, launches, kernels = [], {}, []
+    ranges, launches, kernels, host, copies = [], {}, [], [], {}
     for e in events:
         dt = e.device_type()
         if dt == DeviceType.CPU:
             name = e.name()
             if name.startswith(label_prefix):
                 ranges.append((e.start_ns(), e.end_ns(), name[len(label_prefix):]))
-            elif name.startswith(LAUNCH_PREFIXES):
+                continue
+            if name.startswith(LAUNCH_PREFIXES):
                 launches[e.correlation_id()] = e.start_ns()
+            host.append((e.start_ns(), name))
         elif dt in device_types and not e.name().startswith(label_prefix):
             # (a label's own device-side record spans the whole call, and its id is not a
             # launch's: counting it would add the call's duration to whatever shares the id)
-            kernels.append((e.correlation_id(), e.start_ns(), e.duration_ns(), e.name()))
-    return ranges, launches, kernels
+            name = e.name()
+            kernels.append((e.correlation_id(), e.start_ns(), e.duration_ns(), name))
+            if name.startswith("Memcpy"):
+                copies[(e.correlation_id(), e.start_ns())] = _copy_bytes(e)
+    return Profile(ranges, launches, kernels, host, copies)
 
 
 #: Substrings of kernel names that tell which SDPA backend ran (names vary across torch

@@ -11,6 +11,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path as FsPath
 
 from . import flops as fl
+from . import hostwork
 from .config import Point
 from .paths import BACKENDS, PATHS
 from .stats import iqr, median, ratios
@@ -35,6 +36,8 @@ class Result:
     peak_tflops: float = math.nan                        # the device's calibrated matmul peak
     peak_mem: dict[str, float] = field(default_factory=dict)  # bytes per call above the baseline
     max_abs_err_fp32: float = math.nan                   # fast vs the fp32 math reference
+    #: per path, exact host-work counts per call (mhabench.hostwork.summary): kinds, ``ops``
+    host_work: dict[str, dict] = field(default_factory=dict)
 
     # --- derived figures -------------------------------------------------------------------
     @property
@@ -97,7 +100,7 @@ class Result:
         key = (self.status, self.padding, self.max_abs_err,
                tuple(map(len, self.rounds.values())), tuple(map(len, self.device_calls.values())),
                tuple(self.lengths), self.peak_tflops, tuple(self.peak_mem.items()),
-               self.max_abs_err_fp32)
+               self.max_abs_err_fp32, tuple(sorted(self.host_work)))
         if getattr(self, "_metrics_key", None) != key:
             self._metrics, self._metrics_key = self._compute_metrics(), key
         return dict(self._metrics)
@@ -119,6 +122,7 @@ class Result:
             m[f"{name}_rel_iqr"] = self.speedup_rel_iqr(slow)
             m[f"device_{name}_rel_iqr"] = self.speedup_rel_iqr(slow, device=True)
         m.update(self._efficiency_metrics())
+        m.update(self._host_work_metrics())
         return {k: float(v) for k, v in m.items()}
 
     def _efficiency_metrics(self) -> dict[str, float]:
@@ -136,13 +140,26 @@ class Result:
             m[f"peak_mem_{path}_bytes"] = float(self.peak_mem.get(path, math.nan))
         return m
 
+    def _host_work_metrics(self) -> dict[str, float]:
+        """``host_{path}_{kind}``: exact counts per call (NaN where not counted, or a byte count
+        the profiler did not report)."""
+        m = {}
+        for p in PATHS:
+            counts = self.host_work.get(p, {})
+            for k in hostwork.KINDS:
+                v = counts.get(k)
+                m[f"host_{p}_{k}"] = float(v) if v is not None and v >= 0 else math.nan
+            m[f"host_{p}_copied_bytes"] = m[f"host_{p}_h2d_bytes"] + m[f"host_{p}_d2h_bytes"]
+        return m
+
     def to_json(self) -> dict:
         d = {"point": asdict(self.point), "label": self.point.label, "status": self.status,
              "message": self.message, "fast_path": self.fast_path,
              "sdpa_backend": self.sdpa_backend,
              "metrics": {k: _json_num(v) for k, v in self.metrics().items()},
              "lengths": list(self.lengths),
-             "rounds_us": self.rounds, "device_calls_us": self.device_calls}
+             "rounds_us": self.rounds, "device_calls_us": self.device_calls,
+             "host_work": self.host_work}
         return d
 
 
@@ -174,7 +191,8 @@ EFFICIENCY_COLUMNS = (
     + [(f"{base}_{p}_tflops", ".4g") for base in ("wall", "device") for p in PATHS]
     + [(f"{base}_{p}_peak_fraction", ".4g") for base in ("wall", "device") for p in PATHS]
     + [(f"peak_mem_{p}_bytes", ".0f") for p in PATHS]
-    + [("max_abs_err_fp32", ".3g")])
+    + [("max_abs_err_fp32", ".3g")]
+    + [(f"host_{p}_{k}", ".0f") for p in PATHS for k in hostwork.KINDS])
 COLUMNS = REFERENCE_COLUMNS + EXTRA_COLUMNS + [k for k, _ in EFFICIENCY_COLUMNS]
 
 

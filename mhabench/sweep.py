@@ -13,7 +13,7 @@ from typing import Callable, Iterable
 
 import torch
 
-from . import compat
+from . import compat, hostwork
 from .check import compare
 from .config import ConfigError, Point
 from .inputs import build
@@ -128,7 +128,13 @@ def measure(point: Point, proto: Protocol, cost: dict | None = None,
     _add(cost, "wall_pass", t1 - t0)
     if paths is None or not res.timed:
         return res
-    if proto.device_calls and point.device.startswith("cuda"):
+    if proto.device_calls and not point.device.startswith("cuda") and proto.host_work:
+        try:
+            add_host_work(res, paths)
+        except Exception as exc:
+            res.message = (res.message + "; " if res.message else "") + f"host work: {_one_line(exc)}"
+        _add(cost, "host_work_pass", time.perf_counter() - t1)
+    elif proto.device_calls and point.device.startswith("cuda"):
         split = 0.0
         try:
             overhead = add_device_times(res, paths, proto, extras=extras)
@@ -202,7 +208,7 @@ def add_device_times(res: Result, paths: dict, proto: Protocol,
     """
     p = res.point
     key = (p.device, p.dtype, p.embed_dim // p.num_heads)
-    with DeviceTimes(p.device) as dt:
+    with DeviceTimes(p.device, ops=proto.host_work and p.device.startswith("cuda")) as dt:
         for name, path in paths.items():
             dt.record(name, path, proto.device_calls)
         t0 = time.perf_counter()
@@ -213,6 +219,8 @@ def add_device_times(res: Result, paths: dict, proto: Protocol,
                 _try_record(dt, name, path)
         backends = time.perf_counter() - t0 if split else 0.0
     res.device_calls = dt.per_call
+    res.host_work = {n: hostwork.summary(dt.host_work[n], device=True)
+                     for n in paths if n in dt.host_work}
     res.sdpa_backend = compat.sdpa_backend_of(dt.kernel_names.get("fast", ()))
     if res.sdpa_backend:
         _SERVED[key] = res.sdpa_backend
@@ -227,6 +235,21 @@ def add_device_times(res: Result, paths: dict, proto: Protocol,
     if extras:
         res.peak_mem = {n: b for n, b in dt.peak_mem.items() if n in paths and not math.isnan(b)}
     return {**dt.overhead_s, "backends": backends}
+
+
+#: Calls per path of the host-work session on a CPU (where there is no device pass): the counts
+#: are exact, and a CPU call at the larger grid points takes seconds.
+HOST_WORK_CALLS = 1
+
+
+def add_host_work(res: Result, paths: dict) -> None:
+    """On a CPU, the exact aten-op counts of each path's call, from a profiler session of its
+    own (:data:`HOST_WORK_CALLS` calls per path); on CUDA the device pass carries them."""
+    with DeviceTimes(res.point.device, ops=True) as dt:
+        for name, path in paths.items():
+            dt.record(name, path, HOST_WORK_CALLS)
+    res.host_work = {n: hostwork.summary(dt.host_work[n], device=False)
+                     for n in paths if n in dt.host_work}
 
 
 #: Points between calls of ``sweep``'s ``on_chunk`` (where callers rewrite their files).

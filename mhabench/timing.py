@@ -25,7 +25,7 @@ from typing import Mapping
 import torch
 from torch.autograd.profiler import record_function
 
-from . import compat
+from . import compat, hostwork
 from .config import ConfigError
 from .memory import PeakTracker
 from .paths import Path
@@ -43,6 +43,7 @@ class Protocol:
     min_rounds: int = 15
     max_rounds: int = 200
     device_calls: int = 4       # profiled calls per path, median taken (0: no device time)
+    host_work: bool = True      # exact host-work counts from the same session (aten ops...)
 
     def __post_init__(self):
         for name in ("min_rounds", "min_warmup"):
@@ -138,30 +139,35 @@ LABEL = "mhabench::"
 
 
 class DeviceTimes:
-    """One profiler session over labelled calls; kernel time per call, per label.
+    """One profiler session over labelled calls: kernel time and host work per call, per label.
 
-    Use as a context manager; call :meth:`record` inside, read :attr:`per_call` (µs per call)
-    and :attr:`kernel_names` (what each label launched) after, and :attr:`peak_mem` (bytes: the
-    largest allocation during one of the label's calls, read around them at no cost). A session
-    records only the labels and the device side, so it is cheap enough to open once per point.
-    On a CPU device nothing is recorded (there are no kernels to sum) and every label is absent.
+    Use as a context manager; call :meth:`record` inside, read :attr:`per_call` (µs of device
+    activity per call), :attr:`kernel_names` (what each label launched) and :attr:`host_work`
+    (per label, the exact host-work counts of each call: :func:`mhabench.hostwork.per_range`)
+    after, and :attr:`peak_mem` (bytes: the largest allocation during one of the label's calls,
+    read around them at no cost). With ``ops`` the session also records every dispatched aten
+    op, for the counts. On a CPU there are no kernels to sum: a session there exists only for
+    the host-work counts (``ops``), and without ``ops`` nothing is recorded.
     :attr:`overhead_s` says what the session itself cost (start, stop, reading the records).
     """
 
-    def __init__(self, device: str):
+    def __init__(self, device: str, ops: bool = False):
         self.device = device
         self.cuda = device.startswith("cuda")
+        self.ops = ops
+        self.active = self.cuda or ops
         self.per_call: dict[str, list[float]] = {}
         self.kernel_names: dict[str, set[str]] = {}
+        self.host_work: dict[str, list[dict]] = {}
         self.peak_mem: dict[str, float] = {}
         self._dropped: set[str] = set()
         self.overhead_s = {"start": 0.0, "stop": 0.0, "parse": 0.0}
         self._rec = None
 
     def __enter__(self):
-        if self.cuda:
+        if self.active:
             t0 = time.perf_counter()
-            self._rec = compat.KernelRecorder(self.device)
+            self._rec = compat.KernelRecorder(self.device, ops=self.ops)
             self._rec.__enter__()
             self.overhead_s["start"] = time.perf_counter() - t0
         return self
@@ -169,7 +175,7 @@ class DeviceTimes:
     def record(self, label: str, path: Path, calls: int) -> None:
         """``calls`` labelled calls of ``path``. If one raises, the label is dropped from the
         session's figures (what its calls launched is not counted) and the error re-raised."""
-        if not self.cuda:
+        if not self.active:
             return
         try:
             with path.context(), PeakTracker(self.device) as peak:
@@ -188,10 +194,14 @@ class DeviceTimes:
         self._rec.__exit__(*exc)
         t1 = time.perf_counter()
         if exc[0] is None:
-            ranges, launches, kernels = compat.raw_profile(self._rec.events(), LABEL)
-            ranges = [r for r in ranges if r[2] not in self._dropped]
-            self.per_call = attribute_device_time(ranges, launches, kernels)
-            self.kernel_names = kernel_names(ranges, launches, kernels)
+            prof = compat.raw_profile(self._rec.events(), LABEL)
+            ranges = [r for r in prof.ranges if r[2] not in self._dropped]
+            if self.cuda:
+                self.per_call = attribute_device_time(ranges, prof.launches, prof.kernels)
+                self.kernel_names = kernel_names(ranges, prof.launches, prof.kernels)
+            if self.ops:
+                self.host_work = hostwork.per_range(ranges, prof.host, prof.launches,
+                                                    prof.kernels, prof.copy_bytes)
         self.overhead_s["stop"], self.overhead_s["parse"] = t1 - t0, time.perf_counter() - t1
         return False
 

@@ -32,6 +32,9 @@ WALL = ["time_per_call.WallTime.track_fast", "time_per_call.WallTime.track_slow"
         "speedup.FastOverSlow.track_wall", "speedup.FastOverSlow.track_wall_fair",
         "speedup.Noise.track_wall", "speedup.Noise.track_wall_fair",
         "correctness.MaxAbsError.track_fast_vs_slow", "correctness.MaxAbsError.track_fast_vs_fp32"]
+#: exact host-work counts: the aten-op counts exist on a CPU; the CUDA counts are not discovered
+HOST = ["host.HostWork.track_fast_aten_ops", "host.HostWork.track_slow_aten_ops",
+        "host.HostWork.track_slow_fair_aten_ops"]
 DEVICE = ["time_per_call.DeviceTime.track_fast", "time_per_call.DeviceTime.track_slow",
           "time_per_call.DeviceTime.track_slow_fair",
           "time_per_call.HostShare.track_fast", "time_per_call.HostShare.track_slow",
@@ -136,12 +139,12 @@ def test_core_suite_is_the_timing_speedup_host_share_and_error_figures(tmp_path)
                              text=True, timeout=120)
         assert out.returncode == 0, out.stderr
         names[suite] = set(out.stdout.split())
-    assert names["full"] == set(WALL + DEVICE)
+    assert names["full"] == set(WALL + DEVICE + HOST)
     extras = {n for n in names["full"] if n.split(".")[1] in
               ("Noise", "SdpaBackend", "Efficiency", "GpuMemory")}
     extras.add("correctness.MaxAbsError.track_fast_vs_fp32")
     assert names["core"] == names["full"] - extras
-    assert len(names["core"]) == 14
+    assert len(names["core"]) == 14 + len(HOST)
 
 
 def test_core_sweep_runs_no_extras():
@@ -195,14 +198,14 @@ def _benchmarks() -> dict:
             if cls.__module__ != mod.__name__:
                 continue
             for n in dir(cls):
-                if n.startswith("track_"):
+                if n.startswith("track_") and callable(getattr(cls, n)):
                     out[f"{path.stem}.{cname}.{n}"] = (cls, n)
     return out
 
 
 def test_track_methods_have_units_versions_and_lower_is_better_orientation():
     found = _benchmarks()
-    assert sorted(found) == sorted(WALL + DEVICE)
+    assert sorted(found) == sorted(WALL + DEVICE + HOST)
     for name, (cls, n) in found.items():
         f = getattr(cls, n)
         assert isinstance(f.unit, str) and f.unit
@@ -322,6 +325,10 @@ def test_asv_run_and_publish_smoke_grid_on_cpu(smoke_report, tmp_path):
         for combo, v in values.items():
             assert isinstance(v, float) and math.isfinite(v), (name, combo, v)
             assert v > 0 or (name in NON_NEGATIVE and v == 0), (name, combo, v)
+    for name in HOST:  # exact counts: whole numbers, the fast path's above the slow path's
+        assert all(v == int(v) and v > 0 for v in res[name].values()), (name, res[name])
+    for combo in res[HOST[0]]:
+        assert res[HOST[0]][combo] > res[HOST[1]][combo] == res[HOST[2]][combo], combo
     for name in DEVICE:
         for combo, v in res[name].items():
             assert v is not None, f"{name} {combo} failed; device figures must be n/a on a CPU"
@@ -332,7 +339,7 @@ def test_asv_run_and_publish_smoke_grid_on_cpu(smoke_report, tmp_path):
     proc = smoke_report.publish
     assert proc.returncode == 0, proc.stdout + proc.stderr
     index = json.loads((d / "html" / "index.json").read_text())
-    assert set(WALL + DEVICE) == set(index["benchmarks"])
+    assert set(WALL + DEVICE + HOST) == set(index["benchmarks"])
     assert "ci-cpu" in index["machines"]
     for name in WALL:
         graphs = glob.glob(str(d / "html" / "graphs" / f"branch-{_branch()}" / "machine-ci-cpu" / "*"
@@ -364,7 +371,7 @@ def test_asv_run_marks_a_point_whose_fast_path_is_refused_as_failed(tmp_path, he
 
     res = _results(d, "ci-cpu-planted", head)
     odd, even = ("2", "8", "12", "3", "1"), ("2", "8", "12", "4", "1")
-    for name in WALL + DEVICE:
+    for name in WALL + DEVICE + HOST:
         assert res[name][odd] is None, name  # failed, never a number
     for name in WALL:
         v = res[name][even]

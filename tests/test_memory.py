@@ -71,7 +71,7 @@ def test_cuda_peak_is_above_the_baseline_and_resets_per_path(monkeypatch):
 class _NoRecorder:
     """Stands in for the profiler session: no records (this machine has no GPU)."""
 
-    def __init__(self, device):
+    def __init__(self, device, ops=False):
         pass
 
     def __enter__(self):
@@ -90,7 +90,7 @@ def fake_cuda(monkeypatch):
     for fn in ("memory_allocated", "reset_peak_memory_stats", "max_memory_allocated"):
         monkeypatch.setattr(torch.cuda, fn, getattr(fake, fn))
     monkeypatch.setattr(compat, "KernelRecorder", _NoRecorder)
-    monkeypatch.setattr(compat, "raw_profile", lambda events, prefix: ([], {}, []))
+    monkeypatch.setattr(compat, "raw_profile", lambda events, prefix: compat.Profile([], {}, [], [], {}))
     monkeypatch.setattr(sweep, "_SERVED", {})
     return fake
 
@@ -131,7 +131,7 @@ def test_a_backend_that_refuses_is_skipped_and_its_launches_not_counted(fake_cud
     ranges = [(0, 10, "fast"), (20, 30, "fast@cudnn"), (40, 50, "fast@flash")]
     launches = {1: 5, 2: 25, 3: 45}
     kernels = [(1, 100, 7000, "flash_fwd"), (2, 200, 3000, "gemm"), (3, 300, 7000, "flash_fwd")]
-    monkeypatch.setattr(compat, "raw_profile", lambda events, prefix: (ranges, launches, kernels))
+    monkeypatch.setattr(compat, "raw_profile", lambda events, prefix: compat.Profile(ranges, launches, kernels, [], {}))
     res = _cuda_result()
     sweep.add_device_times(res, {"fast": fast}, Protocol(device_calls=1))
     assert res.device_calls == {"fast": [7.0], "fast@flash": [7.0]}
@@ -162,7 +162,7 @@ class _Session:
             launches[i] = 10 * i + 1
             kernels.append((i, 1000 * i, us * 1000, name))
         self.opened = []
-        return ranges, launches, kernels
+        return compat.Profile(ranges, launches, kernels, [], {})
 
 
 SPLIT_KERNELS = {"fast": ("flash_fwd_kernel", 7.0), "fast@flash": ("flash_fwd_kernel", 7.0),

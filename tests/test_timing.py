@@ -254,8 +254,9 @@ def test_attribution_over_a_real_cpu_session():
         for _ in range(2):
             with record_function(LABEL + "0/fast"):
                 (x @ x).relu()
-    ranges, launches, kernels = compat.raw_profile(rec.events(), LABEL)
+    ranges, launches, kernels, host, _ = compat.raw_profile(rec.events(), LABEL)
     assert kernels == [] and launches == {}  # no device, no runtime calls here
+    assert host == [], "a session without ops records only the labels"
     assert [r[2] for r in ranges] == ["0/fast", "0/fast"]
     assert all(s <= e for s, e, _ in ranges)
     (s0, e0, _), (s1, e1, _) = sorted(ranges)
@@ -302,8 +303,9 @@ def test_raw_profile_ties_device_work_to_launches_and_skips_label_records():
               _Rec(cpu, "cuLaunchKernelEx", 8, 120), _Rec(cpu, "aten::mm", 9, 115),
               _Rec(gpu, "gemm", 7, 1000, 3000), _Rec(gpu, "flash_fwd", 8, 4000, 2000),
               _Rec(gpu, LABEL + "fast", 7, 1000, 9000)]
-    ranges, launches, kernels = compat.raw_profile(events, LABEL)
+    ranges, launches, kernels, host, copies = compat.raw_profile(events, LABEL)
     assert ranges == [(100, 150, "fast")]
+    assert host == [(110, "cudaLaunchKernel"), (120, "cuLaunchKernelEx"), (115, "aten::mm")]
     assert launches == {7: 110, 8: 120}
     assert sorted(k[3] for k in kernels) == ["flash_fwd", "gemm"]
     assert attribute_device_time(ranges, launches, kernels) == {"fast": [pytest.approx(5.0)]}
