@@ -33,6 +33,11 @@ from .paths import Path
 ORDERS = list(itertools.permutations(range(3)))
 
 
+#: How a point's wall-time budget is spent (see :func:`wall_rounds`; docs/protocols.md has the
+#: A/A figures each was chosen or dropped on).
+MODES = ("rotation", "blocks", "windows", "long")
+
+
 @dataclass(frozen=True)
 class Protocol:
     """How long and how often to measure. Defaults fit the seed grid within the reference's cost."""
@@ -40,12 +45,22 @@ class Protocol:
     warmup_ms: float = 5.0      # per path, at least ``min_warmup`` calls
     min_warmup: int = 2
     target_ms: float = 50.0     # measuring time per point, all paths together
-    min_rounds: int = 15
+    min_rounds: int = 15        # rotation, blocks, windows
     max_rounds: int = 200
     device_calls: int = 4       # profiled calls per path, median taken (0: no device time)
     host_work: bool = True      # exact host-work counts from the same session (aten ops...)
+    mode: str = "rotation"      # one of MODES
+    block_calls: int = 5        # blocks: synchronised calls of one path per block
+    window_calls: int = 10      # windows: calls between two events, no synchronisation inside
+    long_rounds: int = 2        # long: rounds of one long window per path, order alternated
+    long_min_calls: int = 20    # long: calls per window at least
 
     def __post_init__(self):
+        if self.mode not in MODES:
+            raise ConfigError(f"unknown protocol mode {self.mode!r} (choose from {', '.join(MODES)})")
+        for name in ("block_calls", "window_calls", "long_rounds", "long_min_calls"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
         for name in ("min_rounds", "min_warmup"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
@@ -71,6 +86,24 @@ class Clock:
     def once(self, path: Path) -> float:
         """Microseconds of one synchronised call (used for warm-up and estimates)."""
         return self.calls([path])[0]
+
+    def window(self, path: Path, n: int) -> float:
+        """µs per call of ``n`` back-to-back calls of ``path`` between two events, with a
+        synchronisation before and after (none inside), as the reference times a path."""
+        with path.context():
+            if self.cuda:
+                s, e = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+                self.sync()
+                s.record()
+                for _ in range(n):
+                    path.call()
+                e.record()
+                self.sync()
+                return s.elapsed_time(e) * 1000.0 / n
+            t0 = time.perf_counter_ns()
+            for _ in range(n):
+                path.call()
+            return (time.perf_counter_ns() - t0) / 1000.0 / n
 
     def calls(self, seq: list[Path]) -> list[float]:
         """Call each path of ``seq`` once, in order; µs per call, one synchronisation at the end."""
@@ -111,24 +144,57 @@ def rounds_for(round_us: float, proto: Protocol) -> int:
 
 
 def wall_rounds(paths: Mapping[str, Path], proto: Protocol, device: str) -> dict[str, list[float]]:
-    """Warm up, then interleaved rounds; returns µs of each call, per path, in round order."""
+    """Warm up, then measure by ``proto.mode``; returns µs per call, per path, in round order
+    (one sample per call, block call or window, the same count for every path).
+
+    ``rotation``: a round is one call of every path in a rotating order, each between two
+    events, all enqueued with one synchronisation at the end. ``blocks``: a round is
+    ``block_calls`` synchronised calls of each path in turn. ``windows``: a round is one window
+    of ``window_calls`` back-to-back calls per path (:meth:`Clock.window`). ``long``:
+    ``long_rounds`` rounds of one long window per path (the budget split evenly, at least
+    ``long_min_calls`` calls), the order of the paths reversed every other round.
+    """
     clock = Clock(device)
     names = list(paths)
-    estimate = sum(warmup(clock, paths[n], proto) for n in names)
-    rounds = rounds_for(estimate, proto)
+    est = {n: warmup(clock, paths[n], proto) for n in names}
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        if proto.mode == "rotation":
+            return _rotation(clock, paths, names, rounds_for(sum(est.values()), proto))
+        out: dict[str, list[float]] = {n: [] for n in names}
+        if proto.mode == "long":
+            share_us = proto.target_ms * 1000.0 / (proto.long_rounds * len(names))
+            calls = {n: max(proto.long_min_calls, round(share_us / max(est[n], 1e-3)))
+                     for n in names}
+            for r in range(proto.long_rounds):
+                for n in (names if r % 2 == 0 else names[::-1]):
+                    out[n].append(clock.window(paths[n], calls[n]))
+            return out
+        per = proto.block_calls if proto.mode == "blocks" else proto.window_calls
+        rounds = rounds_for(per * sum(est.values()), proto)
+        for r in range(rounds):
+            order = ORDERS[r % len(ORDERS)] if len(names) == 3 else range(len(names))
+            for i in order:
+                n = names[i]
+                if proto.mode == "blocks":
+                    out[n].extend(clock.window(paths[n], 1) for _ in range(per))
+                else:
+                    out[n].append(clock.window(paths[n], per))
+        return out
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
+def _rotation(clock: Clock, paths, names, rounds: int) -> dict[str, list[float]]:
     seq, owner = [], []
     for r in range(rounds):
         order = ORDERS[r % len(ORDERS)] if len(names) == 3 else range(len(names))
         for i in order:
             seq.append(paths[names[i]])
             owner.append(names[i])
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        times = clock.calls(seq)
-    finally:
-        if was_enabled:
-            gc.enable()
+    times = clock.calls(seq)
     out: dict[str, list[float]] = {n: [] for n in names}
     for n, t in zip(owner, times):
         out[n].append(t)
