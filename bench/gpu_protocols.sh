@@ -5,10 +5,11 @@
 set -u
 cands=${1:-d,e,a,d100}; limit=${2:-470}
 o=${OUT:-out}/protocols; mkdir -p "$o"
-export PYTHONUNBUFFERED=1 PYTHONPATH=$PWD
+[ -d .whl ] && python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl
+export PYTHONUNBUFFERED=1 PYTHONPATH=/tmp/site:$PWD
 nvidia-smi --query-gpu=name,clocks.sm,clocks.mem,driver_version --format=csv > "$o/smi.txt" 2>&1
 python3 -c "import torch; print(torch.__version__, [m for m in dir(torch._C._autograd._KinetoEvent) if 'byte' in m or 'meta' in m])" > "$o/torch.txt" 2>&1
-timeout 90 python3 bench/probe_hostwork.py --stride 128 --json "$o/hostwork.json" > "$o/hostwork.log" 2>&1
+[ -n "${SKIP_PROBE:-}" ] || timeout 90 python3 bench/probe_hostwork.py --stride 128 --json "$o/hostwork.json" > "$o/hostwork.log" 2>&1
 timeout "$limit" python3 bench/protocols.py --stride 8 --runs 3 --reference .ref/reference.py \
   --candidates "$cands" --out "$o/runs" > "$o/protocols.log" 2>&1
 echo "protocols exit $?" >> "$o/protocols.log"
