@@ -34,6 +34,9 @@ def _add_run(sub) -> None:
     t.add_argument("--min-rounds", type=int, default=None, help="interleaved rounds at least (15)")
     t.add_argument("--max-rounds", type=int, default=None, help="interleaved rounds at most (200)")
     t.add_argument("--warmup-ms", type=float, default=None, help="warm-up time per path and point (5)")
+    t.add_argument("--mode", default=None, choices=("rotation", "blocks", "windows", "long"),
+                   help="how the wall-time budget is spent (rotation; docs/protocols.md has "
+                        "each mode's A/A figures)")
     t.add_argument("--device-calls", type=int, default=None,
                    help="profiled calls per path for device time (4; 0: skip device time)")
     t.add_argument("--pin-cpu", type=int, default=None, metavar="CORE",
@@ -101,7 +104,7 @@ def resolve_points(args, device: str, dtype: str):
 def resolve_protocol(args):
     from .timing import Protocol
     knobs = {k: getattr(args, k) for k in ("min_rounds", "max_rounds", "target_ms", "warmup_ms",
-                                           "device_calls")
+                                           "device_calls", "mode")
              if getattr(args, k) is not None}
     return Protocol(**knobs)
 

@@ -208,9 +208,13 @@ def add_device_times(res: Result, paths: dict, proto: Protocol,
     """
     p = res.point
     key = (p.device, p.dtype, p.embed_dim // p.num_heads)
-    with DeviceTimes(p.device, ops=proto.host_work and p.device.startswith("cuda")) as dt:
+    # the host-work counts need the op records, which cost more to stop and read than the
+    # calls take: one call per path carries them, in a short session of its own after this one
+    counted = 1 if proto.host_work and p.device.startswith("cuda") else 0
+    with DeviceTimes(p.device) as dt:
         for name, path in paths.items():
-            dt.record(name, path, proto.device_calls)
+            if proto.device_calls > counted:
+                dt.record(name, path, proto.device_calls - counted)
         t0 = time.perf_counter()
         split = backend_paths(paths["fast"]) if extras and dt.cuda else {}
         guess = f"fast@{_SERVED[key]}" if key in _SERVED and f"fast@{_SERVED[key]}" in split else ""
@@ -218,9 +222,19 @@ def add_device_times(res: Result, paths: dict, proto: Protocol,
             if name != guess:
                 _try_record(dt, name, path)
         backends = time.perf_counter() - t0 if split else 0.0
+    overhead = dict(dt.overhead_s)
+    if counted:
+        with DeviceTimes(p.device, ops=True) as hw:
+            for name, path in paths.items():
+                hw.record(name, path, counted)
+        for name, times in hw.per_call.items():
+            dt.per_call[name] = dt.per_call.get(name, []) + times
+            dt.kernel_names.setdefault(name, set()).update(hw.kernel_names.get(name, ()))
+        for k, v in hw.overhead_s.items():
+            overhead[k] += v
+        res.host_work = {n: hostwork.summary(hw.host_work[n], device=True)
+                         for n in paths if n in hw.host_work}
     res.device_calls = dt.per_call
-    res.host_work = {n: hostwork.summary(dt.host_work[n], device=True)
-                     for n in paths if n in dt.host_work}
     res.sdpa_backend = compat.sdpa_backend_of(dt.kernel_names.get("fast", ()))
     if res.sdpa_backend:
         _SERVED[key] = res.sdpa_backend
@@ -234,7 +248,7 @@ def add_device_times(res: Result, paths: dict, proto: Protocol,
         backends += time.perf_counter() - t0
     if extras:
         res.peak_mem = {n: b for n, b in dt.peak_mem.items() if n in paths and not math.isnan(b)}
-    return {**dt.overhead_s, "backends": backends}
+    return {**overhead, "backends": backends}
 
 
 #: Calls per path of the host-work session on a CPU (where there is no device pass): the counts

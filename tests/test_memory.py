@@ -102,7 +102,7 @@ def _cuda_result():
 def test_device_pass_reads_each_paths_peak_around_its_calls(fake_cuda):
     paths = {"fast": fake_cuda.path("fast", 300, 100), "slow": fake_cuda.path("slow", 700, 100)}
     res = _cuda_result()
-    sweep.add_device_times(res, paths, Protocol(device_calls=3))
+    sweep.add_device_times(res, paths, Protocol(device_calls=3, host_work=False))
     assert res.peak_mem == {"fast": 400.0, "slow": 800.0}, "per call, not summed over the calls"
     assert fake_cuda.log[:10] == ["allocated", "reset", "fast", "fast", "fast", "peak",
                                   "allocated", "reset", "slow", "slow"]
@@ -112,7 +112,7 @@ def test_device_pass_reads_each_paths_peak_around_its_calls(fake_cuda):
 def test_device_pass_without_extras_leaves_memory_and_backends_out(fake_cuda):
     paths = {"fast": fake_cuda.path("fast", 300, 100), "slow": fake_cuda.path("slow", 700, 100)}
     res = _cuda_result()
-    sweep.add_device_times(res, paths, Protocol(device_calls=2), extras=False)
+    sweep.add_device_times(res, paths, Protocol(device_calls=2, host_work=False), extras=False)
     assert res.peak_mem == {}
     assert [e for e in fake_cuda.log if e in ("fast", "slow")] == ["fast"] * 2 + ["slow"] * 2, \
         "no call of the fast path per SDPA backend"
@@ -133,7 +133,7 @@ def test_a_backend_that_refuses_is_skipped_and_its_launches_not_counted(fake_cud
     kernels = [(1, 100, 7000, "flash_fwd"), (2, 200, 3000, "gemm"), (3, 300, 7000, "flash_fwd")]
     monkeypatch.setattr(compat, "raw_profile", lambda events, prefix: compat.Profile(ranges, launches, kernels, [], {}))
     res = _cuda_result()
-    sweep.add_device_times(res, {"fast": fast}, Protocol(device_calls=1))
+    sweep.add_device_times(res, {"fast": fast}, Protocol(device_calls=1, host_work=False))
     assert res.device_calls == {"fast": [7.0], "fast@flash": [7.0]}
     assert res.peak_mem == {"fast": 400.0}
 
@@ -184,11 +184,11 @@ def test_split_skips_the_backend_that_served_the_default_call(fake_cuda, monkeyp
     _backends_only(monkeypatch)
     session = _Session(monkeypatch, SPLIT_KERNELS)
     first, second = _cuda_result(), _cuda_result()
-    sweep.add_device_times(first, _split_paths(fake_cuda), Protocol(device_calls=2))
+    sweep.add_device_times(first, _split_paths(fake_cuda), Protocol(device_calls=2, host_work=False))
     assert first.sdpa_backend == "flash"
     assert first.device_calls["fast@flash"] == [7.0] and first.device_calls["fast@efficient"] == [9.0]
     fake_cuda.log.clear()
-    sweep.add_device_times(second, _split_paths(fake_cuda), Protocol(device_calls=2))
+    sweep.add_device_times(second, _split_paths(fake_cuda), Protocol(device_calls=2, host_work=False))
     assert [e for e in fake_cuda.log if e == "fast"] == ["fast"] * 3, \
         "two default calls and efficient's; flash's own call skipped"
     assert second.device_calls["fast@flash"] == second.device_calls["fast"] == [7.0, 7.0]
@@ -201,8 +201,28 @@ def test_split_measures_the_skipped_backend_when_the_guess_was_wrong(fake_cuda, 
     session = _Session(monkeypatch, {**SPLIT_KERNELS, "fast": ("fmha_cutlassF_f16", 9.0)})
     monkeypatch.setitem(sweep._SERVED, ("cuda", "float16", 8), "flash")
     res = _cuda_result()
-    sweep.add_device_times(res, _split_paths(fake_cuda), Protocol(device_calls=2))
+    sweep.add_device_times(res, _split_paths(fake_cuda), Protocol(device_calls=2, host_work=False))
     assert res.sdpa_backend == "efficient"
     assert res.device_calls["fast@flash"] == [7.0], "measured in a session of its own"
     assert session.sessions == 2
     assert sweep._SERVED[("cuda", "float16", 8)] == "efficient"
+
+
+def test_host_work_rides_on_one_call_per_path_in_a_session_of_its_own(fake_cuda, monkeypatch):
+    """device_calls=3 with host-work counts: 2 calls per path in the first session, 1 in a
+    second one that records the ops; the device figures keep all 3 calls."""
+    from mhabench import timing
+    sessions = []
+
+    class Rec(_NoRecorder):
+        def __init__(self, device, ops=False):
+            sessions.append(ops)
+
+    monkeypatch.setattr(compat, "KernelRecorder", Rec)
+    paths = {"fast": fake_cuda.path("fast", 300, 100), "slow": fake_cuda.path("slow", 700, 100)}
+    res = _cuda_result()
+    sweep.add_device_times(res, paths, Protocol(device_calls=3), extras=False)
+    assert sessions == [False, True]
+    assert [e for e in fake_cuda.log if e in ("fast", "slow")] == \
+        ["fast", "fast", "slow", "slow", "fast", "slow"]
+    assert timing.DeviceTimes("cuda", ops=True).ops
