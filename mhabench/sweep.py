@@ -76,7 +76,7 @@ def _recover(device: str) -> None:
 
 def active_paths(inp):
     paths = make_paths(inp)
-    if not compat.can_disable_fastpath():
+    if not compat.can_disable_fastpath(inp.mha):
         paths.pop("slow_fair")
     return paths
 
