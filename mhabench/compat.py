@@ -245,6 +245,15 @@ def _times_reader(cls):
     return us
 
 
+def profiler_resolution_ns() -> int:
+    """How finely kineto's records give times on this torch: 1 ns, or 1000 below 2.4."""
+    try:
+        from torch._C._autograd import _KinetoEvent
+    except ImportError:
+        return 1
+    return 1 if hasattr(_KinetoEvent, "start_ns") else 1000
+
+
 def event_ns(e) -> tuple[int, int, int]:
     """``(start_ns, end_ns, duration_ns)`` of a kineto record, on every torch."""
     return _times_reader(type(e))(e)

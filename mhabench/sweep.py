@@ -14,6 +14,7 @@ from typing import Callable, Iterable
 import torch
 
 from . import compat
+from .availability import how_measured, not_available
 from .check import compare
 from .config import ConfigError, Point
 from .inputs import build
@@ -296,4 +297,6 @@ def run_meta(device: str, proto: Protocol, grid: str) -> dict:
         "host": platform.node(),
         "protocol": asdict(proto),
         "started": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "n/a": not_available(device),
+        "how_measured": how_measured(device),
     }
