@@ -177,22 +177,6 @@ def test_sdpa_only_rejects_unknown_and_missing_backends():
 
 # --- profiler records: each generation's accessors -------------------------------------------
 
-class _Ns:
-    """torch >= 2.5: start_ns, end_ns, duration_ns."""
-
-    def __init__(self, start, dur):
-        self._s, self._d = start, dur
-
-    def start_ns(self):
-        return self._s
-
-    def end_ns(self):
-        return self._s + self._d + 1  # distinct from start + duration: end_ns must be read
-
-    def duration_ns(self):
-        return self._d
-
-
 class _NsNoEnd:
     """torch 2.4: start_ns and duration_ns, no end_ns."""
 
@@ -204,6 +188,13 @@ class _NsNoEnd:
 
     def duration_ns(self):
         return self._d
+
+
+class _Ns(_NsNoEnd):
+    """torch >= 2.5: start_ns, end_ns, duration_ns."""
+
+    def end_ns(self):
+        return self._s + self._d + 1  # distinct from start + duration: end_ns must be read
 
 
 class _Us:
