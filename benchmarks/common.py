@@ -174,6 +174,7 @@ def run_sweep(sel: Selection) -> dict:
     import time
 
     from mhabench import sweep as sw  # imports torch: only here, in setup_cache's own process
+    from mhabench.availability import how_measured, not_available
     from mhabench.timing import Protocol
 
     t0 = time.perf_counter()
@@ -200,7 +201,8 @@ def run_sweep(sel: Selection) -> dict:
             "points": len(results),
             "seconds": round(time.perf_counter() - t0, 3),
             "cost_s": {str(k): float(v) for k, v in cost.items()},
-            "peak": {str(k): v if isinstance(v, (str, bool)) else float(v) for k, v in peak.items()}}
+            "peak": {str(k): v if isinstance(v, (str, bool)) else float(v) for k, v in peak.items()},
+            "n/a": not_available(sel.device), "how_measured": how_measured(sel.device)}
     return {"points": points, "unavailable": "", "meta": meta}
 
 

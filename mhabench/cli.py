@@ -180,6 +180,9 @@ def cmd_run(args) -> int:
     print(f"device: {device} ({sw.device_name(device)}); grid {grid}: {len(points)} points; dtype {dtype}",
           flush=True)
     meta = sw.run_meta(device, proto, grid)
+    from .availability import lines
+    for line in lines(meta["n/a"], meta["how_measured"]):
+        print(line, flush=True)
     meta["peak"] = peak_meta(args, device, dtype)
     meta["extras"] = not args.no_extras
     meta["cost_s"] = {}

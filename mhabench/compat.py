@@ -6,6 +6,8 @@ imports it, and a CUDA context made before a fork breaks them.
 from __future__ import annotations
 
 import contextlib
+import functools
+import inspect
 import warnings
 from typing import NamedTuple
 
@@ -35,59 +37,139 @@ def to_padded(t, value=0.0):
     return torch.nested.to_padded_tensor(t, value) if t.is_nested else t
 
 
-def _sdpa_backends_without_math():
-    from torch.nn.attention import SDPBackend
-    names = ("FLASH_ATTENTION", "EFFICIENT_ATTENTION", "CUDNN_ATTENTION")
-    return [getattr(SDPBackend, n) for n in names if hasattr(SDPBackend, n)]
+#: SDPA backend names: ours -> torch.nn.attention.SDPBackend's, and -> the keyword that
+#: switches it in torch.backends.cuda.sdp_kernel (the only API below torch 2.3).
+_SDPA_ENUM = {"flash": "FLASH_ATTENTION", "efficient": "EFFICIENT_ATTENTION",
+              "cudnn": "CUDNN_ATTENTION", "math": "MATH"}
+_SDP_KERNEL_ARG = {"flash": "enable_flash", "efficient": "enable_mem_efficient",
+                   "cudnn": "enable_cudnn", "math": "enable_math"}
+FUSED = ("flash", "efficient", "cudnn")
 
 
-def sdpa_without_math():
+def _sdpa_api():
+    """``(SDPBackend, sdpa_kernel)`` from ``torch.nn.attention``; None on torch < 2.3."""
+    try:
+        from torch.nn.attention import SDPBackend, sdpa_kernel
+    except ImportError:
+        return None
+    return SDPBackend, sdpa_kernel
+
+
+def _legacy_backends() -> list[str]:
+    """The backends ``torch.backends.cuda.sdp_kernel`` can switch (its keywords)."""
+    legacy = getattr(torch.backends.cuda, "sdp_kernel", None)
+    if legacy is None:
+        return []
+    params = inspect.signature(legacy).parameters
+    return [b for b, arg in _SDP_KERNEL_ARG.items() if arg in params]
+
+
+@contextlib.contextmanager
+def _legacy_allow(backends):
+    """Allow exactly ``backends`` through ``torch.backends.cuda.sdp_kernel`` (deprecated where
+    ``torch.nn.attention`` exists: used only where it does not)."""
+    kwargs = {_SDP_KERNEL_ARG[b]: b in backends for b in _legacy_backends()}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)
+        ctx = torch.backends.cuda.sdp_kernel(**kwargs)
+        ctx.__enter__()
+    try:
+        yield
+    finally:
+        ctx.__exit__(None, None, None)
+
+
+def _allow(backends, api=None):
+    """A context allowing exactly ``backends`` (our names), by whichever API this torch has."""
+    api = _sdpa_api() if api is None else api
+    if not api:
+        return _legacy_allow(set(backends))
+    SDPBackend, sdpa_kernel = api
+    return sdpa_kernel([getattr(SDPBackend, _SDPA_ENUM[b]) for b in backends])
+
+
+def _has_backend(backend: str, api=None) -> bool:
+    api = _sdpa_api() if api is None else api
+    return hasattr(api[0], _SDPA_ENUM[backend]) if api else backend in _legacy_backends()
+
+
+def sdpa_backend_names(api=None) -> list[str]:
+    """The fused SDPA backends (``flash``, ``efficient``, ``cudnn``) this torch can select.
+
+    ``api`` (tests): ``False`` forces the ``torch.backends.cuda.sdp_kernel`` reading."""
+    return [b for b in FUSED if _has_backend(b, api)]
+
+
+def sdpa_without_math(api=None):
     """SDPA backends as the reference sets them: math off, every fused kernel left allowed.
 
     Uses ``torch.nn.attention.sdpa_kernel`` where it exists; the deprecated
     ``torch.backends.cuda.sdp_kernel`` only on versions that lack it.
     """
-    try:
-        from torch.nn.attention import sdpa_kernel
-    except ImportError:  # torch < 2.3
-        return torch.backends.cuda.sdp_kernel(enable_math=False, enable_flash=True)
-    return sdpa_kernel(_sdpa_backends_without_math())
+    return _allow(sdpa_backend_names(api), api)
 
 
-def sdpa_only(backend: str):
+def sdpa_only(backend: str, api=None):
     """Allow a single SDPA backend (``flash``, ``efficient``, ``cudnn``, ``math``)."""
-    from torch.nn.attention import SDPBackend, sdpa_kernel
-    name = {"flash": "FLASH_ATTENTION", "efficient": "EFFICIENT_ATTENTION",
-            "cudnn": "CUDNN_ATTENTION", "math": "MATH"}[backend]
-    if not hasattr(SDPBackend, name):
+    if backend not in _SDPA_ENUM:
+        raise ValueError(f"unknown SDPA backend {backend!r}")
+    if not _has_backend(backend, api):
         raise NotImplementedError(f"this torch has no SDPA backend {backend}")
-    return sdpa_kernel([getattr(SDPBackend, name)])
+    return _allow([backend], api)
 
 
-def sdpa_backend_names() -> list[str]:
-    from torch.nn.attention import SDPBackend
-    known = {"FLASH_ATTENTION": "flash", "EFFICIENT_ATTENTION": "efficient",
-             "CUDNN_ATTENTION": "cudnn"}
-    return [short for name, short in known.items() if hasattr(SDPBackend, name)]
+# --- the MultiheadAttention fast path --------------------------------------------------------
+
+def fastpath_switch():
+    """``torch.backends.mha``, the global fast-path switch (torch >= 2.3); None where absent."""
+    mha = getattr(torch.backends, "mha", None)
+    return mha if mha is not None and hasattr(mha, "set_fastpath_enabled") else None
 
 
 @contextlib.contextmanager
-def fastpath_disabled():
-    """Switch the MultiheadAttention fast path off (restored on exit)."""
-    mha = getattr(torch.backends, "mha", None)
-    if mha is None or not hasattr(mha, "set_fastpath_enabled"):
-        raise NotImplementedError("this torch cannot switch the MHA fast path off")
-    before = mha.get_fastpath_enabled()
-    mha.set_fastpath_enabled(False)
+def fastpath_disabled(module=None, switch=True):
+    """Keep the MultiheadAttention fast path off (restored on exit).
+
+    With torch's global switch (``torch.backends.mha``, 2.3+) where it exists. Below 2.3,
+    ``module``'s own ``training`` flag, set for the duration: ``MultiheadAttention.forward``
+    checks it among the fast path's conditions and, refused, makes the very call it makes with
+    the switch off (``F.multi_head_attention_forward`` with the module's weights and the same
+    arguments). ``training`` reaches that call only as dropout, so the module's dropout must be
+    0 (it is for every module mhabench builds); the output stays an inference tensor under
+    ``inference_mode``. ``switch=False`` (tests) takes that way on any torch.
+    """
+    mha = fastpath_switch() if switch else None
+    if mha is not None:
+        before = mha.get_fastpath_enabled()
+        mha.set_fastpath_enabled(False)
+        try:
+            yield
+        finally:
+            mha.set_fastpath_enabled(before)
+        return
+    reason = _no_training_fallback(module)
+    if reason:
+        raise NotImplementedError(f"this torch cannot switch the MHA fast path off: {reason}")
+    before = module.training
+    module.training = True
     try:
         yield
     finally:
-        mha.set_fastpath_enabled(before)
+        module.training = before
 
 
-def can_disable_fastpath() -> bool:
-    mha = getattr(torch.backends, "mha", None)
-    return mha is not None and hasattr(mha, "set_fastpath_enabled")
+def _no_training_fallback(module) -> str:
+    """Why ``module``'s training flag cannot stand in for the switch; ``""`` when it can."""
+    if not isinstance(module, torch.nn.MultiheadAttention):
+        return "torch < 2.3 has no torch.backends.mha, and no module was given"
+    if module.dropout:
+        return f"the module's dropout {module.dropout} would apply in training mode"
+    return ""
+
+
+def can_disable_fastpath(module=None) -> bool:
+    """Whether :func:`fastpath_disabled` works here (for ``module``, below torch 2.3)."""
+    return fastpath_switch() is not None or not _no_training_fallback(module)
 
 
 # --- profiler -----------------------------------------------------------------------------
@@ -171,6 +253,42 @@ class KernelRecorder:
         return self._result.events() if self._result is not None else []
 
 
+@functools.lru_cache(maxsize=None)
+def _times_reader(cls):
+    """How to read (start_ns, end_ns, duration_ns) off one kind of kineto record.
+
+    torch >= 2.5 has ``start_ns``/``end_ns``/``duration_ns``; 2.4 lacks ``end_ns``; below 2.4
+    there are only ``start_us``/``duration_us``, whole microseconds (a kernel's duration comes
+    out truncated to the microsecond there).
+    """
+    if hasattr(cls, "end_ns"):
+        return lambda e: (e.start_ns(), e.end_ns(), e.duration_ns())
+    if hasattr(cls, "start_ns"):
+        def ns(e):
+            start, dur = e.start_ns(), e.duration_ns()
+            return start, start + dur, dur
+        return ns
+
+    def us(e):
+        start, dur = e.start_us() * 1000, e.duration_us() * 1000
+        return start, start + dur, dur
+    return us
+
+
+def profiler_resolution_ns() -> int:
+    """How finely kineto's records give times on this torch: 1 ns, or 1000 below 2.4."""
+    try:
+        from torch._C._autograd import _KinetoEvent
+    except ImportError:
+        return 1
+    return 1 if hasattr(_KinetoEvent, "start_ns") else 1000
+
+
+def event_ns(e) -> tuple[int, int, int]:
+    """``(start_ns, end_ns, duration_ns)`` of a kineto record, on every torch."""
+    return _times_reader(type(e))(e)
+
+
 #: Host-side records of the runtime / driver calls that launch device work.
 LAUNCH_PREFIXES = ("cuda", "cu", "hip")
 
@@ -218,18 +336,21 @@ def raw_profile(events, label_prefix: str) -> Profile:
         if dt == DeviceType.CPU:
             name = e.name()
             if name.startswith(label_prefix):
-                ranges.append((e.start_ns(), e.end_ns(), name[len(label_prefix):]))
+                start, end, _ = event_ns(e)
+                ranges.append((start, end, name[len(label_prefix):]))
                 continue
+            start = event_ns(e)[0]
             if name.startswith(LAUNCH_PREFIXES):
-                launches[e.correlation_id()] = e.start_ns()
-            host.append((e.start_ns(), name))
+                launches[e.correlation_id()] = start
+            host.append((start, name))
         elif dt in device_types and not e.name().startswith(label_prefix):
             # (a label's own device-side record spans the whole call, and its id is not a
             # launch's: counting it would add the call's duration to whatever shares the id)
             name = e.name()
-            kernels.append((e.correlation_id(), e.start_ns(), e.duration_ns(), name))
+            start, _, dur = event_ns(e)
+            kernels.append((e.correlation_id(), start, dur, name))
             if name.startswith("Memcpy"):
-                copies[(e.correlation_id(), e.start_ns())] = _copy_bytes(e)
+                copies[(e.correlation_id(), start)] = _copy_bytes(e)
     return Profile(ranges, launches, kernels, host, copies)
 
 

@@ -45,17 +45,20 @@ def _fast_context(device: str):
     return ctx
 
 
-def _fair_context():
-    stack = contextlib.ExitStack()
-    stack.enter_context(torch.inference_mode())
-    stack.enter_context(compat.fastpath_disabled())
-    return stack
+def _fair_context(module):
+    def ctx():
+        stack = contextlib.ExitStack()
+        stack.enter_context(torch.inference_mode())
+        stack.enter_context(compat.fastpath_disabled(module))
+        return stack
+    return ctx
 
 
 def make_paths(inp: Inputs, mha: torch.nn.Module | None = None) -> dict[str, Path]:
     """``fast``: nested input, inference mode, SDPA without math (on CUDA).
     ``slow``: padded input + key_padding_mask with grad enabled, exactly as the reference.
-    ``slow_fair``: the same padded call in inference mode with the fast path switched off.
+    ``slow_fair``: the same padded call in inference mode with the fast path switched off
+    (below torch 2.3, by the module's training flag: see ``compat.fastpath_disabled``).
     """
     m = inp.mha if mha is None else mha
     q, p = inp.nested, inp.padded
@@ -65,7 +68,7 @@ def make_paths(inp: Inputs, mha: torch.nn.Module | None = None) -> dict[str, Pat
                      lambda: m(q, q, q, need_weights=False)[0]),
         "slow": Path("slow", contextlib.nullcontext,
                      lambda: m(p, p, p, key_padding_mask=kpm, need_weights=False)[0]),
-        "slow_fair": Path("slow_fair", _fair_context,
+        "slow_fair": Path("slow_fair", _fair_context(m),
                           lambda: m(p, p, p, key_padding_mask=kpm, need_weights=False)[0]),
     }
 

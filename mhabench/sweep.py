@@ -14,6 +14,7 @@ from typing import Callable, Iterable
 import torch
 
 from . import compat, hostwork
+from .availability import how_measured, not_available
 from .check import compare
 from .config import ConfigError, Point
 from .inputs import build
@@ -76,7 +77,7 @@ def _recover(device: str) -> None:
 
 def active_paths(inp):
     paths = make_paths(inp)
-    if not compat.can_disable_fastpath():
+    if not compat.can_disable_fastpath(inp.mha):
         paths.pop("slow_fair")
     return paths
 
@@ -333,4 +334,6 @@ def run_meta(device: str, proto: Protocol, grid: str) -> dict:
         "host": platform.node(),
         "protocol": asdict(proto),
         "started": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "n/a": not_available(device),
+        "how_measured": how_measured(device),
     }

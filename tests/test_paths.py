@@ -5,7 +5,9 @@ import contextlib
 
 import pytest
 import torch
+import torch.nn.functional as F
 
+from mhabench import compat
 from mhabench.check import masked
 from mhabench.inputs import build
 from mhabench.paths import PATHS, FastPathNotTaken, Path, _fair_context, make_paths, run_fast_checked
@@ -40,22 +42,61 @@ def test_slow_paths_are_padded_and_agree_with_fast_on_real_tokens(inp):
     torch.testing.assert_close(masked(fast, inp.mask), masked(slow, inp.mask), atol=1e-4, rtol=1e-4)
 
 
+def _fast_path_allowed(mha) -> bool:
+    """Neither torch's global switch (where it has one) nor the module's training flag (the
+    switch's stand-in below torch 2.3) keeps the fast path off."""
+    switch = compat.fastpath_switch()
+    return (switch is None or switch.get_fastpath_enabled()) and not mha.training
+
+
 def test_slow_runs_with_grad_as_the_reference_and_fair_in_inference(inp):
     paths = make_paths(inp)
     slow = paths["slow"].once()
     fair = paths["slow_fair"].once()
     assert slow.requires_grad, "the reference's slow call runs outside inference mode"
     assert fair.is_inference()
-    assert torch.backends.mha.get_fastpath_enabled(), "slow_fair left the fast path off"
+    assert _fast_path_allowed(inp.mha), "slow_fair left the fast path off"
 
 
-def test_slow_fair_switches_the_fast_path_off_only_inside():
+def test_slow_fair_switches_the_fast_path_off_only_inside(inp):
     seen = []
-    p = Path("x", _fair_context,
-             lambda: seen.append(torch.backends.mha.get_fastpath_enabled()) or torch.zeros(1))
+    p = Path("x", _fair_context(inp.mha),
+             lambda: seen.append(_fast_path_allowed(inp.mha)) or torch.zeros(1))
     p.once()
     assert seen == [False]
-    assert torch.backends.mha.get_fastpath_enabled()
+    assert _fast_path_allowed(inp.mha)
+
+
+class _Calls:
+    """Counts the module's two ways through: the fused op and the functional slow path."""
+
+    def __init__(self, monkeypatch):
+        self.native = self.functional = 0
+        native, functional = torch._native_multi_head_attention, F.multi_head_attention_forward
+
+        def count_native(*a, **k):
+            self.native += 1
+            return native(*a, **k)
+
+        def count_functional(*a, **k):
+            self.functional += 1
+            return functional(*a, **k)
+        monkeypatch.setattr(torch, "_native_multi_head_attention", count_native)
+        monkeypatch.setattr(F, "multi_head_attention_forward", count_functional)
+
+
+def test_slow_fair_takes_the_functional_slow_path(inp, monkeypatch):
+    """The padded call under inference mode would take the fused op; slow_fair must not."""
+    calls = _Calls(monkeypatch)
+    paths = make_paths(inp)
+    kpm = ~inp.mask
+    with torch.inference_mode():
+        inp.mha(inp.padded, inp.padded, inp.padded, key_padding_mask=kpm, need_weights=False)
+    assert (calls.native, calls.functional) == (1, 0), "control: the fast path takes padded input"
+    paths["slow_fair"].once()
+    assert (calls.native, calls.functional) == (1, 1)
+    paths["slow"].once()
+    assert (calls.native, calls.functional) == (1, 2)
 
 
 def test_disabled_fast_path_raises_with_module_reason(inp, fastpath_off):
