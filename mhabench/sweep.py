@@ -13,7 +13,7 @@ from typing import Callable, Iterable
 
 import torch
 
-from . import compat
+from . import compat, host_setup
 from .check import compare
 from .config import ConfigError, Point
 from .inputs import build
@@ -264,7 +264,7 @@ def _add(acc: dict, key: str, seconds: float) -> None:
     acc[key] = round(acc.get(key, 0.0) + seconds, 4)
 
 
-def calibrate_peak(device: str, dtype: str) -> dict:
+def calibrate_peak(device: str, dtype: str, force: bool = False) -> dict:
     """The device's matmul peak for the share-of-peak figures, as run metadata.
 
     Measured once per (device, dtype, torch) by :func:`mhabench.peak.calibrate` and cached
@@ -274,9 +274,7 @@ def calibrate_peak(device: str, dtype: str) -> dict:
     t0 = time.perf_counter()
     entry = {"dtype": dtype, "cache": str(peak.cache_path())}
     try:
-        size = peak.CUDA_SIZE if device.startswith("cuda") else peak.cpu_size(dtype)
-        entry.update(matmul_size=size, cached=peak.is_cached(device, dtype, size))
-        entry["tflops"] = peak.calibrate(device, dtype, size=size)
+        entry.update(peak.device_peak(device, dtype, force))  # checked: see mhabench.peak
     except Exception as exc:
         entry.update(tflops=math.nan, error=_one_line(exc))
     entry["seconds"] = round(time.perf_counter() - t0, 3)
@@ -295,5 +293,6 @@ def run_meta(device: str, proto: Protocol, grid: str) -> dict:
         "python": sys.version.split()[0],
         "host": platform.node(),
         "protocol": asdict(proto),
+        "host_setup": host_setup.host_meta(),  # threads, cores, load average
         "started": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
     }
