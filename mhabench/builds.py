@@ -135,7 +135,7 @@ PYPI_SIMPLE = "https://pypi.org/simple"
 DATES_FILE = "release-dates.json"
 
 
-def release_date(version: str, index: str = PYPI_SIMPLE, timeout: float = 10.0) -> int | None:
+def release_date(version: str, index: str = PYPI_SIMPLE, timeout: float = 5.0) -> int | None:
     """UTC midnight of the day torch ``version`` was first uploaded to ``index``, from its JSON
     simple page (what pip reads); None where the index cannot tell (offline, no upload times).
     Answers are cached beside the peak cache, so a machine gets the same date every time."""

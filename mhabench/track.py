@@ -393,7 +393,7 @@ def summary(s: Settings, builds: list[Build], commits: dict[str, str]) -> str:
 def track(s: Settings, specs: list[str], existing: str = "", nightly_index: str = "") -> int:
     """Parse and check everything, update the builds repo, run asv, publish, say where it is."""
     from .builds import NIGHTLY_INDEX, dated
-    pip_builds = [dated(parse_spec(spec, nightly_index or NIGHTLY_INDEX)) for spec in specs]
+    pip_builds = [parse_spec(spec, nightly_index or NIGHTLY_INDEX) for spec in specs]
     check_asv()
     s = replace(s, python=python_version(s.python) if s.python else "")
     local = None
@@ -402,6 +402,7 @@ def track(s: Settings, specs: list[str], existing: str = "", nightly_index: str 
         local = local_build(info["version"], info["git_version"], info["python"])
     if not pip_builds and local is None:
         raise ConfigError("no build given (VERSION ... and/or --existing PYTHON)")
+    pip_builds = [dated(b) for b in pip_builds]  # after the checks: it may ask the index
     new = pip_builds + ([local] if local else [])
     builds, commits = prepare(s, new)
     # pip builds in the order they stand on the x-axis
