@@ -44,7 +44,8 @@ grep -q "1 thread(s)" "$work/run.log" || fail "run does not say its thread count
 grep -q "speedup↑" "$work/run.log" || fail "run's table lacks the speedup column"
 grep -q "wrote $work/out/run_breakeven.csv, $work/out/run.json" "$work/run.log" \
   || fail "run does not name the files it wrote"
-awk '/^[+|]/ && length > 160 { bad = 1 } END { exit bad }' "$work/run.log" \
+python3 -c 'import sys; sys.exit(any(len(ln.rstrip("\n")) > 160 for ln in open(sys.argv[1],
+    encoding="utf-8") if ln[:1] in "+|"))' "$work/run.log" \
   || fail "run's table is wider than 160 characters"
 
 step "mhabench plot (default --out beside the input)"
