@@ -296,6 +296,12 @@ def sweep_to_files(sel: Selection, directory: str) -> dict:
     ``setup_cache``, ``setup`` and the method in every one of its (method x point) workers."""
     out = run_sweep(sel)
     bad = [f"{k}: {v['status']}" for k, v in out["points"].items() if v["status"] != "ok"]
+    from mhabench.host_setup import busy_warning, noise_warning
+    for line in filter(None, [busy_warning({**out["meta"].get("host", {}),
+                                            "cpu_count": os.cpu_count() or 1}),
+                              noise_warning([p["metrics"].get("speedup_rel_iqr")
+                                             for p in out["points"].values()])]):
+        print(f"mhabench asv sweep: {line}", file=sys.stderr)
     print(f"mhabench asv sweep: grid {sel.grid}, {sel.device} {sel.dtype}: "
           f"{len(out['points'])} points, {len(bad)} not ok; {out['meta']}"
           + (f"; unavailable: {out['unavailable']}" if out["unavailable"] else ""),

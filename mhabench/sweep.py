@@ -34,17 +34,6 @@ def require_device(device: str) -> None:
             raise ConfigError(f"device {device!r} does not exist ({torch.cuda.device_count()} GPUs)")
 
 
-def pin_cpu(core: int) -> None:
-    """Keep this process on one core: the fast path is host-bound, and moving between cores
-    (or sharing one) shows up in its wall time."""
-    import os
-    if not hasattr(os, "sched_setaffinity"):
-        raise ConfigError("--pin-cpu is not supported on this platform")
-    if core not in os.sched_getaffinity(0):
-        raise ConfigError(f"CPU core {core} is not available to this process")
-    os.sched_setaffinity(0, {core})
-
-
 def default_device() -> str:
     return "cuda" if compat.cuda_available() else "cpu"
 
