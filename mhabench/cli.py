@@ -261,7 +261,7 @@ def cmd_run(args) -> int:
         print_table(results)
         print_breakeven(breakeven_rows(results))
     from .host_setup import noise_warning
-    for line in filter(None, [host_setup.busy_warning(host_setup.host_meta()),
+    for line in filter(None, [None if busy else host_setup.busy_warning(host_setup.host_meta()),
                               noise_warning([r.metrics()["speedup_rel_iqr"] for r in results])]):
         print(line, file=sys.stderr)
     written = [p for p in (args.save_path, be_path, args.error_save_path, args.json) if p]
