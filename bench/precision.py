@@ -80,11 +80,10 @@ def main() -> int:
     ap.add_argument("--min-rounds", type=int, default=None)
     ap.add_argument("--target-ms", type=float, default=None)
     ap.add_argument("--device-calls", type=int, default=None)
-    ap.add_argument("--pin-cpu", type=int, default=None)
+    ap.add_argument("--pin-cpu", default=None, metavar="CORE[,CORE...]")
     args = ap.parse_args()
-    if args.pin_cpu is not None:
-        from mhabench.sweep import pin_cpu
-        pin_cpu(args.pin_cpu)
+    from mhabench import host_setup  # the same process setup as mhabench run
+    host_setup.apply(host_setup.default_threads(args.device), args.pin_cpu)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     knobs = {k: v for k, v in (("min_rounds", args.min_rounds), ("target_ms", args.target_ms),

@@ -28,6 +28,16 @@ Environment variables (read once, at import):
     several ms each, so on the seed grid the method count, not the sweep, sets a run's cost;
     ``core`` is the per-build profile. Its runs leave the other figures (and the gate's noise
     figures) unrecorded for that build.
+``MHABENCH_THREADS``
+    torch's intra-op threads in the sweep; default 1 on a CPU (as ``torch.utils.benchmark``),
+    torch's own on CUDA. Set it in the config's ``matrix`` (``env_nobuild``) rather than the
+    shell, so that it is one of the environment's parameters asv shows on its graphs (the
+    generated ``track`` config does). The threads, cores and load average of each sweep are
+    printed with its summary line.
+
+Figures that cannot exist on the selected device (kernel time, host share, GPU memory on a CPU)
+are not discovered, as the ``core`` suite does for the extras; on a CPU the efficiency figures
+are the wall-time ones instead of the kernel-time ones.
 """
 from __future__ import annotations
 
@@ -46,6 +56,7 @@ DEVICE_ENV = "MHABENCH_DEVICE"
 DTYPE_ENV = "MHABENCH_DTYPE"
 TIMEOUT_ENV = "MHABENCH_SETUP_TIMEOUT"
 SUITE_ENV = "MHABENCH_SUITE"
+THREADS_ENV = "MHABENCH_THREADS"
 SUITES = ("full", "core")
 
 #: asv parameter names, in the order of ``params`` (the reference's loop order).
@@ -77,6 +88,7 @@ class Selection:
     points: tuple[Point, ...]   # the measured subset of the axes' product
     setup_timeout: float
     suite: str = "full"         # "core": no extras swept, no extra figures discovered
+    threads: int | None = None  # MHABENCH_THREADS (None: the device's default)
 
     @property
     def extras(self) -> bool:
@@ -159,7 +171,9 @@ def selection(environ=None) -> Selection:
     if suite not in SUITES:
         raise ConfigError(f"{SUITE_ENV}: unknown suite {env.get(SUITE_ENV)!r} "
                           f"(use {' or '.join(SUITES)})")
-    return Selection(grid, device, dtype, axes, tuple(points), timeout, suite)
+    from mhabench.host_setup import parse_threads
+    threads = parse_threads(env.get(THREADS_ENV), THREADS_ENV)
+    return Selection(grid, device, dtype, axes, tuple(points), timeout, suite, threads)
 
 
 def run_sweep(sel: Selection) -> dict:
@@ -177,9 +191,13 @@ def run_sweep(sel: Selection) -> dict:
     from mhabench.availability import how_measured, not_available
     from mhabench.timing import Protocol
 
+    from mhabench import host_setup
+    from mhabench.peak import recheck
+
     t0 = time.perf_counter()
     try:
         sw.require_device(sel.device)  # may initialise CUDA: fine in setup_cache's process
+        host = host_setup.apply(sel.threads or host_setup.default_threads(sel.device))
     except ConfigError as exc:
         return {"points": {}, "unavailable": str(exc), "meta": {"grid": sel.grid}}
     proto = Protocol()
@@ -188,6 +206,11 @@ def run_sweep(sel: Selection) -> dict:
     peak = sw.calibrate_peak(sel.device, sel.dtype) if sel.extras else {"tflops": math.nan}
     results = sw.sweep(sel.points, proto, cost=cost, peak_tflops=peak["tflops"],
                        extras=sel.extras)
+    if sel.extras and "error" not in peak:  # a rate above the peak: measured again
+        peak = recheck([v for r in results for k, v in r.metrics().items()
+                        if k.endswith("_tflops") and k != "peak_tflops"], peak, sel.device, sel.dtype)
+        for r in results:
+            r.peak_tflops = peak["tflops"]
     points = {}
     for r in results:
         status, message = str(r.status), str(r.message)
@@ -202,7 +225,9 @@ def run_sweep(sel: Selection) -> dict:
             "seconds": round(time.perf_counter() - t0, 3),
             "cost_s": {str(k): float(v) for k, v in cost.items()},
             "peak": {str(k): v if isinstance(v, (str, bool)) else float(v) for k, v in peak.items()},
-            "n/a": not_available(sel.device), "how_measured": how_measured(sel.device)}
+            "n/a": not_available(sel.device), "how_measured": how_measured(sel.device),
+            "host": {"threads": host["threads"], "affinity": list(host["affinity"]),
+                     "load_avg": list(host_setup.load_average())}}
     return {"points": points, "unavailable": "", "meta": meta}
 
 
@@ -222,17 +247,20 @@ COUNT = "count"
 
 
 def figure(key: str, unit: str, doc: str, invert: bool = False, version: str = "1",
-           extra: bool = False, cuda: bool = False):
+           extra: bool = False, on: str = "any"):
     """A track_ method returning one metric of :meth:`mhabench.results.Result.metrics`.
 
     ``invert`` tracks 1 / the metric (a speedup becomes fast / slow, lower is better). The
     explicit ``version`` keeps a metric's history when this code changes; bump it only when the
     meaning of the number changes. An ``extra`` figure is None (not a benchmark asv discovers)
-    in the ``core`` suite; a ``cuda`` figure is not discovered on a CPU, where it cannot exist.
+    in the ``core`` suite. ``on="cuda"`` (``"cpu"``): a figure that exists only on that kind of
+    device, not discovered on the other.
     """
     if extra and not SELECTION.extras:
         return None
-    if cuda and not SELECTION.device.startswith("cuda"):
+    if on not in ("any", "cpu", "cuda"):
+        raise ValueError(f"on={on!r}")
+    if on != "any" and SELECTION.device.startswith("cuda") != (on == "cuda"):
         return None
 
     def track(self, cache, *params):
@@ -271,6 +299,12 @@ def sweep_to_files(sel: Selection, directory: str) -> dict:
     ``setup_cache``, ``setup`` and the method in every one of its (method x point) workers."""
     out = run_sweep(sel)
     bad = [f"{k}: {v['status']}" for k, v in out["points"].items() if v["status"] != "ok"]
+    from mhabench.host_setup import busy_warning, noise_warning
+    for line in filter(None, [busy_warning({**out["meta"].get("host", {}),
+                                            "cpu_count": os.cpu_count() or 1}),
+                              noise_warning([p["metrics"].get("speedup_rel_iqr")
+                                             for p in out["points"].values()])]):
+        print(f"mhabench asv sweep: {line}", file=sys.stderr)
     print(f"mhabench asv sweep: grid {sel.grid}, {sel.device} {sel.dtype}: "
           f"{len(out['points'])} points, {len(bad)} not ok; {out['meta']}"
           + (f"; unavailable: {out['unavailable']}" if out["unavailable"] else ""),

@@ -21,14 +21,14 @@ class HostWork(SweptPoint):
     track_slow_fair_aten_ops = figure("host_slow_fair_aten_ops", COUNT,
                                       "aten ops dispatched per slow_fair call.")
     track_fast_runtime_calls = figure("host_fast_runtime_calls", COUNT,
-                                      "CUDA runtime/driver calls per fast call.", cuda=True)
+                                      "CUDA runtime/driver calls per fast call.", on="cuda")
     track_fast_launches = figure("host_fast_launches", COUNT,
-                                 "Kernel launches per fast call.", cuda=True)
+                                 "Kernel launches per fast call.", on="cuda")
     track_fast_syncs = figure("host_fast_syncs", COUNT,
                               "Host-device synchronisations (cuda*Synchronize) per fast call.",
-                              cuda=True)
+                              on="cuda")
     track_fast_memcpy_calls = figure("host_fast_memcpy_calls", COUNT,
-                                     "cudaMemcpy*/cudaMemset* calls per fast call.", cuda=True)
+                                     "cudaMemcpy*/cudaMemset* calls per fast call.", on="cuda")
     track_fast_copied_bytes = figure("host_fast_copied_bytes", BYTES,
                                      "Bytes copied host to device and back per fast call.",
-                                     cuda=True)
+                                     on="cuda")

@@ -9,8 +9,8 @@ from .common import BYTES, SweptPoint, figure
 
 class GpuMemory(SweptPoint):
     track_fast = figure("peak_mem_fast_bytes", BYTES, "Fast path: nested input, fused SDPA.",
-                        extra=True)
+                        extra=True, on="cuda")
     track_slow = figure("peak_mem_slow_bytes", BYTES, "Slow path as the reference calls it.",
-                        extra=True)
+                        extra=True, on="cuda")
     track_slow_fair = figure("peak_mem_slow_fair_bytes", BYTES,
-                             "Slow path, inference mode, no fast path.", extra=True)
+                             "Slow path, inference mode, no fast path.", extra=True, on="cuda")

@@ -5,16 +5,20 @@ drop in speedup is an increase asv's step detection and ``asv continuous`` see.
 """
 from .common import RATIO, SweptPoint, figure
 
+#: The y-axis label asv draws: which way is better.
+FAST_OVER_SLOW = "fast/slow time (below 1: fast path wins; lower is better)"
+
 
 class FastOverSlow(SweptPoint):
     """1 / speedup. Below 1 the fast path wins; ``fair`` compares against ``slow_fair``."""
 
-    track_wall = figure("speedup", RATIO, "Wall fast/slow: 1 / median of per-round slow/fast.",
-                        invert=True)
-    track_wall_fair = figure("speedup_fair", RATIO, "Wall fast/slow_fair.", invert=True)
-    track_device = figure("device_speedup", RATIO, "Kernel-time fast/slow.", invert=True)
-    track_device_fair = figure("device_speedup_fair", RATIO, "Kernel-time fast/slow_fair.",
-                               invert=True)
+    track_wall = figure("speedup", FAST_OVER_SLOW,
+                        "Wall fast/slow: 1 / median of per-round slow/fast.", invert=True)
+    track_wall_fair = figure("speedup_fair", FAST_OVER_SLOW, "Wall fast/slow_fair.", invert=True)
+    track_device = figure("device_speedup", FAST_OVER_SLOW, "Kernel-time fast/slow.", invert=True,
+                          on="cuda")
+    track_device_fair = figure("device_speedup_fair", FAST_OVER_SLOW, "Kernel-time fast/slow_fair.",
+                               invert=True, on="cuda")
 
 
 class Noise(SweptPoint):
@@ -28,6 +32,8 @@ class Noise(SweptPoint):
     track_wall_fair = figure("speedup_fair_rel_iqr", RATIO,
                              "Relative IQR of per-round slow_fair/fast.", extra=True)
     track_device = figure("device_speedup_rel_iqr", RATIO,
-                          "Relative IQR of per-call kernel-time slow/fast.", extra=True)
+                          "Relative IQR of per-call kernel-time slow/fast.", extra=True,
+                          on="cuda")
     track_device_fair = figure("device_speedup_fair_rel_iqr", RATIO,
-                               "Relative IQR of per-call kernel-time slow_fair/fast.", extra=True)
+                               "Relative IQR of per-call kernel-time slow_fair/fast.",
+                               extra=True, on="cuda")

@@ -19,17 +19,17 @@ class WallTime(SweptPoint):
 class DeviceTime(SweptPoint):
     """Summed kernel time per call, from the profiler: host jitter cannot move it."""
 
-    track_fast = figure("device_fast_us", US, "Fast path kernels per call.")
-    track_slow = figure("device_slow_us", US, "Slow path kernels per call.")
-    track_slow_fair = figure("device_slow_fair_us", US, "slow_fair kernels per call.")
+    track_fast = figure("device_fast_us", US, "Fast path kernels per call.", on="cuda")
+    track_slow = figure("device_slow_us", US, "Slow path kernels per call.", on="cuda")
+    track_slow_fair = figure("device_slow_fair_us", US, "slow_fair kernels per call.", on="cuda")
 
 
 class HostShare(SweptPoint):
     """1 - device / wall: the share of a call not spent in kernels (launch, Python, syncs)."""
 
-    track_fast = figure("host_share_fast", RATIO, "Fast path host share.")
-    track_slow = figure("host_share_slow", RATIO, "Slow path host share.")
-    track_slow_fair = figure("host_share_slow_fair", RATIO, "slow_fair host share.")
+    track_fast = figure("host_share_fast", RATIO, "Fast path host share.", on="cuda")
+    track_slow = figure("host_share_slow", RATIO, "Slow path host share.", on="cuda")
+    track_slow_fair = figure("host_share_slow_fair", RATIO, "slow_fair host share.", on="cuda")
 
 
 class SdpaBackend(SweptPoint):
@@ -40,8 +40,8 @@ class SdpaBackend(SweptPoint):
     """
 
     track_flash = figure("device_fast_flash_us", US, "Fast path, flash attention only.",
-                         extra=True)
+                         extra=True, on="cuda")
     track_efficient = figure("device_fast_efficient_us", US,
-                             "Fast path, memory-efficient attention only.", extra=True)
+                             "Fast path, memory-efficient attention only.", extra=True, on="cuda")
     track_cudnn = figure("device_fast_cudnn_us", US, "Fast path, cuDNN attention only.",
-                         extra=True)
+                         extra=True, on="cuda")

@@ -15,20 +15,22 @@ METRIC_HELP = "figure to use: speedup (default), speedup_fair, device_speedup, d
 
 
 def register_plot(sub) -> None:
-    p = sub.add_parser("plot", help="draw speedup vs padding from a results JSON",
-                       description="Draw, per (embed dim, heads), the speedup against the padding "
-                                   "fraction, a line per (batch, seq), with the break-even marked.")
-    p.add_argument("results", metavar="RESULTS.json", help="file written by `mhabench run --json`")
-    p.add_argument("--out", required=True, metavar="DIR", help="folder for the PNG files")
+    p = sub.add_parser("plot", help="draw speedup (higher is better) vs padding from a results JSON",
+                       description="Draw, per (embed dim, heads), the speedup (slow/fast, higher "
+                                   "is better) against the padding fraction, a line per (batch, "
+                                   "seq), with IQR error bars and the break-even marked.")
+    p.add_argument("results", metavar="RESULTS.json", help="file written by 'mhabench run --json'")
+    p.add_argument("--out", default=None, metavar="DIR",
+                   help="folder for the PNG files (default: NAME_plots beside RESULTS.json)")
     p.add_argument("--metric", default="speedup", help=METRIC_HELP)
     p.set_defaults(func=cmd_plot)
 
 
 def register_breakeven(sub) -> None:
-    p = sub.add_parser("breakeven", help="padding fraction at which speedup crosses 1, per shape",
+    p = sub.add_parser("breakeven", help="padding fraction at which speedup (slow/fast) crosses 1, per shape",
                        description="Per shape, the padding fraction at which the speedup crosses 1 "
                                    "(linear interpolation between beta points, first crossing).")
-    p.add_argument("results", metavar="RESULTS.json", help="file written by `mhabench run --json`")
+    p.add_argument("results", metavar="RESULTS.json", help="file written by 'mhabench run --json'")
     p.add_argument("--csv", default=None, metavar="PATH", help="also write the table as CSV")
     p.add_argument("--metric", default="speedup", help=METRIC_HELP)
     p.set_defaults(func=cmd_breakeven)
@@ -42,8 +44,9 @@ def register_plot_asv(sub) -> None:
     p.add_argument("--benchmark", default="speedup.FastOverSlow.track_wall",
                    help="asv benchmark name, or its unique tail (default %(default)s)")
     p.add_argument("--html", default=None, metavar="DIR",
-                   help="asv's html_dir (.asv/html), for the tags `asv publish` recorded")
-    p.add_argument("--out", required=True, metavar="DIR", help="folder for the PNG files")
+                   help="asv's html_dir (.asv/html), for the tags 'asv publish' recorded")
+    p.add_argument("--out", default=None, metavar="DIR",
+                   help="folder for the PNG files (default: plots/ beside ASV_RESULTS_DIR)")
     p.set_defaults(func=cmd_plot_asv)
 
 
@@ -57,7 +60,9 @@ def register(sub) -> None:
 def cmd_plot_asv(args) -> int:
     from .plot import asv_tags, plot_asv_history
     tags = asv_tags(args.html) if args.html else None
-    for path in plot_asv_history(args.results_dir, args.out, args.benchmark, tags=tags):
+    from pathlib import Path
+    out = args.out or Path(args.results_dir).resolve().parent / "plots"
+    for path in plot_asv_history(args.results_dir, out, args.benchmark, tags=tags):
         print(path)
     return 0
 
@@ -73,9 +78,17 @@ def cmd_plot(args) -> int:
     from .plot import plot_results
     doc = load_doc(args.results)
     _check_metric(doc, args.metric)
-    for path in plot_results(doc, args.out, metric=args.metric):
+    out = args.out or default_plot_dir(args.results)
+    for path in plot_results(doc, out, metric=args.metric):
         print(path)
     return 0
+
+
+def default_plot_dir(results_path) -> str:
+    """``NAME_plots`` beside ``NAME.json``."""
+    from pathlib import Path
+    p = Path(results_path)
+    return str(p.with_name(p.stem + "_plots"))
 
 
 def _cell(v, fmt: str = ".3f") -> str:
@@ -114,8 +127,8 @@ def cmd_breakeven(args) -> int:
     if not rows:
         raise ConfigError(f"{args.results}: holds no result")
     print(table_text(rows))
-    print(f"{args.metric} > 1: fast path wins; break_even_padding '-': no crossing of 1 "
-          f"(see min/max)")
+    print(f"{args.metric} = slow/fast, higher is better (> 1: fast path wins); "
+          f"break_even_padding '-': no crossing of 1 (see min/max)")
     if args.csv:
         from .results import atomic_write
         try:

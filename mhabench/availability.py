@@ -14,13 +14,18 @@ from .paths import BACKENDS
 
 #: Figures that need device kernels or GPU memory.
 DEVICE_FIGURES = ("device_*", "host_share_*", "peak_mem_*")
+#: Host-work counts of CUDA work (runtime calls, device activities, bytes copied).
+CUDA_COUNTS = tuple(f"host_*_{k}" for k in ("runtime_calls", "launches", "memcpy_calls", "syncs",
+                                            "alloc_calls", "kernels", "copies", "h2d_bytes",
+                                            "d2h_bytes", "copied_bytes"))
 
 
 def not_available(device: str) -> dict[str, str]:
     """``{metric pattern: reason}`` for the figures that cannot exist on ``device`` with this
     torch."""
     if not device.startswith("cuda"):
-        return {p: "a CPU has no device kernels or GPU memory to measure" for p in DEVICE_FIGURES}
+        return {p: "a CPU has no device kernels or GPU memory to measure"
+                for p in DEVICE_FIGURES + CUDA_COUNTS}
     have = compat.sdpa_backend_names()
     return {f"device_fast_{b}_us": f"torch {compat.TORCH_VERSION} has no {b} SDPA backend"
             for b in BACKENDS if b not in have}

@@ -26,7 +26,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from packaging.version import InvalidVersion, Version
 
@@ -35,8 +35,9 @@ from .config import ConfigError
 #: Where nightlies come from (pip's ``--index-url``); the CUDA ones replace ``cpu`` with e.g. cu126.
 NIGHTLY_INDEX = "https://download.pytorch.org/whl/nightly/cpu"
 
-#: Date given to a build whose date is unknown when it is the first one; later unknown dates
-#: follow the previous build by :data:`UNKNOWN_STEP` so that dates never go backwards.
+#: Commit date (git needs one) of a build whose date is unknown when it is the first one;
+#: later unknown dates follow the previous build by :data:`UNKNOWN_STEP` so that dates never
+#: go backwards. A placeholder, not a date: the commit message says "date: unknown".
 FIRST_DATE = int(dt.datetime(2020, 1, 1, tzinfo=dt.timezone.utc).timestamp())
 UNKNOWN_STEP = 86400
 
@@ -94,7 +95,9 @@ class Build:
         """Commit message: the version first (asv shows the subject), then what is known."""
         head = f"torch {self.version}" + (f" (git {self.git_version[:12]})" if self.git_version
                                           else "")
-        body = [f"kind: {self.kind}"]
+        day = dt.datetime.fromtimestamp(self.date, dt.timezone.utc).strftime("%Y-%m-%d") \
+            if self.date is not None else "unknown (the commit date is a placeholder)"
+        body = [f"kind: {self.kind}", f"date: {day}"]
         if self.git_version:
             body.append(f"torch.version.git_version: {self.git_version}")
         if self.python:
@@ -125,6 +128,59 @@ def _version(text: str, spec: str) -> Version:
         return Version(text)
     except InvalidVersion:
         raise ConfigError(f"bad torch version {text!r} in build spec {spec!r}") from None
+
+
+#: The index whose PEP 691 JSON pages give each file's upload time (PEP 700).
+PYPI_SIMPLE = "https://pypi.org/simple"
+DATES_FILE = "release-dates.json"
+
+
+def release_date(version: str, index: str = PYPI_SIMPLE, timeout: float = 5.0) -> int | None:
+    """UTC midnight of the day torch ``version`` was first uploaded to ``index``, from its JSON
+    simple page (what pip reads); None where the index cannot tell (offline, no upload times).
+    Answers are cached beside the peak cache, so a machine gets the same date every time."""
+    import urllib.request
+    from .peak import cache_dir
+    from .results import atomic_write
+    path = cache_dir() / DATES_FILE
+    try:
+        known = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        known = {}
+    if isinstance(known, dict) and isinstance(known.get(version), int):
+        return known[version]
+    req = urllib.request.Request(f"{index.rstrip('/')}/torch/",
+                                 headers={"Accept": "application/vnd.pypi.simple.v1+json"})
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as fh:
+            files = json.load(fh).get("files", [])
+    except Exception:
+        return None
+    stamps = sorted(f["upload-time"][:10] for f in files if isinstance(f, dict)
+                    and f.get("filename", "").startswith(f"torch-{version}-")
+                    and isinstance(f.get("upload-time"), str))
+    if not stamps:
+        return None
+    try:
+        day = int(dt.datetime.strptime(stamps[0], "%Y-%m-%d").replace(
+            tzinfo=dt.timezone.utc).timestamp())
+    except ValueError:
+        return None
+    known = known if isinstance(known, dict) else {}
+    known[version] = day
+    try:
+        atomic_write(path, json.dumps(known, indent=1, sort_keys=True))
+    except OSError:
+        pass
+    return day
+
+
+def dated(build: Build, lookup=release_date) -> Build:
+    """A release given without ``@DATE`` dated by ``lookup`` where it can tell."""
+    if build.kind != "release" or build.date is not None:
+        return build
+    day = lookup(build.version)
+    return build if day is None else replace(build, date=day)
 
 
 def parse_date(text: str, spec: str) -> int:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 from dataclasses import replace
 import json
 import sys
@@ -39,13 +40,19 @@ def _add_run(sub) -> None:
                         "each mode's A/A figures)")
     t.add_argument("--device-calls", type=int, default=None,
                    help="profiled calls per path for device time (4; 0: skip device time)")
-    t.add_argument("--pin-cpu", type=int, default=None, metavar="CORE",
-                   help="run on this CPU core only (steadier host timings on a busy machine)")
+    t.add_argument("--threads", default=None, metavar="N",
+                   help="torch intra-op threads (default 1 on a CPU, as torch.utils.benchmark: "
+                        "with more, one descheduled thread stalls every call on a busy host; "
+                        "CUDA: torch's default)")
+    t.add_argument("--pin-cpu", default=None, metavar="CORE[,CORE...]",
+                   help="run on these CPU cores only (at least as many as --threads)")
     t.add_argument("--no-extras", action="store_true",
                    help="skip the figures beyond the reference (fp32 drift, peak memory, SDPA "
                         "backend split): the cheapest sweep, and what their cost is measured against")
     t.add_argument("--no-peak", action="store_true",
                    help="skip the matmul peak calibration (share-of-peak figures left blank)")
+    t.add_argument("--recalibrate-peak", action="store_true",
+                   help="measure the matmul peak again instead of reading the cached one")
     o = p.add_argument_group("output")
     o.add_argument("--save-path", "--save_path", default=None, help="CSV of the table")
     o.add_argument("--error-save-path", "--error_save_path", default=None, help="JSON of error counts")
@@ -58,8 +65,12 @@ def _add_run(sub) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="mhabench", description=__doc__)
-    sub = parser.add_subparsers(dest="command", required=True)
+    parser = argparse.ArgumentParser(
+        prog="mhabench", description="Benchmarks of torch.nn.MultiheadAttention's fast path "
+        "against its slow path: measure a grid, analyse the results, track torch builds "
+        "through asv.", epilog="mhabench COMMAND --help describes a command's options.")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND",
+                                title="commands")
     _add_run(sub)
     for register in _extra_commands():
         register(sub)
@@ -71,9 +82,10 @@ def _extra_commands():
     from .analysis_cli import register_breakeven, register_plot, register_plot_asv
     from .gate import register_gate
     from .report_view import register as register_view_check
+    from .serve import register as register_serve
     from .track import register_track
     return [register_plot, register_breakeven, register_plot_asv, register_track, register_gate,
-            register_view_check]
+            register_view_check, register_serve]
 
 
 def resolve_points(args, device: str, dtype: str):
@@ -109,22 +121,9 @@ def resolve_protocol(args):
     return Protocol(**knobs)
 
 
-SHOWN = ["dtype", "batch_size", "sequence_length", "n_heads", "embed_dim"]
-
-
 def print_table(results) -> None:
-    from prettytable import PrettyTable
-    from .results import COLUMNS, row
-    shown = COLUMNS[:9] + ["speedup_fair", "device_speedup", "host_share_fast", "max_abs_err",
-                           "max_abs_err_fp32", "wall_fast_tflops", "wall_fast_peak_fraction",
-                           "device_fast_peak_fraction", "peak_mem_fast_bytes",
-                           "fast_path", "beta_b", "status"]
-    idx = [COLUMNS.index(c) for c in shown]
-    table = PrettyTable(shown)
-    for r in results:
-        cells = row(r)
-        table.add_row([cells[i] for i in idx])
-    print(table)
+    from .run_table import print_table as show
+    show(results)
 
 
 def breakeven_path(args):
@@ -146,8 +145,10 @@ def print_breakeven(rows) -> None:
     from .analysis_cli import table_text
     from .breakeven import SUMMARY_KEYS
     print("break-even padding per shape (padding fraction at which fast = slow, interpolated "
-          "between beta points; '-': no crossing or not measured):")
-    print(table_text(rows, SUMMARY_KEYS))
+          "between beta points; '-': no crossing; speedup = slow/fast, higher is better):")
+    # a kernel-time column no shape has (a CPU run) is left out
+    keys = [k for k in SUMMARY_KEYS if "device" not in k or any(r[k] is not None for r in rows)]
+    print(table_text(rows, keys))
 
 
 def peak_meta(args, device: str, dtype: str) -> dict:
@@ -157,11 +158,41 @@ def peak_meta(args, device: str, dtype: str) -> dict:
         return {"tflops": float("nan"), "skipped": True}
     print(f"peak: matmul peak of {device} in {dtype} (cached after the first run)...", end=" ",
           flush=True)
-    entry = sw.calibrate_peak(device, dtype)
+    with peak_warnings():
+        entry = sw.calibrate_peak(device, dtype, force=args.recalibrate_peak)
     how = "cached" if entry.get("cached") else f"measured in {entry['seconds']:.1f} s"
     print(f"failed: {entry['error']}" if "error" in entry else
           f"{entry['tflops']:.4g} TFLOP/s ({how}, {entry['matmul_size']}-cube matmul)", flush=True)
     return entry
+
+
+@contextlib.contextmanager
+def peak_warnings():
+    """Print each :class:`mhabench.peak.PeakWarning` as one line on stderr."""
+    import warnings
+    from .peak import PeakWarning
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", PeakWarning)
+        yield
+    for w in caught:
+        if issubclass(w.category, PeakWarning):
+            print(f"\nwarning: {w.message}", file=sys.stderr, flush=True)
+
+
+def recheck_peak(results, meta: dict, device: str, dtype: str) -> None:
+    """A rate above the peak proves the peak wrong: measure it again and use the new one."""
+    from .peak import recheck
+    entry = meta["peak"]
+    if entry.get("skipped") or "error" in entry:
+        return
+    rates = [v for r in results for k, v in r.metrics().items() if k.endswith("_tflops")
+             and k != "peak_tflops"]
+    with peak_warnings():
+        new = recheck(rates, entry, device, dtype)
+    if new is not entry:
+        meta["peak"] = new
+        for r in results:
+            r.peak_tflops = new["tflops"]
 
 
 def cmd_run(args) -> int:
@@ -175,11 +206,17 @@ def cmd_run(args) -> int:
     grid, points = resolve_points(args, device, dtype)
     proto = resolve_protocol(args)
     sw.require_device(device)
-    if args.pin_cpu is not None:
-        sw.pin_cpu(args.pin_cpu)
-    print(f"device: {device} ({sw.device_name(device)}); grid {grid}: {len(points)} points; dtype {dtype}",
-          flush=True)
+    from . import host_setup
+    threads = host_setup.parse_threads(args.threads)
+    host_setup.apply(threads or host_setup.default_threads(device), args.pin_cpu)
     meta = sw.run_meta(device, proto, grid)
+    host = meta.get("host_setup") or host_setup.host_meta()
+    print(f"device: {device} ({sw.device_name(device)}); grid {grid}: {len(points)} points; "
+          f"dtype {dtype}; {host['threads']} thread(s) on cores "
+          f"{','.join(map(str, host['affinity']))}", flush=True)
+    busy = host_setup.busy_warning(host)
+    if busy:
+        print(busy, file=sys.stderr, flush=True)
     from .availability import lines
     for line in lines(meta["n/a"], meta["how_measured"]):
         print(line, flush=True)
@@ -196,7 +233,7 @@ def cmd_run(args) -> int:
     files = ResultFiles(args.save_path, args.error_save_path, args.json)
 
     def save(results):
-        files.write(results, meta)
+        files.write(results, meta)  # the latest ``files``: a new peak makes a new one
         if be_path:
             from .analysis_cli import csv_text
             from .breakeven import SUMMARY_KEYS
@@ -220,12 +257,25 @@ def cmd_run(args) -> int:
         return 130
     bar.close()
     meta["seconds"] = round(time.perf_counter() - t0, 2)
+    if not args.no_peak:
+        before = meta["peak"]
+        recheck_peak(results, meta, device, dtype)
+        if meta["peak"] is not before:  # every point's figures change: serialise them again
+            files = ResultFiles(args.save_path, args.error_save_path, args.json)
     save(results)
     if not args.no_table:
         print_table(results)
         print_breakeven(breakeven_rows(results))
+    from .host_setup import noise_warning
+    for line in filter(None, [None if busy else host_setup.busy_warning(host_setup.host_meta()),
+                              noise_warning([r.metrics()["speedup_rel_iqr"] for r in results])]):
+        print(line, file=sys.stderr)
+    written = [p for p in (args.save_path, be_path, args.error_save_path, args.json) if p]
+    if written:
+        print(f"wrote {', '.join(written)}")
     errors = errors_of(results)
-    print(json.dumps(errors, indent=1))
+    if errors:
+        print(f"errors per shape: {json.dumps(errors)}")
     for r in results:
         if r.status != "ok":
             print(f"{r.point.label}: {r.status}: {r.message}")

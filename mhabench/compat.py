@@ -313,9 +313,9 @@ def _copy_bytes(e) -> int:
     except (AttributeError, RuntimeError, TypeError, ValueError):
         pass
     try:
-        import json
-        meta = json.loads("{" + e.metadata_json() + "}")
-        return int(meta.get("bytes", -1))
+        import re
+        m = re.search(r'"bytes"\s*:\s*(\d+)', e.metadata_json())
+        return int(m.group(1)) if m else -1
     except (AttributeError, RuntimeError, TypeError, ValueError):
         return -1
 

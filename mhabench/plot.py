@@ -5,8 +5,8 @@ matplotlib is imported lazily, with the Agg backend, inside the functions that d
 write them as PNGs, close them, and return the written paths.
 
 Artists carry a ``gid`` so that tests and callers can tell them apart: ``"series"`` (one
-measured line), ``"unity"`` (the horizontal line at speedup 1), ``"break_even"`` (a shape's
-break-even marker).
+measured line), ``"unity"`` (the horizontal line at speedup 1, or fast/slow 1), ``"break_even"``
+(a shape's break-even marker), ``"iqr"`` (a line's IQR error bars).
 """
 from __future__ import annotations
 
@@ -19,6 +19,11 @@ from pathlib import Path
 from .asv_results import row_values, rows
 from .breakeven import break_even, group_by_shape, load_doc
 from .config import ConfigError
+
+#: Per-round (per-call for kernel time) samples behind each metric: (samples key, slow path).
+METRIC_SAMPLES = {"speedup": ("rounds_us", "slow"), "speedup_fair": ("rounds_us", "slow_fair"),
+                  "device_speedup": ("device_calls_us", "slow"),
+                  "device_speedup_fair": ("device_calls_us", "slow_fair")}
 
 METRIC_LABELS = {
     "speedup": "speedup: slow / fast wall time",
@@ -62,6 +67,33 @@ def _save(figures: dict, out_dir) -> list[str]:
 
 
 # --- speedup vs padding ----------------------------------------------------------------------
+def quartiles(result: dict, metric: str) -> tuple[float, float]:
+    """First and third quartile of the per-round ratios behind ``metric`` at one point (NaN
+    where the JSON holds no samples for it): the IQR error bar of a plotted median."""
+    import numpy as np
+    key, slow = METRIC_SAMPLES.get(metric, ("", ""))
+    samples = result.get(key) or {}
+    if slow not in samples or "fast" not in samples:
+        return math.nan, math.nan
+    r = [a / b for a, b in zip(samples[slow], samples["fast"]) if b]
+    if not r:
+        return math.nan, math.nan
+    q1, q3 = np.percentile(r, [25, 75])
+    return float(q1), float(q3)
+
+
+def _error_bars(results: list, metric: str) -> dict:
+    """``{(shape, padding, value): (q1, q3)}`` over the document's results."""
+    from .breakeven import shape_of
+    bars = {}
+    for r in results:
+        m = r.get("metrics", {})
+        pad, value = m.get("padding"), m.get(metric)
+        if isinstance(pad, (int, float)) and isinstance(value, (int, float)):
+            bars[shape_of(r), float(pad), float(value)] = quartiles(r, metric)
+    return bars
+
+
 def results_figures(json_path_or_doc, metric: str = "speedup") -> dict:
     """``{file name: Figure}``: per (embed_dim, num_heads, dtype), ``metric`` against padding,
     one line per (batch, seq) sorted by padding, a line at 1 and each line's break-even padding.
@@ -71,10 +103,14 @@ def results_figures(json_path_or_doc, metric: str = "speedup") -> dict:
     doc = load_doc(json_path_or_doc)
     meta = doc.get("meta") or {}
     groups = group_by_shape(doc["results"], metric)
+    bars = _error_bars(doc["results"], metric)
     panels: dict[tuple, dict] = {}
-    for (B, S, E, H, dtype), pts in groups.items():
+    shapes: dict[tuple, tuple] = {}
+    for shape, pts in groups.items():
+        B, S, E, H, dtype = shape
         if pts:
             panels.setdefault((E, H, dtype), {})[(B, S)] = sorted(pts)
+            shapes[(E, H, dtype, B, S)] = shape
     if not panels:
         raise ConfigError(f"no result has a finite padding and {metric!r} to plot")
     plt = _pyplot()
@@ -84,25 +120,41 @@ def results_figures(json_path_or_doc, metric: str = "speedup") -> dict:
     for (E, H, dtype), lines in panels.items():
         fig, ax = plt.subplots(figsize=(8, 5), layout="constrained")
         ax.axhline(1.0, color="0.3", linestyle="--", linewidth=1, gid="unity", label="_nolegend_")
-        handles, marked = [], False
+        handles, marked, barred = [], False, False
         for (B, S), pts in sorted(lines.items()):
             xs, ys = [p for p, _ in pts], [s for _, s in pts]
             (line,) = ax.plot(xs, ys, marker="o", markersize=4, label=f"batch {B}, seq {S}",
                               gid="series")
             handles.append(line)
+            qs = [bars.get((shapes[(E, H, dtype, B, S)], x, y), (math.nan, math.nan))
+                  for x, y in pts]
+            if any(math.isfinite(q1) for q1, _ in qs):
+                lo = [y - q1 if math.isfinite(q1) else 0.0 for (q1, _), y in zip(qs, ys)]
+                hi = [q3 - y if math.isfinite(q3) else 0.0 for (_, q3), y in zip(qs, ys)]
+                bar = ax.errorbar(xs, ys, yerr=[[max(v, 0.0) for v in lo],
+                                                [max(v, 0.0) for v in hi]],
+                                  fmt="none", ecolor=line.get_color(), elinewidth=1, capsize=3,
+                                  alpha=0.7, label="_nolegend_")
+                for art in bar.get_children():
+                    art.set_gid("iqr")
+                barred = True
             be = break_even(pts)
             if be is not None:
                 ax.plot([be], [1.0], linestyle="none", marker="D", markersize=8,
                         markerfacecolor="none", markeredgecolor=line.get_color(),
                         markeredgewidth=1.5, gid="break_even", label="_nolegend_")
                 marked = True
+        from matplotlib.lines import Line2D
         if marked:
-            from matplotlib.lines import Line2D
             handles.append(Line2D([], [], linestyle="none", marker="D", markersize=8,
                                   markerfacecolor="none", markeredgecolor="0.3",
                                   label="break-even (speedup = 1)"))
+        if barred:
+            handles.append(Line2D([], [], color="0.3", marker="|", markersize=10, linestyle="none",
+                                  label="bars: IQR of the per-round ratios"))
         ax.set_xlabel("padding fraction (share of the padded batch that is padding)")
-        ax.set_ylabel(METRIC_LABELS.get(metric, metric) + "  (> 1: fast path wins)")
+        ax.set_ylabel(METRIC_LABELS.get(metric, metric)
+                      + "\nhigher is better (> 1: fast path wins)")
         ax.set_title(f"MultiheadAttention fast vs slow path: embed {E}, {H} heads, {dtype}\n{where}",
                      fontsize=10)
         ax.grid(True, alpha=0.3)
@@ -244,17 +296,46 @@ def asv_figures(asv_results_dir, benchmark_name: str, max_legend: int = 20,
         unit = str(_bench_info(asv_results_dir, name).get("unit") or "")
         fig, ax = plt.subplots(figsize=(max(6, 0.6 * len(builds) + 3), 5), layout="constrained")
         xs = list(range(len(builds)))
+        legend, constant = varying_labels(list(h["series"]))
+        if "FastOverSlow" in name:
+            ax.axhline(1.0, color="0.3", linestyle="--", linewidth=1, gid="unity",
+                       label="_nolegend_")
         for label, ys in h["series"].items():
-            ax.plot(xs, ys, marker="o", markersize=4, label=label, gid="series")
+            ax.plot(xs, ys, marker="o", markersize=4, label=legend[label], gid="series")
         ax.set_xticks(xs, builds, rotation=45 if len(builds) > 6 else 0, fontsize=8)
         ax.set_xlabel("build (commit, oldest first)")
-        ax.set_ylabel(name.rsplit(".", 1)[-1] + (f" ({unit})" if unit else ""))
-        ax.set_title(f"{name} on {machine}", fontsize=10)
+        ax.set_ylabel(name.rsplit(".", 1)[-1] + (f" ({unit})" if unit else "")
+                      + f"\n{direction(name, unit)}")
+        ax.set_title(f"{name} on {machine}" + (f"\n{constant}" if constant else ""), fontsize=10)
         ax.grid(True, alpha=0.3)
         if 0 < len(h["series"]) <= max_legend:
             ax.legend(fontsize=7, loc="best")
         figures[f"asv_{_safe(name)}_{_safe(machine)}.png"] = fig
     return figures
+
+
+def direction(name: str, unit: str) -> str:
+    """Which way is better for an asv figure: every tracked figure is lower-is-better (asv
+    flags increases) except the TFLOP/s rates kept for reading."""
+    if "TFLOP/s" in unit:
+        return "higher is better"
+    if "FastOverSlow" in name:
+        return "lower is better (below 1: fast path wins)"
+    return "lower is better"
+
+
+def varying_labels(labels: list[str]) -> tuple[dict[str, str], str]:
+    """``({series label: its varying part}, "the constant part")`` for ``k=v, k=v`` labels:
+    a legend repeats only what tells the lines apart."""
+    parts = {lb: [p.strip() for p in lb.split(",")] for lb in labels}
+    lengths = {len(p) for p in parts.values()}
+    if len(lengths) != 1 or not all("=" in q for p in parts.values() for q in p):
+        return {lb: lb for lb in labels}, ""
+    n = lengths.pop()
+    vary = [i for i in range(n) if len({p[i] for p in parts.values()}) > 1]
+    same = [i for i in range(n) if i not in vary]
+    constant = ", ".join(next(iter(parts.values()))[i] for i in same) if parts else ""
+    return {lb: ", ".join(p[i] for i in vary) or lb for lb, p in parts.items()}, constant
 
 
 def plot_asv_history(asv_results_dir, out_dir, benchmark_name: str,

@@ -79,7 +79,7 @@ def register(sub) -> None:
                        description="Serve HTML_DIR on 127.0.0.1, load a benchmark's graph in "
                                    "headless Chromium, save a screenshot and check that data is "
                                    "drawn. Exit 0 and print the PNG path, or 1 naming the problem.")
-    p.add_argument("html_dir", metavar="HTML_DIR", help="folder written by `asv publish`")
+    p.add_argument("html_dir", metavar="HTML_DIR", help="folder written by 'asv publish'")
     p.add_argument("--out", required=True, metavar="PNG", help="where to save the screenshot")
     p.add_argument("--benchmark", default=DEFAULT_BENCHMARK, metavar="NAME",
                    help=f"benchmark to show (default {DEFAULT_BENCHMARK})")
@@ -245,11 +245,11 @@ class _Handler(http.server.SimpleHTTPRequestHandler):
 
 
 @contextlib.contextmanager
-def serve(html_dir: Path, assets: Path | None = None):
-    """``http://127.0.0.1:PORT/`` serving ``html_dir`` (a free port, loopback only)."""
+def serve(html_dir: Path, assets: Path | None = None, port: int = 0):
+    """``http://127.0.0.1:PORT/`` serving ``html_dir`` (``port`` 0: a free one; loopback only)."""
     handler = type("Handler", (_Handler,), {"assets": assets})
     server = http.server.ThreadingHTTPServer(
-        ("127.0.0.1", 0), functools.partial(handler, directory=str(html_dir)))
+        ("127.0.0.1", port), functools.partial(handler, directory=str(html_dir)))
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:

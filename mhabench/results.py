@@ -12,6 +12,7 @@ from pathlib import Path as FsPath
 
 from . import flops as fl
 from . import hostwork
+from .peak import fraction as peak_fraction
 from .config import Point
 from .paths import BACKENDS, PATHS
 from .stats import iqr, median, ratios
@@ -136,7 +137,7 @@ class Result:
             for base, device in (("wall", False), ("device", True)):
                 rate = self.tflops(path, device)
                 m[f"{base}_{path}_tflops"] = rate
-                m[f"{base}_{path}_peak_fraction"] = _div(rate, self.peak_tflops)
+                m[f"{base}_{path}_peak_fraction"] = peak_fraction(rate, self.peak_tflops)
             m[f"peak_mem_{path}_bytes"] = float(self.peak_mem.get(path, math.nan))
         return m
 

@@ -13,7 +13,7 @@ from typing import Callable, Iterable
 
 import torch
 
-from . import compat, hostwork
+from . import compat, host_setup, hostwork
 from .availability import how_measured, not_available
 from .check import compare
 from .config import ConfigError, Point
@@ -33,17 +33,6 @@ def require_device(device: str) -> None:
         index = int(device.split(":")[1]) if ":" in device else 0
         if index >= torch.cuda.device_count():
             raise ConfigError(f"device {device!r} does not exist ({torch.cuda.device_count()} GPUs)")
-
-
-def pin_cpu(core: int) -> None:
-    """Keep this process on one core: the fast path is host-bound, and moving between cores
-    (or sharing one) shows up in its wall time."""
-    import os
-    if not hasattr(os, "sched_setaffinity"):
-        raise ConfigError("--pin-cpu is not supported on this platform")
-    if core not in os.sched_getaffinity(0):
-        raise ConfigError(f"CPU core {core} is not available to this process")
-    os.sched_setaffinity(0, {core})
 
 
 def default_device() -> str:
@@ -302,7 +291,7 @@ def _add(acc: dict, key: str, seconds: float) -> None:
     acc[key] = round(acc.get(key, 0.0) + seconds, 4)
 
 
-def calibrate_peak(device: str, dtype: str) -> dict:
+def calibrate_peak(device: str, dtype: str, force: bool = False) -> dict:
     """The device's matmul peak for the share-of-peak figures, as run metadata.
 
     Measured once per (device, dtype, torch) by :func:`mhabench.peak.calibrate` and cached
@@ -312,9 +301,7 @@ def calibrate_peak(device: str, dtype: str) -> dict:
     t0 = time.perf_counter()
     entry = {"dtype": dtype, "cache": str(peak.cache_path())}
     try:
-        size = peak.CUDA_SIZE if device.startswith("cuda") else peak.cpu_size(dtype)
-        entry.update(matmul_size=size, cached=peak.is_cached(device, dtype, size))
-        entry["tflops"] = peak.calibrate(device, dtype, size=size)
+        entry.update(peak.device_peak(device, dtype, force))  # checked: see mhabench.peak
     except Exception as exc:
         entry.update(tflops=math.nan, error=_one_line(exc))
     entry["seconds"] = round(time.perf_counter() - t0, 3)
@@ -333,6 +320,7 @@ def run_meta(device: str, proto: Protocol, grid: str) -> dict:
         "python": sys.version.split()[0],
         "host": platform.node(),
         "protocol": asdict(proto),
+        "host_setup": host_setup.host_meta(),  # threads, cores, load average
         "started": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "n/a": not_available(device),
         "how_measured": how_measured(device),

@@ -42,6 +42,7 @@ from .config import ConfigError
 
 GRID_ENV, DEVICE_ENV, DTYPE_ENV = "MHABENCH_GRID", "MHABENCH_DEVICE", "MHABENCH_DTYPE"
 SUITE_ENV = "MHABENCH_SUITE"
+THREADS_ENV = "MHABENCH_THREADS"
 REPO_DIR, CONFIG, MANIFEST, INSTALLED = "builds", "asv.conf.json", "builds.json", "installed"
 
 #: Fixed identity and settings for the builds repository's commits (hashes must not depend on
@@ -74,6 +75,7 @@ class Settings:
     rerun: bool = False
     bench: str = ""                 # asv's --bench regex ("": every benchmark)
     suite: str = "full"             # MHABENCH_SUITE: full or core (benchmarks/common.py)
+    threads: int | None = None      # MHABENCH_THREADS (None: the suite's default for the device)
     regression_threshold: float = 0.05
     uninstall: tuple[str, ...] = ()  # packages to remove with the project when switching builds
     asv_env: dict = field(default_factory=dict, compare=False)  # extra env for asv (tests)
@@ -245,7 +247,9 @@ def asv_config(s: Settings) -> dict:
         "branches": ["main"],
         "environment_type": "virtualenv",
         "pythons": [s.python or "%d.%d" % sys.version_info[:2]],
-        "matrix": {"req": {}},
+        # the thread count as an environment parameter: shown on the graphs, its own series
+        "matrix": {"req": {}, **({"env_nobuild": {THREADS_ENV: [str(s.threads)]}}
+                                 if s.threads else {})},
         "build_command": [],
         "install_command": [
             "in-dir={build_dir} python -m pip install -r requirements.txt",
@@ -299,8 +303,10 @@ def prepare(s: Settings, new: list[Build]) -> tuple[list[Build], dict[str, str]]
 # --- driving asv ----------------------------------------------------------------------------------
 def asv_env(s: Settings) -> dict:
     env = {k: v for k, v in os.environ.items()
-           if k not in (GRID_ENV, DEVICE_ENV, DTYPE_ENV, SUITE_ENV)}
+           if k not in (GRID_ENV, DEVICE_ENV, DTYPE_ENV, SUITE_ENV, THREADS_ENV)}
     env.update({GRID_ENV: s.grid, DEVICE_ENV: s.device, SUITE_ENV: s.suite})
+    if s.threads:
+        env[THREADS_ENV] = str(s.threads)
     if s.dtype:
         env[DTYPE_ENV] = s.dtype
     env.update(s.asv_env)
@@ -386,7 +392,7 @@ def summary(s: Settings, builds: list[Build], commits: dict[str, str]) -> str:
 
 def track(s: Settings, specs: list[str], existing: str = "", nightly_index: str = "") -> int:
     """Parse and check everything, update the builds repo, run asv, publish, say where it is."""
-    from .builds import NIGHTLY_INDEX
+    from .builds import NIGHTLY_INDEX, dated
     pip_builds = [parse_spec(spec, nightly_index or NIGHTLY_INDEX) for spec in specs]
     check_asv()
     s = replace(s, python=python_version(s.python) if s.python else "")
@@ -396,6 +402,7 @@ def track(s: Settings, specs: list[str], existing: str = "", nightly_index: str 
         local = local_build(info["version"], info["git_version"], info["python"])
     if not pip_builds and local is None:
         raise ConfigError("no build given (VERSION ... and/or --existing PYTHON)")
+    pip_builds = [dated(b) for b in pip_builds]  # after the checks: it may ask the index
     new = pip_builds + ([local] if local else [])
     builds, commits = prepare(s, new)
     # pip builds in the order they stand on the x-axis
@@ -406,8 +413,7 @@ def track(s: Settings, specs: list[str], existing: str = "", nightly_index: str 
     html = (s.dir / "html").resolve()
     if pub == 0:
         print(f"report: {html}/index.html")
-        print(f"serve it: python3 -m http.server -b 127.0.0.1 -d {html} 8080"
-              " (then open http://127.0.0.1:8080)")
+        print(f"serve it (offline too): mhabench serve {html} (then open http://127.0.0.1:8080)")
         print(f"regressions feed: {html}/regressions.json, {html}/regressions.xml")
     else:
         print(f"asv publish failed (exit {pub})", file=sys.stderr)
@@ -426,13 +432,18 @@ def register_track(sub) -> None:
                    help="also record the torch this interpreter imports (your own build)")
     p.add_argument("--python", default="", metavar="X.Y|PYTHON",
                    help="Python of asv's virtualenvs (default: this one's version)")
-    p.add_argument("--grid", default="quick", help="smoke, quick, seed or custom:... (quick)")
+    p.add_argument("--grid", default=None,
+                   help="smoke, quick, seed or custom:... (default: smoke on a CPU, where quick "
+                        "takes over an hour; quick on CUDA)")
     p.add_argument("--device", default="cpu", help="cpu or cuda (cpu)")
     p.add_argument("--dtype", default="", help="fp16, bf16 or fp32 (the suite's default)")
     p.add_argument("--dir", default=".asv/torch", help="where the repo, config and results go")
     p.add_argument("--machine", default="", help="asv machine name (default HOST-GRID-DEVICE)")
     p.add_argument("--nightly-index", default="", metavar="URL",
                    help="pip index of nightlies (default the CPU one)")
+    p.add_argument("--threads", default=None, metavar="N",
+                   help="torch intra-op threads in the sweep (default 1 on a CPU, torch's own "
+                        "on CUDA); an environment parameter on asv's graphs")
     p.add_argument("--rerun", action="store_true", help="measure builds already recorded again")
     p.add_argument("--bench", default="", metavar="REGEX",
                    help="only the benchmarks matching (asv's --bench), e.g. '^speedup\\.': the "
@@ -449,10 +460,14 @@ def cmd_track(args) -> int:
     canonical_device(args.device)
     if args.dtype:
         canonical_dtype(args.dtype)
-    _check_grid(args.grid, args.device, args.dtype)
+    from .host_setup import default_threads, parse_threads
+    grid = args.grid or ("quick" if args.device.startswith("cuda") else "smoke")
+    _check_grid(grid, args.device, args.dtype)
+    threads = parse_threads(args.threads) or default_threads(args.device)
     s = Settings(dir=Path(args.dir), project=Path(__file__).resolve().parents[1],
-                 grid=args.grid, device=args.device, dtype=args.dtype, machine=args.machine,
-                 python=args.python, rerun=args.rerun, bench=args.bench, suite=args.suite)
+                 grid=grid, device=args.device, dtype=args.dtype, machine=args.machine,
+                 python=args.python, rerun=args.rerun, bench=args.bench, suite=args.suite,
+                 threads=threads)
     if not (s.project / "benchmarks" / "common.py").exists():
         raise ConfigError(f"{s.project}: not an mhabench source tree (benchmarks/ missing); "
                           "install mhabench editable (pip install -e .)")

@@ -35,6 +35,9 @@ WALL = ["time_per_call.WallTime.track_fast", "time_per_call.WallTime.track_slow"
 #: exact host-work counts: the aten-op counts exist on a CPU; the CUDA counts are not discovered
 HOST = ["host.HostWork.track_fast_aten_ops", "host.HostWork.track_slow_aten_ops",
         "host.HostWork.track_slow_fair_aten_ops"]
+HOST_CUDA = ["host.HostWork.track_fast_runtime_calls", "host.HostWork.track_fast_launches",
+             "host.HostWork.track_fast_syncs", "host.HostWork.track_fast_memcpy_calls",
+             "host.HostWork.track_fast_copied_bytes"]
 DEVICE = ["time_per_call.DeviceTime.track_fast", "time_per_call.DeviceTime.track_slow",
           "time_per_call.DeviceTime.track_slow_fair",
           "time_per_call.HostShare.track_fast", "time_per_call.HostShare.track_slow",
@@ -46,6 +49,9 @@ DEVICE = ["time_per_call.DeviceTime.track_fast", "time_per_call.DeviceTime.track
           "efficiency.Efficiency.track_fast_tflops", "efficiency.Efficiency.track_fast_below_peak",
           "memory.GpuMemory.track_fast", "memory.GpuMemory.track_slow",
           "memory.GpuMemory.track_slow_fair"]
+#: Discovered on a CPU only: the efficiency figures from wall time, where no kernel time exists.
+CPU_ONLY = ["efficiency.Efficiency.track_fast_wall_tflops",
+            "efficiency.Efficiency.track_fast_wall_below_peak"]
 NON_NEGATIVE = {"correctness.MaxAbsError.track_fast_vs_slow",
                 "correctness.MaxAbsError.track_fast_vs_fp32", "speedup.Noise.track_wall",
                 "speedup.Noise.track_wall_fair"}  # may be 0; every other wall figure is > 0
@@ -134,17 +140,21 @@ def test_core_suite_is_the_timing_speedup_host_share_and_error_figures(tmp_path)
             "print(' '.join(sorted(b.name for b in disc_benchmarks(sys.argv[1]))))")
     names = {}
     for suite in ("full", "core"):
-        out = subprocess.run([sys.executable, "-c", code, str(REPO / "benchmarks")], cwd=REPO,
-                             env={**env, common.SUITE_ENV: suite}, capture_output=True,
-                             text=True, timeout=120)
-        assert out.returncode == 0, out.stderr
-        names[suite] = set(out.stdout.split())
-    assert names["full"] == set(WALL + DEVICE + HOST)
-    extras = {n for n in names["full"] if n.split(".")[1] in
-              ("Noise", "SdpaBackend", "Efficiency", "GpuMemory")}
-    extras.add("correctness.MaxAbsError.track_fast_vs_fp32")
-    assert names["core"] == names["full"] - extras
-    assert len(names["core"]) == 14 + len(HOST)
+        for device in ("cpu", "cuda"):  # discovery touches no device
+            out = subprocess.run([sys.executable, "-c", code, str(REPO / "benchmarks")],
+                                 cwd=REPO, capture_output=True, text=True, timeout=120,
+                                 env={**env, common.SUITE_ENV: suite, common.DEVICE_ENV: device})
+            assert out.returncode == 0, out.stderr
+            names[suite, device] = set(out.stdout.split())
+    assert names["full", "cuda"] == set(WALL + DEVICE + HOST + HOST_CUDA)
+    assert names["full", "cpu"] == set(WALL + CPU_ONLY + HOST)  # nothing that cannot exist on a CPU
+    for device in ("cpu", "cuda"):
+        extras = {n for n in names["full", device] if n.split(".")[1] in
+                  ("Noise", "SdpaBackend", "Efficiency", "GpuMemory")}
+        extras.add("correctness.MaxAbsError.track_fast_vs_fp32")
+        assert names["core", device] == names["full", device] - extras
+    assert len(names["core", "cuda"]) == 14 + len(HOST + HOST_CUDA)
+    assert len(names["core", "cpu"]) == 6 + len(HOST)
 
 
 def test_core_sweep_runs_no_extras():
@@ -198,14 +208,14 @@ def _benchmarks() -> dict:
             if cls.__module__ != mod.__name__:
                 continue
             for n in dir(cls):
-                if n.startswith("track_") and callable(getattr(cls, n)):
+                if n.startswith("track_") and getattr(cls, n) is not None:
                     out[f"{path.stem}.{cname}.{n}"] = (cls, n)
     return out
 
 
 def test_track_methods_have_units_versions_and_lower_is_better_orientation():
     found = _benchmarks()
-    assert sorted(found) == sorted(WALL + DEVICE + HOST)
+    assert sorted(found) == sorted(WALL + CPU_ONLY + HOST)  # imported with the CPU default
     for name, (cls, n) in found.items():
         f = getattr(cls, n)
         assert isinstance(f.unit, str) and f.unit
@@ -262,16 +272,17 @@ def _cache(tmp_path, status="ok", unavailable=""):
 
 
 def test_setup_outcomes(tmp_path):
-    from benchmarks.time_per_call import DeviceTime, WallTime
+    from benchmarks.correctness import MaxAbsError
+    from benchmarks.time_per_call import WallTime
     p, cache = _cache(tmp_path)
     assert len(pickle.dumps(cache)) < 1000  # each worker unpickles it: keep it small
     args = (p.batch_size, p.seq_len, p.embed_dim, p.num_heads, p.beta_b)
     bench = WallTime()
     bench.setup(cache, *args)
     assert bench.track_fast(cache, *args) == 3.0
-    dev = DeviceTime()
-    dev.setup(cache, *args)
-    assert math.isnan(dev.track_fast(cache, *args))  # not measured: n/a, not failed
+    err = MaxAbsError()
+    err.setup(cache, *args)
+    assert math.isnan(err.track_fast_vs_fp32(cache, *args))  # not measured: n/a, not failed
     with pytest.raises(NotImplementedError):
         bench.setup(cache, 999, *args[1:])  # not in the grid -> n/a
     with pytest.raises(NotImplementedError):
@@ -330,16 +341,18 @@ def test_asv_run_and_publish_smoke_grid_on_cpu(smoke_report, tmp_path):
     for combo in res[HOST[0]]:
         assert res[HOST[0]][combo] > res[HOST[1]][combo] == res[HOST[2]][combo], combo
     for name in DEVICE:
-        for combo, v in res[name].items():
-            assert v is not None, f"{name} {combo} failed; device figures must be n/a on a CPU"
-            assert math.isnan(v), (name, combo, v)
+        assert name not in res, f"{name} cannot exist on a CPU: it must not be discovered there"
+    for combo, v in res["efficiency.Efficiency.track_fast_wall_tflops"].items():
+        assert isinstance(v, float) and math.isfinite(v) and v > 0, (combo, v)
+    for combo, v in res["efficiency.Efficiency.track_fast_wall_below_peak"].items():
+        assert v is not None and (math.isnan(v) or v >= 1.0), (combo, v)  # never above the peak
     caches = [k for k in res["__durations__"] if k.startswith("<setup_cache")]
     assert len(caches) == 1, caches  # one sweep shared by every class
 
     proc = smoke_report.publish
     assert proc.returncode == 0, proc.stdout + proc.stderr
     index = json.loads((d / "html" / "index.json").read_text())
-    assert set(WALL + DEVICE + HOST) == set(index["benchmarks"])
+    assert set(WALL + CPU_ONLY + HOST) == set(index["benchmarks"])
     assert "ci-cpu" in index["machines"]
     for name in WALL:
         graphs = glob.glob(str(d / "html" / "graphs" / f"branch-{_branch()}" / "machine-ci-cpu" / "*"
@@ -359,6 +372,13 @@ def test_asv_run_and_publish_smoke_grid_on_cpu(smoke_report, tmp_path):
         assert h["series"][label] == [res[name][tuple(str(v) for v in combo)]]
     written = plot_asv_history(d / "results", tmp_path / "plots", name)
     assert [Path(p).name for p in written] == [f"asv_{name}_ci-cpu.png"]
+    from mhabench.plot import asv_figures
+    (fig,) = asv_figures(d / "results", name).values()
+    (ax,) = fig.axes
+    legend = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert legend and not any("embed_dim" in t or "num_heads" in t for t in legend)  # constant
+    assert "embed_dim=32" in ax.get_title() and "lower is better" in ax.get_ylabel()
+    assert [ln.get_ydata()[0] for ln in ax.get_lines() if ln.get_gid() == "unity"] == [1.0]
 
 
 def test_asv_run_marks_a_point_whose_fast_path_is_refused_as_failed(tmp_path, head):
@@ -371,10 +391,10 @@ def test_asv_run_marks_a_point_whose_fast_path_is_refused_as_failed(tmp_path, he
 
     res = _results(d, "ci-cpu-planted", head)
     odd, even = ("2", "8", "12", "3", "1"), ("2", "8", "12", "4", "1")
-    for name in WALL + DEVICE + HOST:
+    for name in WALL + CPU_ONLY + HOST:
         assert res[name][odd] is None, name  # failed, never a number
     for name in WALL:
         v = res[name][even]
         assert isinstance(v, float) and math.isfinite(v), (name, v)
     for name in DEVICE:
-        assert math.isnan(res[name][even]), name
+        assert name not in res, name

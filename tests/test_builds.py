@@ -77,3 +77,48 @@ def test_files_are_deterministic_and_plain_builds_have_no_variant_keys():
     v = Build("2.13.0", variant="slowed", extra=["/w/p.whl"])
     assert v.tag == "torch-2.13.0-slowed" and v.requirements()[-1] == "/w/p.whl"
     assert Build(**{**v.manifest()}) == v  # round-trips through builds.json
+
+
+# --- release dates -------------------------------------------------------------------------------
+def test_an_unknown_date_says_so_in_the_commit_message():
+    assert "date: unknown" in parse_spec("2.13.0").message()
+    assert "date: 2026-05-02" in parse_spec("2.13.0@2026-05-02").message()
+
+
+def test_dated_uses_the_lookup_for_releases_only():
+    from mhabench.builds import dated
+    day = _day(2025, 3, 4)
+    assert dated(parse_spec("2.13.0"), lambda v: day).date == day
+    assert dated(parse_spec("2.13.0"), lambda v: None).date is None
+    given = parse_spec("2.13.0@2026-01-01")
+    assert dated(given, lambda v: day) == given  # a given date wins
+    nightly = parse_spec("2.15.0.dev20260101")
+    assert dated(nightly, lambda v: day) == nightly
+
+
+def test_release_date_reads_the_index_upload_times_and_caches_them(tmp_path, monkeypatch):
+    import io
+    import json as _json
+    import urllib.request
+    from mhabench.builds import release_date
+    monkeypatch.setenv("MHABENCH_CACHE_DIR", str(tmp_path))
+    page = {"files": [{"filename": "torch-2.13.0-cp311-none-any.whl",
+                       "upload-time": "2026-03-05T10:00:00Z"},
+                      {"filename": "torch-2.13.0-cp310-none-any.whl",
+                       "upload-time": "2026-03-04T23:00:00Z"},
+                      {"filename": "torch-2.13.1-cp311-none-any.whl",
+                       "upload-time": "2026-01-01T00:00:00Z"}]}
+    asked = []
+
+    def fake(req, timeout):
+        asked.append(req.full_url)
+        return io.BytesIO(_json.dumps(page).encode())
+    monkeypatch.setattr(urllib.request, "urlopen", fake)
+    assert release_date("2.13.0") == _day(2026, 3, 4)  # the first upload
+    assert release_date("2.13.0") == _day(2026, 3, 4) and len(asked) == 1  # cached
+    assert release_date("2.99.0") is None  # no such files: unknown
+
+    def offline(req, timeout):
+        raise OSError("no network")
+    monkeypatch.setattr(urllib.request, "urlopen", offline)
+    assert release_date("2.14.0") is None

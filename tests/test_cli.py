@@ -310,3 +310,80 @@ def test_python_dash_m_bad_input_exits_2(tmp_path):
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and "fp8" in lines[0], proc.stderr
     assert os.listdir(tmp_path) == []
+
+
+# --- the printed table, the host's state, side files ---------------------------------------------
+
+def _table_lines(out):
+    return [ln for ln in out.splitlines() if ln.startswith(("+", "|"))]
+
+
+def test_smoke_table_fits_160_columns_and_keeps_every_cpu_figure(smoke_run):
+    d, rc, out, err = smoke_run
+    first = _table_lines(out)[: len(named_grid("smoke", "fp32", "cpu")) + 4]
+    assert max(len(ln) for ln in first) <= 160
+    header = [c.strip() for c in first[1].strip("|").split("|")]
+    for col in ("slow \u00b5s\u2193", "fast \u00b5s\u2193", "speedup\u2191", "noise\u2193",
+                "err\u2193", "fp32 err\u2193", "TFLOP/s\u2191", "peak\u2191", "pad"):
+        assert col in header, (col, header)
+    assert not [c for c in header if c.startswith("dev")]  # no kernel time on a CPU
+    rows = [[c.strip() for c in ln.strip("|").split("|")] for ln in first[3:-1]]
+    assert {r[0] for r in rows} == {"float32"}
+    assert all(all(cells) for cells in rows)  # a column no row fills was dropped
+    assert "lower is better" in out and "ratio of the medians" in out  # the footer
+    assert "{}" not in out.splitlines()
+
+
+def test_run_table_drops_only_columns_no_row_has():
+    from mhabench.run_table import drop_empty
+    headers, rows = drop_empty(["a", "b", "c"], [["1", "", ""], ["", "", "3"]])
+    assert headers == ["a", "c"] and rows == [["1", ""], ["", "3"]]
+    assert drop_empty(["a"], []) == (["a"], [])
+
+
+def test_smoke_run_records_threads_cores_and_load(smoke_run):
+    d, rc, out, err = smoke_run
+    host = json.loads((d / "all.json").read_text())["meta"]["host_setup"]
+    assert host["threads"] == 1  # the CPU default
+    assert host["affinity"] == sorted(os.sched_getaffinity(0)) and len(host["load_avg"]) == 3
+    assert "1 thread(s)" in out
+
+
+def test_smoke_run_names_every_file_it_wrote(smoke_run):
+    d, rc, out, err = smoke_run
+    (line,) = [ln for ln in out.splitlines() if ln.startswith("wrote ")]
+    for name in ("out.csv", "out_breakeven.csv", "errors.json", "all.json"):
+        assert str(d / name) in line
+
+
+def test_threads_option_is_recorded(tmp_path):
+    one = named_grid("smoke", "fp32", "cpu")[0]
+    axes = ["--batch-sizes", str(one.batch_size), "--seq-lens", str(one.seq_len),
+            "--embed-dims", str(one.embed_dim), "--heads", str(one.num_heads),
+            "--betas", str(one.beta_b)]
+    before = torch.get_num_threads()
+    try:
+        rc, out, err = _main(["run", "--device", "cpu", *axes, *TINY, "--threads", "2",
+                              "--no-peak", "--no-table", "--json", str(tmp_path / "a.json")])
+    finally:
+        torch.set_num_threads(before)
+    assert rc == 0, out + err
+    assert json.loads((tmp_path / "a.json").read_text())["meta"]["host_setup"]["threads"] == 2
+
+
+@pytest.mark.parametrize("argv, needle", [(["--threads", "0"], "--threads must be >= 1"),
+                                          (["--threads", "2", "--pin-cpu", "0"], "--threads 2 needs"),
+                                          (["--pin-cpu", "x"], "--pin-cpu")])
+def test_bad_threads_or_cores_exit_2_before_writing(tmp_path, argv, needle):
+    before = torch.get_num_threads(), os.sched_getaffinity(0)
+    rc, out, err = _main(["run", "--device", "cpu", *TINY, *argv, "--json", str(tmp_path / "a.json")])
+    assert rc == 2 and needle in err and err.startswith("mhabench: error:")
+    assert not (tmp_path / "a.json").exists()
+    assert (torch.get_num_threads(), os.sched_getaffinity(0)) == before
+
+
+def test_top_level_help_lists_every_command_in_plain_text():
+    help_text = cli.build_parser().format_help()
+    for command in ("run", "plot", "breakeven", "plot-asv", "track", "gate", "view-check", "serve"):
+        assert re.search(rf"^\s+{re.escape(command)}\b", help_text, re.M), command
+    assert "`" not in help_text

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import math
+import platform
 import subprocess
 import sys
 
@@ -126,3 +127,89 @@ def test_is_cached(cache, counted):
     assert not peak.is_cached("cpu", "fp32", 100)
     peak.calibrate("cpu", "float32", size=100, reps=2)
     assert peak.is_cached("cpu", "fp32", 100) and not peak.is_cached("cpu", "fp32", 64)
+
+
+# --- checks: before caching, when read, against the run's rates --------------------------------
+def _seed_cache(cache, key_size, entry):
+    cache.mkdir(parents=True, exist_ok=True)
+    key = peak.cache_key(peak.device_name("cpu"), "float32", torch.__version__, key_size)
+    (cache / "peak.json").write_text(json.dumps({key: entry}))
+    return key
+
+
+def test_a_cached_calibration_that_never_left_its_smallest_size_is_measured_again(cache, counted):
+    """The cache of an older version (no ``checked``) at the probe size: a busy first run."""
+    _seed_cache(cache, peak.CPU_PROBE, {"tflops": 0.00063, "size": peak.CPU_PROBE})
+    with pytest.warns(peak.PeakWarning, match="never left its smallest size"):
+        value = peak.calibrate("cpu", "float32", size=peak.CPU_PROBE, reps=2)
+    assert len(counted) == 1 and value == pytest.approx(2 * peak.CPU_PROBE ** 3 / 1e-3 / 1e12)
+    (entry,) = json.loads((cache / "peak.json").read_text()).values()
+    assert entry["checked"] is True and entry["host"]
+    assert peak.calibrate("cpu", "float32", size=peak.CPU_PROBE, reps=2) == value  # now kept
+    assert len(counted) == 1
+
+
+@pytest.mark.parametrize("bad", [0.0, -1.0, None, "x"])
+def test_a_cached_peak_that_is_not_a_positive_number_is_measured_again(cache, counted, bad):
+    _seed_cache(cache, 100, {"tflops": bad, "size": 100, "checked": True})
+    with pytest.warns(peak.PeakWarning, match="not a positive number"):
+        peak.calibrate("cpu", "float32", size=100, reps=2)
+    assert len(counted) == 1
+
+
+def test_the_cache_is_keyed_by_host(cache, counted):
+    peak.calibrate("cpu", "float32", size=100, reps=2)
+    (key,) = json.loads((cache / "peak.json").read_text())
+    assert key.startswith(platform.node() + "|")
+    assert peak.cache_key("cpu", "float32", "2", 100, host="a") != \
+        peak.cache_key("cpu", "float32", "2", 100, host="b")
+
+
+def test_a_probe_stuck_at_the_smallest_size_is_probed_again(monkeypatch):
+    times = iter([1.0, 1e-5])  # first probe descheduled, the second one quiet
+
+    monkeypatch.setattr(peak, "_measure", lambda *a: next(times))
+    with pytest.warns(peak.PeakWarning, match="probing again"):
+        assert peak.checked_cpu_size("fp32") == (peak.CPU_SIZE, False)
+
+
+def test_a_probe_that_stays_small_is_kept_after_its_retries(monkeypatch):
+    calls = []
+    monkeypatch.setattr(peak, "_measure", lambda *a: calls.append(a) or 1.0)
+    with pytest.warns(peak.PeakWarning):
+        assert peak.checked_cpu_size("fp16") == (peak.CPU_PROBE, True)
+    assert len(calls) == peak.PROBE_TRIES
+
+
+def test_device_peak_prefers_a_larger_cached_size_to_a_busy_probe(cache, monkeypatch):
+    _seed_cache(cache, 512, {"tflops": 0.2, "size": 512, "checked": True})
+    monkeypatch.setattr(peak, "_measure", lambda *a: pytest.fail("measured"))
+    got = peak.device_peak("cpu", "fp32")
+    assert (got["tflops"], got["matmul_size"], got["cached"]) == (0.2, 512, True)
+
+
+@pytest.mark.parametrize("rate, peak_tflops, want", [(0.5, 1.0, 0.5), (1.0, 1.0, 1.0),
+                                                     (1.5, 1.0, math.nan), (0.5, math.nan, math.nan),
+                                                     (math.nan, 1.0, math.nan)])
+def test_a_share_of_the_peak_is_never_above_1(rate, peak_tflops, want):
+    got = peak.fraction(rate, peak_tflops)
+    assert (math.isnan(got) and math.isnan(want)) or got == want
+
+
+def test_recheck_measures_again_when_a_rate_exceeds_the_peak(cache, counted):
+    entry = {"tflops": 1e-6, "matmul_size": 100}
+    assert peak.recheck([5e-7, math.nan], entry, "cpu", "fp32") is entry  # below: unchanged
+    assert counted == []
+    with pytest.warns(peak.PeakWarning, match="exceeds the peak"):
+        new = peak.recheck([2e-6], entry, "cpu", "fp32")
+    assert new["rechecked"] and new["tflops"] > 2e-6
+    assert [c[2] for c in counted][0] == peak.CPU_PROBE and len(counted) == 2  # probe, measure
+
+
+def test_no_stored_share_is_above_1():
+    from mhabench.config import Point
+    from mhabench.results import Result
+    r = Result(Point(2, 8, 32, 4, 1, dtype="fp32", device="cpu"), lengths=[8, 8],
+               rounds={"fast": [1.0], "slow": [2.0]}, peak_tflops=1e-9)
+    m = r.metrics()
+    assert m["wall_fast_tflops"] > 1e-9 and math.isnan(m["wall_fast_peak_fraction"])

@@ -75,14 +75,16 @@ def test_results_figures_hold_the_input(doc):
         assert "Test CPU 9000" in title and "torch 9.9.9" in title and "embed 32" in title
         assert "padding" in ax.get_xlabel() and "speedup" in ax.get_ylabel()
         legend = [t.get_text() for t in ax.get_legend().get_texts()]
-        assert legend == ["batch 2, seq 8", "batch 4, seq 8", "break-even (speedup = 1)"]
+        assert legend == ["batch 2, seq 8", "batch 4, seq 8", "break-even (speedup = 1)",
+                          "bars: IQR of the per-round ratios"]
 
         (ax2,) = figs["speedup_E64_H8_float32.png"].axes
         lines2 = _series(ax2)  # the failed (2, 16) shape has no finite point: no line
         assert [l.get_label() for l in lines2] == ["batch 2, seq 8"]
         assert list(lines2[0].get_ydata()) == pytest.approx([0.5, 0.7])
         assert not [l for l in ax2.get_lines() if l.get_gid() == "break_even"]
-        assert [t.get_text() for t in ax2.get_legend().get_texts()] == ["batch 2, seq 8"]
+        assert [t.get_text() for t in ax2.get_legend().get_texts()] == [
+            "batch 2, seq 8", "bars: IQR of the per-round ratios"]
     finally:
         _close(figs)
 
@@ -276,7 +278,46 @@ def test_cli_plot_bad_input_exits_2(tmp_path, content, needle):
     assert not (tmp_path / "o").exists()
 
 
-def test_cli_plot_needs_out(tmp_path):
-    with pytest.raises(SystemExit) as exc, contextlib.redirect_stderr(io.StringIO()):
-        cli.main(["plot", str(tmp_path / "x.json")])
-    assert exc.value.code == 2
+def test_cli_plot_out_defaults_to_a_folder_beside_the_input(smoke_json):
+    rc, out, err = _main(["plot", str(smoke_json)])
+    assert rc == 0, err
+    assert out.split() == [str(smoke_json.with_name("all_plots") / "speedup_E32_H4_float32.png")]
+
+
+def test_plot_draws_iqr_bars_of_the_per_round_ratios(smoke_json):
+    """Each point's bar spans the first to third quartile of its rounds' slow/fast."""
+    import numpy as np
+    doc = json.loads(smoke_json.read_text())
+    figs = results_figures(doc)
+    try:
+        (ax,) = figs["speedup_E32_H4_float32.png"].axes
+        segments = [seg for c in ax.collections if c.get_gid() == "iqr" for seg in c.get_segments()]
+        assert len(segments) == len(doc["results"])
+        spans = sorted((round(float(seg[0][1]), 9), round(float(seg[1][1]), 9)) for seg in segments)
+        want = []
+        for r in doc["results"]:
+            ratios = [a / b for a, b in zip(r["rounds_us"]["slow"], r["rounds_us"]["fast"])]
+            q1, q3 = np.percentile(ratios, [25, 75])
+            want.append((round(float(q1), 9), round(float(q3), 9)))
+        assert spans == sorted(want)
+        assert "higher is better" in ax.get_ylabel()
+        assert any("IQR" in t.get_text() for t in ax.get_legend().get_texts())
+    finally:
+        _close(figs)
+
+
+def test_varying_labels_keep_only_what_tells_lines_apart():
+    from mhabench.plot import varying_labels
+    labels = ["batch_size=2, seq_len=8, embed_dim=32", "batch_size=4, seq_len=8, embed_dim=32"]
+    legend, constant = varying_labels(labels)
+    assert legend == {labels[0]: "batch_size=2", labels[1]: "batch_size=4"}
+    assert constant == "seq_len=8, embed_dim=32"
+    assert varying_labels(["track_x"]) == ({"track_x": "track_x"}, "")
+
+
+def test_asv_axis_says_which_way_is_better():
+    from mhabench.plot import direction
+    assert direction("speedup.FastOverSlow.track_wall", "fast/slow").startswith("lower is better")
+    assert "below 1" in direction("speedup.FastOverSlow.track_wall", "ratio")
+    assert direction("efficiency.Efficiency.track_fast_tflops", "TFLOP/s") == "higher is better"
+    assert direction("time_per_call.WallTime.track_fast", "microseconds") == "lower is better"

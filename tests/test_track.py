@@ -263,3 +263,23 @@ def test_suite_reaches_asv_through_the_environment(monkeypatch):
     for suite in ("core", "full"):
         s = Settings(dir=Path("d"), project=REPO, grid="smoke", suite=suite)
         assert asv_env(s)[SUITE_ENV] == suite
+
+
+def test_threads_are_an_environment_parameter_of_the_generated_config():
+    from mhabench.track import THREADS_ENV, asv_env
+    s = Settings(dir=Path("d"), project=REPO, grid="smoke", threads=1)
+    assert asv_config(s)["matrix"]["env_nobuild"] == {THREADS_ENV: ["1"]}
+    assert asv_env(s)[THREADS_ENV] == "1"
+    plain = Settings(dir=Path("d"), project=REPO, grid="smoke")
+    assert "env_nobuild" not in asv_config(plain)["matrix"] and THREADS_ENV not in asv_env(plain)
+
+
+def test_track_defaults_to_the_smoke_grid_on_a_cpu(tmp_path, monkeypatch):
+    from mhabench import cli
+    from mhabench import track as track_mod
+    seen = []
+    monkeypatch.setattr(track_mod, "track", lambda s, *a, **k: seen.append(s) or 0)
+    assert cli.main(["track", "2.13.0", "--dir", str(tmp_path)]) == 0
+    assert cli.main(["track", "2.13.0", "--dir", str(tmp_path), "--device", "cuda",
+                     "--threads", "3"]) == 0
+    assert [(s.grid, s.threads) for s in seen] == [("smoke", 1), ("quick", 3)]
