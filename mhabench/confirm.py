@@ -28,17 +28,12 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from .config import ConfigError, canonical_device, canonical_dtype
-from .gate import FAMILIES, Rule, family_of, split_replicate
+from .gate import FAMILIES, TIMES, Rule, family_of, split_replicate
+from .run_figures import FIGURES, value
 from .stats import median
 
-#: gate figure -> (metric inverted into fast/slow, fast time metric, slow time metric)
-FIGURES = {
-    "speedup.FastOverSlow.track_wall": ("speedup", "wall_fast_us", "wall_slow_us"),
-    "speedup.FastOverSlow.track_wall_fair": ("speedup_fair", "wall_fast_us", "wall_slow_fair_us"),
-    "speedup.FastOverSlow.track_device": ("device_speedup", "device_fast_us", "device_slow_us"),
-    "speedup.FastOverSlow.track_device_fair": ("device_speedup_fair", "device_fast_us",
-                                               "device_slow_fair_us"),
-}
+#: the figures confirm re-measures (the gate's ratios) -> the metrics of the times beside them
+RATIOS = {ratio: tuple(FIGURES[t][0] for t in times) for ratio, times in TIMES.items()}
 
 
 @dataclass(frozen=True)
@@ -100,11 +95,6 @@ def measure(python: str, labels: list[str], device: str, dtype: str, out: Path,
             for r in doc["results"]}
 
 
-def fast_over_slow(metrics: dict, key: str) -> float:
-    v = metrics.get(key)
-    return 1.0 / v if isinstance(v, (int, float)) and v and math.isfinite(v) else math.nan
-
-
 def confirm(base_python: str, head_python: str, targets: list[tuple[str, str]], device: str,
             dtype: str, repeats: int = 3, rule: Rule = Rule(), extra: list[str] = (),
             log=print) -> list[Confirmation]:
@@ -121,9 +111,9 @@ def confirm(base_python: str, head_python: str, targets: list[tuple[str, str]], 
                                           Path(tmp) / f"{side}-{i}.json", list(extra)))
     out = []
     for point, figure in targets:
-        key, fast, slow = FIGURES[figure]
+        fast, slow = RATIOS[figure]
         lbl = full_label(point, dtype, device)
-        vals = {s: [fast_over_slow(r.get(lbl, {}), key) for r in runs[s]] for s in runs}
+        vals = {s: [value(r.get(lbl, {}), figure) for r in runs[s]] for s in runs}
         times = {m: [median([r.get(lbl, {}).get(m, math.nan) for r in runs[s]]) for s in runs]
                  for m in (fast, slow)}
         fam = family_of(figure, FAMILIES)
@@ -139,7 +129,7 @@ def flagged_targets(args) -> list[tuple[str, str]]:
     from .gate import run_gate
     verdicts, _, _ = run_gate(args)
     return [(v.point, v.figure) for v in verdicts
-            if v.status in ("regressed", "advisory") and v.figure in FIGURES]
+            if v.status in ("regressed", "advisory") and v.figure in RATIOS]
 
 
 def interpreter(directory: Path, name: str, given: str, flag: str) -> str:
@@ -196,9 +186,9 @@ def cmd_confirm(args) -> int:
     if args.points:
         figures = [f.strip() for f in args.figures.split(",") if f.strip()]
         for f in figures:
-            if f not in FIGURES:
+            if f not in RATIOS:
                 raise ConfigError(f"--figures: {f!r} cannot be re-measured "
-                                  f"(choose from {', '.join(FIGURES)})")
+                                  f"(choose from {', '.join(RATIOS)})")
         targets = [(p.strip(), f) for p in args.points.split(",") if p.strip() for f in figures]
     else:
         targets = flagged_targets(args)
