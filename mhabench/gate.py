@@ -8,17 +8,20 @@ records, ``change = after / before - 1``, against a threshold from measured betw
 variation, in this order:
 
 ``replicates``
-    the relative range (max - min) / median of the point's records of either build (the larger,
-    where both have two or more): the A/A spread of that point measured, not guessed;
+    the point's records of either build (two or more): their range gives one record's
+    standard deviation ``sigma`` (range / d_n, the normal range factor); the larger of the two
+    builds' and of the figure's median over its points counts (a range of 2-3 records can be
+    small by chance). Allowed: ``k * sigma * sqrt(1/nb + 1/nh)``, k standard deviations of a
+    difference of the two builds' means of nb and nh records;
 ``rounds``
     else, from one record's own rounds: the standard error of each median,
     ``0.93 * rel_iqr / sqrt(n)`` (``speedup.Noise.*`` and ``speedup.Rounds.*``), combined in
-    quadrature, doubled (a one-sided ~98% bound), plus the family's stated ``drift`` allowance
-    (what the host does between processes, which one run cannot see);
+    quadrature: ``k * hypot(se_before, se_after) + drift``, the family's stated allowance for
+    what the host does between processes, which one run cannot see;
 ``floor``
     else the family's floor (and drift).
 
-``threshold = min(cap, max(floor, k * noise))``. The floor ignores changes nobody cares about;
+``threshold = min(cap, max(floor, allowed))``, k = 3 by default. The floor ignores changes nobody cares about;
 the cap (a doubling) keeps a regression that makes the records erratic from hiding behind the
 spread it causes. Exact counts (host work: aten ops, launches, syncs, copies, kernels, bytes)
 have no threshold: any change is changed work, an increase a regression. A figure whose A/A
@@ -93,9 +96,10 @@ def family_of(name: str, families=FAMILIES) -> Family | None:
 
 @dataclass(frozen=True)
 class Rule:
-    """threshold = min(cap, max(floor, k * noise)); ``floor``/``drift`` None: the family's."""
+    """threshold = min(cap, max(floor, allowance)) (see :func:`allowance`); ``floor``/``drift``
+    None: the family's."""
 
-    k: float = 1.0
+    k: float = 3.0
     floor: float | None = None
     cap: float = 1.0
     drift: float | None = None
@@ -150,11 +154,21 @@ def _finite(v) -> bool:
 
 
 # --- the pure rule -------------------------------------------------------------------------------
+#: E[range of n normal samples] / sigma: a range of n records -> one record's standard deviation
+D_N = {2: 1.128, 3: 1.693, 4: 2.059, 5: 2.326, 6: 2.534, 7: 2.704, 8: 2.847, 9: 2.970, 10: 3.078}
+
+
 def rel_range(values) -> float:
     """(max - min) / median of one point's records; NaN below two finite records."""
     xs = [v for v in values if _finite(v)]
     m = median(xs) if len(xs) >= 2 else math.nan
     return (max(xs) - min(xs)) / abs(m) if m and math.isfinite(m) else math.nan
+
+
+def rel_sigma(values) -> float:
+    """One record's relative standard deviation, from the range of the point's records."""
+    n = len([v for v in values if _finite(v)])
+    return rel_range(values) / D_N[min(n, 10)] if n >= 2 else math.nan
 
 
 def se_of_median(rel_iqr, n) -> float:
@@ -164,28 +178,34 @@ def se_of_median(rel_iqr, n) -> float:
     return SE_MEDIAN * rel_iqr / math.sqrt(n)
 
 
-def noise_of(spreads, ses, drift: float, rule: Rule) -> tuple[float, str]:
-    """(noise, source): replicate spread, else 2 x combined SE + drift, else the drift alone."""
-    spreads = [s for s in spreads if _finite(s)]
-    if spreads and rule.noise == "auto":
-        return max(spreads), "replicates"
-    ses = [s for s in ses if _finite(s)]
+def allowance(sigma: float, nb: int, nh: int, ses, drift: float, rule: Rule) -> tuple[float, str]:
+    """(allowed relative change before floor and cap, source).
+
+    Replicates: ``k * sigma * sqrt(1/nb + 1/nh)``, the spread of a difference of two means of
+    nb and nh records. Else one record's rounds: ``k * hypot(se_before, se_after) + drift``.
+    Else the drift alone.
+    """
+    if _finite(sigma) and rule.noise == "auto":
+        return rule.k * sigma * math.sqrt(1 / nb + 1 / nh), "replicates"
+    ses = [x for x in ses if _finite(x)]
     if len(ses) == 2 and rule.noise != "floor":
-        return 2 * math.hypot(*ses) + drift, "rounds"
+        return rule.k * math.hypot(*ses) + drift, "rounds"
     return drift, "floor"
 
 
-def threshold(noise: float, floor: float, rule: Rule) -> float:
-    return min(rule.cap, max(floor, rule.k * noise))
+def threshold(allowed: float, floor: float, rule: Rule) -> float:
+    return min(rule.cap, max(floor, allowed))
 
 
 def judge(before: list, after: list, fam: Family, rule: Rule, ses=(math.nan, math.nan),
-          figure_spread: float = math.nan, spread_before: list | None = None):
+          figure_spread: float = math.nan, spread_before: list | None = None,
+          figure_sigma: float = math.nan):
     """(status, before, after, ratio, threshold, source) of one point, or None if not comparable.
 
     ``before``/``after``: the point's value in each record of either build (None: failed);
     ``spread_before``: the base build's records the spread is read from, where ``before`` is
-    one of them.
+    one of them; ``figure_sigma``: the figure's typical sigma over its points (a point's own
+    range of a few records can be small by chance; the larger of the two counts).
     """
     b = [v for v in before if _finite(v)]
     if not b or (median(b) <= 0 and not fam.exact):
@@ -202,9 +222,10 @@ def judge(before: list, after: list, fam: Family, rule: Rule, ses=(math.nan, mat
         status = "ok" if ma == mb else ("regressed" if ma > mb else "changed")
         return status, mb, ma, ratio, 0.0, "exact"
     floor = rule.floor_of(fam)
-    spreads = [rel_range(spread_before or before), rel_range(after)]
-    noise, source = noise_of(spreads, ses, rule.drift_of(fam), rule)
-    t = threshold(noise, floor, rule)
+    sigmas = [x for x in (rel_sigma(spread_before or before), rel_sigma(after)) if _finite(x)]
+    sigma = max(sigmas + ([figure_sigma] if _finite(figure_sigma) else [])) if sigmas else math.nan
+    allowed, source = allowance(sigma, len(b), len(a), ses, rule.drift_of(fam), rule)
+    t = threshold(allowed, floor, rule)
     ratio = ma / mb
     if ratio - 1 > t:
         advisory = (_finite(figure_spread) and figure_spread > floor
@@ -291,9 +312,12 @@ def compare(before: dict, after: dict, rule: Rule, families=FAMILIES,
         fam = family_of(name, families)
         if fam is None or name not in after:
             continue
-        per_point = [rel_range(vals) for vals in spread_from.get(name, {}).values()]
-        per_point = [s for s in per_point if _finite(s)]
-        fig_spread = median(per_point) if per_point and rule.noise == "auto" else math.nan
+        rows = [spread_from.get(name, {}).values(), after[name].values()]
+        spreads = [x for x in map(rel_range, rows[0]) if _finite(x)]
+        sigmas = [x for vals in rows for x in map(rel_sigma, vals) if _finite(x)]
+        auto = rule.noise == "auto"
+        fig_spread = median(spreads) if spreads and auto else math.nan
+        fig_sigma = median(sigmas) if sigmas and auto else math.nan
         method = name.rsplit(".", 1)[-1]
         for point, b in before[name].items():
             if point not in after[name]:
@@ -302,7 +326,7 @@ def compare(before: dict, after: dict, rule: Rule, families=FAMILIES,
                                      _med(d.get(fam.rounds, {}).get(point)))
                         for d in (before, after)) if fam.noise else (math.nan, math.nan)
             got = judge(b, after[name][point], fam, rule, ses, fig_spread,
-                        spread_from.get(name, {}).get(point))
+                        spread_from.get(name, {}).get(point), fig_sigma)
             if got is not None:
                 status, mb, ma, ratio, t, source = got
                 out.append(Verdict(point, name, fam.name, mb, ma, ratio, t, source, status,
@@ -583,7 +607,8 @@ def _jsonable(d):
 
 # --- command line --------------------------------------------------------------------------------
 def add_rule_args(p) -> None:
-    p.add_argument("--k", type=float, default=Rule.k, help="noise multiplier (1.0)")
+    p.add_argument("--k", type=float, default=Rule.k,
+                   help="standard deviations of between-run noise a change must exceed (3)")
     p.add_argument("--floor", type=float, default=None,
                    help="smallest relative increase that counts (default per family: device "
                         "0.02, wall 0.05, instructions 0.01)")
@@ -643,7 +668,7 @@ def cmd_gate(args) -> int:
                  f"{ctx['machine']} [{ctx['env']}]: {len(verdicts)} comparisons")
     print(head_line)
     print(f"{DIRECTION}; change = after / before - 1; threshold = min(cap {rule.cap:g}, "
-          f"max(floor, k {rule.k:g} x between-run noise)); host-work counts: any change")
+          f"max(floor, {rule.k:g} sd of the between-run noise)); host-work counts: any change")
     flagged = ranked(verdicts)
     if flagged:
         print(table(verdicts))

@@ -13,8 +13,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from asv_files import LABELS, write_result  # noqa: E402
 
 from mhabench.config import ConfigError  # noqa: E402
-from mhabench.gate import (FAMILIES, Rule, family_of, gate, judge, label, noise_of,  # noqa: E402
-                           op_diff, rel_range, se_of_median, threshold)
+from mhabench.gate import (FAMILIES, Rule, allowance, family_of, gate, judge,  # noqa: E402
+                           label, op_diff, rel_range, rel_sigma, se_of_median, threshold)
 
 REPO = Path(__file__).resolve().parents[1]
 WALL, NOISE, ROUNDS = ("speedup.FastOverSlow.track_wall", "speedup.Noise.track_wall",
@@ -39,12 +39,13 @@ def test_rule_table_matches_by_pattern():
     assert fam(NOISE) is None
 
 
-def test_noise_prefers_replicates_then_rounds_then_floor():
-    assert noise_of([0.04, math.nan], [0.01, 0.01], 0.03, Rule()) == (0.04, "replicates")
-    n, src = noise_of([math.nan], [0.03, 0.04], 0.03, Rule())
-    assert src == "rounds" and n == pytest.approx(2 * 0.05 + 0.03)
-    assert noise_of([], [math.nan, 0.01], 0.03, Rule()) == (0.03, "floor")
-    assert noise_of([0.04], [0.03, 0.04], 0.0, Rule(noise="rounds"))[1] == "rounds"
+def test_allowance_prefers_replicates_then_rounds_then_floor():
+    assert allowance(0.02, 3, 1, [0.01, 0.01], 0.03, Rule()) == (
+        pytest.approx(3 * 0.02 * math.sqrt(1 / 3 + 1)), "replicates")
+    got, src = allowance(math.nan, 1, 1, [0.03, 0.04], 0.03, Rule())
+    assert src == "rounds" and got == pytest.approx(3 * 0.05 + 0.03)
+    assert allowance(math.nan, 1, 1, [math.nan, 0.01], 0.03, Rule()) == (0.03, "floor")
+    assert allowance(0.02, 2, 2, [0.03, 0.04], 0.0, Rule(noise="rounds"))[1] == "rounds"
     assert se_of_median(0.3, 100) == pytest.approx(0.929 * 0.03, rel=1e-3)
     assert math.isnan(se_of_median(None, 50))
 
@@ -53,21 +54,26 @@ def test_threshold_between_floor_and_cap():
     assert threshold(0.01, 0.05, Rule()) == 0.05
     assert threshold(0.3, 0.05, Rule()) == 0.3
     assert threshold(3.0, 0.05, Rule()) == 1.0
-    assert threshold(0.3, 0.05, Rule(k=2)) == pytest.approx(0.6)
 
 
 def test_rel_range_needs_two_records():
     assert rel_range([1.0, 1.1, 0.9]) == pytest.approx(0.2)
     assert math.isnan(rel_range([1.0])) and math.isnan(rel_range([1.0, None, math.nan]))
+    assert rel_sigma([1.0, 1.1, 0.9]) == pytest.approx(0.2 / 1.693)
+    assert math.isnan(rel_sigma([1.0]))
 
 
-def test_judge_replicates_flag_beyond_the_spread_only():
+def test_judge_replicates_flag_beyond_k_sigma_of_the_difference():
     wall = fam(WALL)
-    ok = judge([1.0, 1.02, 0.99], [1.025], wall, Rule(floor=0.0))
-    assert ok[0] == "ok" and ok[5] == "replicates" and ok[4] == pytest.approx(0.03)
-    bad = judge([1.0, 1.02, 0.99], [1.10], wall, Rule())
-    assert bad[0] == "regressed" and bad[3] == pytest.approx(1.10)
+    # range 3% of 3 records: sigma 1.77%; 3 sigma x sqrt(1/3 + 1) = 6.1%
+    ok = judge([1.0, 1.02, 0.99], [1.06], wall, Rule(floor=0.0))
+    assert ok[0] == "ok" and ok[5] == "replicates"
+    assert ok[4] == pytest.approx(3 * 0.03 / 1.693 * math.sqrt(4 / 3), rel=1e-3)
+    assert judge([1.0, 1.02, 0.99], [1.07], wall, Rule(floor=0.0))[0] == "regressed"
+    assert judge([1.0, 1.02, 0.99], [1.10], wall, Rule())[0] == "regressed"
     assert judge([1.0, 1.02, 0.99], [0.8], wall, Rule())[0] == "improved"
+    # a point whose records agree by chance keeps the figure's typical sigma
+    assert judge([1.0, 1.0, 1.0], [1.07], wall, Rule(floor=0.0), figure_sigma=0.03)[0] == "ok"
 
 
 def test_judge_failed_after_is_a_regression_and_n_a_is_skipped():
@@ -134,7 +140,7 @@ def test_gate_judges_against_the_base_builds_replicate_spread(replicated):
     assert ctx["machine"] == "m" and (ctx["base_records"], ctx["head_records"]) == (3, 1)
     wall = [v for v in verdicts if v.figure == WALL]
     assert len(wall) == 8 and all(v.regressed and v.source == "replicates" for v in wall)
-    assert wall[0].threshold == pytest.approx(0.05)  # spread 3% under the 5% floor
+    assert wall[0].threshold == pytest.approx(0.061, abs=1e-3)  # 3 sigma of the difference
     assert wall[0].times["fast"] == [10.0, 11.0] and wall[0].times["slow"] == [20.0, 20.0]
     assert not [v for v in verdicts if v.figure == OPS and v.status != "ok"]
 
@@ -167,13 +173,13 @@ def test_one_record_of_a_build_keeps_the_builds_spread(replicated):
 def test_without_replicates_the_rounds_standard_error_and_drift_set_the_threshold(tmp_path):
     res = tmp_path / "results"
     write_result(res, "m", A, _values(1.0, noise=0.3, rounds=50.0))
-    write_result(res, "m", B, _values(1.12, noise=0.3, rounds=50.0))
+    write_result(res, "m", B, _values(1.18, noise=0.3, rounds=50.0))
     verdicts, _ = gate(tmp_path, A[:8], B[:8])
     v = next(v for v in verdicts if v.figure == WALL)
     se = 0.929 * 0.3 / math.sqrt(50)
-    assert v.source == "rounds" and v.threshold == pytest.approx(2 * math.hypot(se, se) + 0.03,
+    assert v.source == "rounds" and v.threshold == pytest.approx(3 * math.hypot(se, se) + 0.03,
                                                                  rel=1e-3)
-    assert v.status == "ok"  # +12% inside 2 x 5.6% + 3%; beyond 2 x 5.6% alone
+    assert v.status == "ok"  # +18% inside 3 x 5.6% + 3%; beyond 3 x 5.6% alone
     assert next(v for v in gate(tmp_path, A[:8], B[:8], rule=Rule(drift=0.0))[0]
                 if v.figure == WALL).status == "regressed"
 
