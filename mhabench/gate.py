@@ -105,9 +105,10 @@ class Rule:
     drift: float | None = None
     advisory_k: float = 3.0
     noise: str = "auto"        # auto | rounds (ignore replicates) | floor
+    prior_df: float = 4.0      # weight of the figure's sigma in each point's (degrees of freedom)
 
     def __post_init__(self):
-        for name in ("k", "floor", "cap", "drift", "advisory_k"):
+        for name in ("k", "floor", "cap", "drift", "advisory_k", "prior_df"):
             v = getattr(self, name)
             if v is None and name in ("floor", "drift"):
                 continue
@@ -171,6 +172,33 @@ def rel_sigma(values) -> float:
     return rel_range(values) / D_N[min(n, 10)] if n >= 2 else math.nan
 
 
+def point_sigma(groups) -> tuple[float, int]:
+    """(pooled sigma, degrees of freedom) of one point over the builds' record groups: the
+    builds' variances (each from its range) averaged with weights n - 1."""
+    num, df = 0.0, 0
+    for values in groups:
+        n = len([v for v in values or [] if _finite(v)])
+        sd = rel_sigma(values or [])
+        if n >= 2 and _finite(sd):
+            num, df = num + (n - 1) * sd * sd, df + n - 1
+    return (math.sqrt(num / df), df) if df else (math.nan, 0)
+
+
+def pooled_sigma(groups, figure_sigma: float, prior_df: float) -> float:
+    """A point's sigma shrunk toward its figure's: ``(df s^2 + prior_df S^2) / (df + prior_df)``.
+
+    Two or three records give a point's own sigma with 1-4 degrees of freedom: one outlier
+    record (or records that agree by chance) moves it by a factor of several. The figure's
+    sigma (median over its points) is the prior worth ``prior_df`` degrees of freedom.
+    """
+    s, df = point_sigma(groups)
+    if not df:
+        return math.nan
+    if not _finite(figure_sigma) or prior_df <= 0:
+        return s
+    return math.sqrt((df * s * s + prior_df * figure_sigma ** 2) / (df + prior_df))
+
+
 def se_of_median(rel_iqr, n) -> float:
     """Relative standard error of the median of ``n`` samples whose relative IQR is ``rel_iqr``."""
     if not (_finite(rel_iqr) and _finite(n) and n >= 1):
@@ -222,8 +250,7 @@ def judge(before: list, after: list, fam: Family, rule: Rule, ses=(math.nan, mat
         status = "ok" if ma == mb else ("regressed" if ma > mb else "changed")
         return status, mb, ma, ratio, 0.0, "exact"
     floor = rule.floor_of(fam)
-    sigmas = [x for x in (rel_sigma(spread_before or before), rel_sigma(after)) if _finite(x)]
-    sigma = max(sigmas + ([figure_sigma] if _finite(figure_sigma) else [])) if sigmas else math.nan
+    sigma = pooled_sigma([spread_before or before, after], figure_sigma, rule.prior_df)
     allowed, source = allowance(sigma, len(b), len(a), ses, rule.drift_of(fam), rule)
     t = threshold(allowed, floor, rule)
     ratio = ma / mb
@@ -312,9 +339,10 @@ def compare(before: dict, after: dict, rule: Rule, families=FAMILIES,
         fam = family_of(name, families)
         if fam is None or name not in after:
             continue
-        rows = [spread_from.get(name, {}).values(), after[name].values()]
-        spreads = [x for x in map(rel_range, rows[0]) if _finite(x)]
-        sigmas = [x for vals in rows for x in map(rel_sigma, vals) if _finite(x)]
+        spreads = [x for x in map(rel_range, spread_from.get(name, {}).values()) if _finite(x)]
+        sigmas = [point_sigma([spread_from.get(name, {}).get(pt), after[name].get(pt)])[0]
+                  for pt in before[name]]
+        sigmas = [x for x in sigmas if _finite(x)]
         auto = rule.noise == "auto"
         fig_spread = median(spreads) if spreads and auto else math.nan
         fig_sigma = median(sigmas) if sigmas and auto else math.nan

@@ -14,7 +14,8 @@ from asv_files import LABELS, write_result  # noqa: E402
 
 from mhabench.config import ConfigError  # noqa: E402
 from mhabench.gate import (FAMILIES, Rule, allowance, family_of, gate, judge,  # noqa: E402
-                           label, op_diff, rel_range, rel_sigma, se_of_median, threshold)
+                           label, op_diff, point_sigma, pooled_sigma, rel_range, rel_sigma,
+                           se_of_median, threshold)
 
 REPO = Path(__file__).resolve().parents[1]
 WALL, NOISE, ROUNDS = ("speedup.FastOverSlow.track_wall", "speedup.Noise.track_wall",
@@ -48,6 +49,15 @@ def test_allowance_prefers_replicates_then_rounds_then_floor():
     assert allowance(0.02, 2, 2, [0.03, 0.04], 0.0, Rule(noise="rounds"))[1] == "rounds"
     assert se_of_median(0.3, 100) == pytest.approx(0.929 * 0.03, rel=1e-3)
     assert math.isnan(se_of_median(None, 50))
+
+
+def test_a_points_sigma_pools_both_builds_and_shrinks_toward_its_figures():
+    s, df = point_sigma([[1.0, 1.1, 0.9], [1.0, 1.02]])
+    assert df == 3
+    assert s == pytest.approx(math.sqrt((2 * (0.2 / 1.693) ** 2 + (0.02 / 1.01 / 1.128) ** 2) / 3))
+    assert pooled_sigma([[1.0, 1.0]], 0.02, 4.0) == pytest.approx(math.sqrt(4 * 0.02 ** 2 / 5))
+    assert pooled_sigma([[1.0, 1.1]], math.nan, 4.0) == pytest.approx(0.1 / 1.05 / 1.128)
+    assert math.isnan(pooled_sigma([[1.0], [2.0]], 0.02, 4.0))  # no replicates: no sigma
 
 
 def test_threshold_between_floor_and_cap():
