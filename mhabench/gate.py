@@ -8,11 +8,12 @@ records, ``change = after / before - 1``, against a threshold from measured betw
 variation, in this order:
 
 ``replicates``
-    the point's records of either build (two or more): their range gives one record's
-    standard deviation ``sigma`` (range / d_n, the normal range factor); the larger of the two
-    builds' and of the figure's median over its points counts (a range of 2-3 records can be
-    small by chance). Allowed: ``k * sigma * sqrt(1/nb + 1/nh)``, k standard deviations of a
-    difference of the two builds' means of nb and nh records;
+    the point's records of either build (two or more): each build's range gives one record's
+    standard deviation (range / d_n, the normal range factor), pooled over both builds and
+    shrunk toward the figure's median sigma over its points (worth ``prior_df`` = 4 degrees of
+    freedom: a range of 2-3 records alone is off by a factor of several when one record is an
+    outlier or the records agree by chance). Allowed: ``k * sigma * sqrt(1/nb + 1/nh)``, k
+    standard deviations of the difference of the two builds' means of nb and nh records;
 ``rounds``
     else, from one record's own rounds: the standard error of each median,
     ``0.93 * rel_iqr / sqrt(n)`` (``speedup.Noise.*`` and ``speedup.Rounds.*``), combined in
