@@ -26,7 +26,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import stat
 import subprocess
 import sys
 import tempfile
@@ -44,14 +43,6 @@ from mhabench.track import Settings, asv, prepare, run_builds  # noqa: E402
 
 MACHINE = "bench-cpu"
 WALL = ("speedup.FastOverSlow.track_wall", "speedup.FastOverSlow.track_wall_fair")
-
-
-def interpreter(path: Path, plant_dir: Path | None = None) -> str:
-    pp = ":".join(str(p) for p in ([plant_dir] if plant_dir else []) + [REPO])
-    path.write_text(f"#!/bin/sh\nPYTHONPATH={pp} OMP_NUM_THREADS=1 exec {sys.executable} "
-                    '"$@"\n')
-    path.chmod(path.stat().st_mode | stat.S_IXUSR)
-    return str(path)
 
 
 def summary(verdicts) -> dict:
@@ -156,14 +147,14 @@ def main() -> int:
 
 def run_confirms(work: Path, fracs, recs, tags) -> dict:
     """A/A on every smoke point; the first plant's flagged points against that plant."""
-    plain = interpreter(work / "plain")
+    plain = plant.interpreter(work / "plain", REPO)
     out = {}
     points = sorted(g.point_values(recs[tags[0]])[WALL[0]])
     out["aa_all_points"] = confirm(plain, plain, points, work / "confirm-aa.json")
     flagged = [v.point for v in judge_sets(recs[tags[0]], recs[tags[2]])
                if v.figure in WALL and v.status in g.FLAGGED]
     pdir = plant.install_dir(work / "plant-confirm", plant.Plant(busy_frac=fracs[0]))
-    slowed = interpreter(work / "slowed", pdir)
+    slowed = plant.interpreter(work / "slowed", REPO, pdir)
     out[f"plant_{fracs[0]:g}_flagged"] = confirm(plain, slowed, sorted(set(flagged)),
                                                  work / "confirm-plant.json")
     return out

@@ -148,7 +148,7 @@ def interpreter(directory: Path, name: str, given: str, flag: str) -> str:
 
 
 def register_confirm(sub) -> None:
-    from .gate import add_build_args, add_rule_args
+    from .gate import add_build_args, add_output_args, add_rule_args
     p = sub.add_parser("confirm", help="re-measure the gate's flagged points with both builds' "
                                        "interpreters in turn",
                        description=__doc__.split("\n\n")[0])
@@ -168,8 +168,7 @@ def register_confirm(sub) -> None:
     p.add_argument("--dtype", default="", help="the sweep's default for the device")
     p.add_argument("--target-ms", type=float, default=None,
                    help="wall-time measuring per point (mhabench run's default)")
-    p.add_argument("--json", default="", metavar="PATH", help="write the confirmations as JSON")
-    p.add_argument("--markdown", default="", metavar="PATH", help="write the table as Markdown")
+    add_output_args(p, "confirmations")
     p.set_defaults(func=cmd_confirm)
 
 

@@ -37,7 +37,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import re
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -665,6 +664,12 @@ def add_build_args(p) -> None:
                    help="asv environment name, where a commit has results of several")
 
 
+def add_output_args(p, what: str) -> None:
+    p.add_argument("--json", default="", metavar="PATH", help=f"write the {what} as JSON")
+    p.add_argument("--markdown", default="", metavar="PATH",
+                   help="write the ranked table as Markdown (a CI comment)")
+
+
 def rule_of(args) -> Rule:
     return Rule(args.k, args.floor, args.cap, args.drift, args.advisory_k, args.noise)
 
@@ -675,9 +680,7 @@ def register_gate(sub) -> None:
                        description=__doc__.split("\n\n")[0])
     add_build_args(p)
     add_rule_args(p)
-    p.add_argument("--json", default="", metavar="PATH", help="write the verdicts as JSON")
-    p.add_argument("--markdown", default="", metavar="PATH",
-                   help="write the ranked table as Markdown (a CI comment)")
+    add_output_args(p, "verdicts")
     p.set_defaults(func=cmd_gate)
 
 

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import os
-import stat
 import subprocess
 import sys
 from pathlib import Path
@@ -34,15 +33,6 @@ def test_decide_needs_every_pair_ordered_and_the_floor_passed():
     assert full_label("B2-S8-E32-H4-b1", "float32", "cpu") == "B2-S8-E32-H4-b1-float32-cpu"
 
 
-def interpreter(path: Path, plant_dir: Path | None = None) -> str:
-    """A wrapper script: this interpreter, one thread, the plant (if any) on PYTHONPATH."""
-    pp = ":".join(str(p) for p in ([plant_dir] if plant_dir else []) + [REPO])
-    path.write_text(f"#!/bin/sh\nPYTHONPATH={pp} OMP_NUM_THREADS=1 exec {sys.executable} "
-                    '"$@"\n')
-    path.chmod(path.stat().st_mode | stat.S_IXUSR)
-    return str(path)
-
-
 def _confirm(base: str, head: str, *extra, json_path: Path | None = None):
     args = [sys.executable, "-m", "mhabench", "confirm", "A", "B", "--points", POINT,
             "--base-python", base, "--head-python", head, "--target-ms", "30", *extra]
@@ -56,7 +46,8 @@ def _confirm(base: str, head: str, *extra, json_path: Path | None = None):
 def wrappers(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("confirm")
     slowed = plant.install_dir(tmp / "plant", plant.Plant(busy_frac=0.5))
-    return interpreter(tmp / "plain"), interpreter(tmp / "slowed", slowed)
+    return (plant.interpreter(tmp / "plain", REPO),
+            plant.interpreter(tmp / "slowed", REPO, slowed))
 
 
 def test_a_planted_slowdown_is_confirmed(wrappers, tmp_path):
