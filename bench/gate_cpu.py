@@ -66,6 +66,8 @@ def main() -> int:
     ap.add_argument("--work", default="", help="keep everything here (default: a temp dir)")
     ap.add_argument("--out", default="", help="write the figures as JSON")
     ap.add_argument("--skip-confirm", action="store_true")
+    ap.add_argument("--analyse-only", action="store_true",
+                    help="judge the records already in --work again (no new measurement)")
     args = ap.parse_args()
     fracs = [float(f) for f in args.plants.split(",") if f]
     work = Path(args.work or tempfile.mkdtemp(prefix="gate-cpu-"))
@@ -85,19 +87,8 @@ def main() -> int:
     tags = [b.tag for b in builds]
     report: dict = {"builds": tags, "repeats": args.repeats, "work": str(work)}
 
-    t = time.perf_counter()
-    status = run_builds(s, builds, None, commits)
-    first = time.perf_counter() - t
-    s = Settings(**{**s.__dict__, "repeats": args.repeats})
-    t = time.perf_counter()
-    status = max(status, run_builds(s, builds, None, commits))
-    rest = time.perf_counter() - t
-    report["cost_s"] = {"first_record_of_each_build": round(first, 1),
-                        "remaining_records": round(rest, 1),
-                        f"repeats_{args.repeats}_over_one": round((first + rest) / first, 3)}
-    report["asv_run_status"] = status
-    pub = asv(s, "publish", echo=False)
-    report["publish_status"] = pub
+    if not args.analyse_only:
+        report.update(record(s, builds, commits, args.repeats))
 
     res = s.dir / "results"
     recs = {tag: g.build_records(res, MACHINE, commits[tag]) for tag in tags}
@@ -143,6 +134,21 @@ def main() -> int:
     if args.out:
         Path(args.out).write_text(text + "\n")
     return 0
+
+
+def record(s: Settings, builds, commits, repeats: int) -> dict:
+    """Every build once, then the remaining records (timed apart), then publish."""
+    t = time.perf_counter()
+    status = run_builds(s, builds, None, commits)
+    first = time.perf_counter() - t
+    s = Settings(**{**s.__dict__, "repeats": repeats})
+    t = time.perf_counter()
+    status = max(status, run_builds(s, builds, None, commits))
+    rest = time.perf_counter() - t
+    return {"cost_s": {"first_record_of_each_build": round(first, 1),
+                       "remaining_records": round(rest, 1),
+                       f"repeats_{repeats}_over_one": round((first + rest) / first, 3)},
+            "asv_run_status": status, "publish_status": asv(s, "publish", echo=False)}
 
 
 def run_confirms(work: Path, fracs, recs, tags) -> dict:
