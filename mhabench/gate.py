@@ -581,11 +581,20 @@ HEADER = ["verdict", "point", "figure", "before", "after", "change", "threshold"
           "fast us before -> after", "slow us before -> after", "ops"]
 
 
+def _shown(verdicts: list[Verdict]) -> tuple[list[str], list[list[str]]]:
+    """Header and rows; the ops column only where a host-work count changed."""
+    body = rows(verdicts)
+    if any(r[-1] for r in body):
+        return HEADER, body
+    return HEADER[:-1], [r[:-1] for r in body]
+
+
 def table(verdicts: list[Verdict]) -> str:
     from prettytable import PrettyTable
-    t = PrettyTable(HEADER)
+    header, body = _shown(verdicts)
+    t = PrettyTable(header)
     t.align = "l"
-    for r in rows(verdicts):
+    for r in body:
         t.add_row(r)
     return t.get_string()
 
@@ -603,12 +612,12 @@ def counts(verdicts: list[Verdict]) -> dict[str, dict[str, int]]:
 def markdown(verdicts: list[Verdict], head_line: str) -> str:
     lines = [f"**mhabench gate**: {head_line}", "", f"_{DIRECTION}; change = after / before - 1_",
              ""]
-    bad = rows(verdicts)
+    header, bad = _shown(verdicts)
     if not bad:
         lines.append("No regression beyond the measured between-run variation.")
         return "\n".join(lines) + "\n"
-    lines.append("| " + " | ".join(HEADER) + " |")
-    lines.append("|" + "---|" * len(HEADER))
+    lines.append("| " + " | ".join(header) + " |")
+    lines.append("|" + "---|" * len(header))
     for r in bad:
         lines.append("| " + " | ".join(c.replace("|", "\\|") for c in r) + " |")
     return "\n".join(lines) + "\n"
