@@ -22,12 +22,12 @@ Environment variables (read once, at import):
 ``MHABENCH_SETUP_TIMEOUT``
     Seconds allowed for the one sweep of the grid (``setup_cache``); default by grid below.
 ``MHABENCH_SUITE``
-    ``full`` (default): every figure. ``core``: the timing, speedup, host-share and fast-vs-slow
-    error figures only (14 methods instead of 27), swept without the extras (fp32 drift, peak
-    memory, SDPA backend split, peak calibration). asv pays one process per (method x point),
-    several ms each, so on the seed grid the method count, not the sweep, sets a run's cost;
-    ``core`` is the per-build profile. Its runs leave the other figures (and the gate's noise
-    figures) unrecorded for that build.
+    ``full`` (default): every figure. ``core``: the timing, speedup (with its noise and round
+    counts), host-share and fast-vs-slow error figures only (20 methods instead of 29), swept
+    without the extras (fp32 drift, peak memory, SDPA backend split, peak calibration). asv pays
+    one process per (method x point), several ms each, so on the seed grid the method count, not
+    the sweep, sets a run's cost; ``core`` is the per-build profile. Its runs leave the other
+    figures unrecorded for that build.
 ``MHABENCH_THREADS``
     torch's intra-op threads in the sweep; default 1 on a CPU (as ``torch.utils.benchmark``),
     torch's own on CUDA. Set it in the config's ``matrix`` (``env_nobuild``) rather than the

@@ -27,13 +27,19 @@ class Noise(SweptPoint):
     Same method names as :class:`FastOverSlow`, so a gate pairs each figure with its noise.
     """
 
-    track_wall = figure("speedup_rel_iqr", RATIO, "Relative IQR of per-round slow/fast.",
-                        extra=True)
+    track_wall = figure("speedup_rel_iqr", RATIO, "Relative IQR of per-round slow/fast.")
     track_wall_fair = figure("speedup_fair_rel_iqr", RATIO,
-                             "Relative IQR of per-round slow_fair/fast.", extra=True)
+                             "Relative IQR of per-round slow_fair/fast.")
     track_device = figure("device_speedup_rel_iqr", RATIO,
-                          "Relative IQR of per-call kernel-time slow/fast.", extra=True,
-                          on="cuda")
+                          "Relative IQR of per-call kernel-time slow/fast.", on="cuda")
     track_device_fair = figure("device_speedup_fair_rel_iqr", RATIO,
-                               "Relative IQR of per-call kernel-time slow_fair/fast.",
-                               extra=True, on="cuda")
+                               "Relative IQR of per-call kernel-time slow_fair/fast.", on="cuda")
+
+
+class Rounds(SweptPoint):
+    """How many samples each median of one record stands on (interleaved rounds; profiled calls
+    per path): with the Noise figures, the standard error of a single record's median."""
+
+    track_wall = figure("wall_rounds", "rounds", "Interleaved wall-time rounds behind the medians.")
+    track_device = figure("device_rounds", "calls", "Profiled calls per path behind the device "
+                          "medians.", on="cuda")

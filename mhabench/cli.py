@@ -25,6 +25,8 @@ def _add_run(sub) -> None:
         g.add_argument(flag, dest=dest, default=None, metavar="N,N,...",
                        help=f"replace the grid's {dest.replace('_', ' ')} (comma-separated)")
     g.add_argument("--stride", type=int, default=1, help="keep every N-th point of the grid")
+    g.add_argument("--points", default=None, metavar="LABEL[,LABEL...]",
+                   help="only these points, as their labels print (B2-S8-E32-H4-b1-float32-cpu)")
     g.add_argument("--device", default=None, help="cpu, cuda or cuda:N (default: cuda if available)")
     g.add_argument("--dtype", default=None, help="fp16, bf16 or fp32 (default: fp16 on CUDA, fp32 on CPU)")
     g.add_argument("--block-size", type=int, default=2)
@@ -80,12 +82,13 @@ def build_parser() -> argparse.ArgumentParser:
 def _extra_commands():
     """Sub-commands that live in their own modules (imported lazily, torch-free parsing)."""
     from .analysis_cli import register_breakeven, register_plot, register_plot_asv
+    from .confirm import register_confirm
     from .gate import register_gate
     from .report_view import register as register_view_check
     from .serve import register as register_serve
     from .track import register_track
     return [register_plot, register_breakeven, register_plot_asv, register_track, register_gate,
-            register_view_check, register_serve]
+            register_confirm, register_view_check, register_serve]
 
 
 def resolve_points(args, device: str, dtype: str):
@@ -110,6 +113,12 @@ def resolve_points(args, device: str, dtype: str):
             points = [replace(p, block_size=args.block_size, seed=seed) for p in points]
     if args.stride < 1:
         raise ConfigError(f"--stride must be >= 1, got {args.stride}")
+    if args.points is not None:
+        from .config import point_of_label
+        picked = [point_of_label(t, args.block_size, seed) for t in args.points.split(",") if t.strip()]
+        if not picked or any((p.device, p.dtype) != (device, dtype) for p in picked):
+            raise ConfigError(f"--points {args.points!r}: give labels of {dtype} on {device}")
+        return "points", picked
     return grid, stride(points, args.stride)
 
 

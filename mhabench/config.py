@@ -88,6 +88,19 @@ class Point:
                 f"-b{self.beta_b}-{self.dtype}-{self.device}")
 
 
+LABEL = re.compile(r"B(\d+)-S(\d+)-E(\d+)-H(\d+)-b(\d+)-(\w+)-(cpu|cuda(?::\d+)?)")
+
+
+def point_of_label(label: str, block_size: int = 2, seed: int = SEED) -> Point:
+    """The inverse of :attr:`Point.label` (``B2-S8-E32-H4-b1-float32-cpu``); ConfigError if not one."""
+    m = LABEL.fullmatch(label.strip())
+    if not m:
+        raise ConfigError(f"--points: {label!r} is not a point label "
+                          "(e.g. B2-S8-E32-H4-b1-float32-cpu)")
+    B, S, E, H, b = map(int, m.groups()[:5])
+    return Point(B, S, E, H, b, block_size=block_size, dtype=m[6], device=m[7], seed=seed)
+
+
 @dataclass(frozen=True)
 class Axes:
     """The value lists a product grid is built from."""

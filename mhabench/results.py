@@ -122,6 +122,9 @@ class Result:
         for name, slow in (("speedup", "slow"), ("speedup_fair", "slow_fair")):
             m[f"{name}_rel_iqr"] = self.speedup_rel_iqr(slow)
             m[f"device_{name}_rel_iqr"] = self.speedup_rel_iqr(slow, device=True)
+        # the sample counts behind the medians: what a standard error of one record needs
+        m["wall_rounds"] = float(len(self.rounds.get("fast", [])))
+        m["device_rounds"] = float(len(self.device_calls.get("fast", []))) or math.nan
         m.update(self._efficiency_metrics())
         m.update(self._host_work_metrics())
         return {k: float(v) for k, v in m.items()}

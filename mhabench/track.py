@@ -36,6 +36,7 @@ import tempfile
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from .asv_feed import feed_settings
 from .asv_results import file_values
 from .builds import Build, commit_dates, local_build, merged, parse_spec
 from .config import ConfigError
@@ -43,6 +44,7 @@ from .config import ConfigError
 GRID_ENV, DEVICE_ENV, DTYPE_ENV = "MHABENCH_GRID", "MHABENCH_DEVICE", "MHABENCH_DTYPE"
 SUITE_ENV = "MHABENCH_SUITE"
 THREADS_ENV = "MHABENCH_THREADS"
+RECORD_ENV = "MHABENCH_RECORD_DIR"  # where the sweep files its full per-point results
 REPO_DIR, CONFIG, MANIFEST, INSTALLED = "builds", "asv.conf.json", "builds.json", "installed"
 
 #: Fixed identity and settings for the builds repository's commits (hashes must not depend on
@@ -77,6 +79,7 @@ class Settings:
     suite: str = "full"             # MHABENCH_SUITE: full or core (benchmarks/common.py)
     threads: int | None = None      # MHABENCH_THREADS (None: the suite's default for the device)
     regression_threshold: float = 0.05
+    repeats: int = 1                # records per build, in fresh processes, builds interleaved
     uninstall: tuple[str, ...] = ()  # packages to remove with the project when switching builds
     asv_env: dict = field(default_factory=dict, compare=False)  # extra env for asv (tests)
 
@@ -93,6 +96,12 @@ class Settings:
         kind = "custom" if self.grid.lower().startswith("custom:") else self.grid.lower()
         return f"{socket.gethostname()}-{kind}-{self.device.replace(':', '')}" + (
             f"-{self.dtype}" if self.dtype else "")
+
+    def replicate_machine(self, n: int) -> str:
+        """Record ``n`` (1-based) of a build lives on machine ``M`` (n = 1) or ``M-rN``: asv
+        keeps one result per (commit, environment, machine), and publish draws each as a
+        series of its own."""
+        return self.machine_name if n == 1 else f"{self.machine_name}-r{n}"
 
 
 # --- checks before anything is written ----------------------------------------------------------
@@ -268,7 +277,10 @@ def asv_config(s: Settings) -> dict:
         "html_dir": str(d / "html"),
         "launch_method": "forkserver",
         "default_benchmark_timeout": 300,
-        "regressions_thresholds": {".*": s.regression_threshold},
+        # the builds repository is local: a commit stands for a torch build named in its
+        # subject (with torch's git hash), and has no page to link to
+        "show_commit_url": "#",
+        **feed_settings(s.regression_threshold),
     }
 
 
@@ -301,31 +313,36 @@ def prepare(s: Settings, new: list[Build]) -> tuple[list[Build], dict[str, str]]
 
 
 # --- driving asv ----------------------------------------------------------------------------------
-def asv_env(s: Settings) -> dict:
+def asv_env(s: Settings, machine: str = "") -> dict:
     env = {k: v for k, v in os.environ.items()
-           if k not in (GRID_ENV, DEVICE_ENV, DTYPE_ENV, SUITE_ENV, THREADS_ENV)}
+           if k not in (GRID_ENV, DEVICE_ENV, DTYPE_ENV, SUITE_ENV, THREADS_ENV, RECORD_ENV)}
     env.update({GRID_ENV: s.grid, DEVICE_ENV: s.device, SUITE_ENV: s.suite})
     if s.threads:
         env[THREADS_ENV] = str(s.threads)
+    if machine:
+        env[RECORD_ENV] = str((s.dir / "records" / machine).resolve())
     if s.dtype:
         env[DTYPE_ENV] = s.dtype
     env.update(s.asv_env)
     return env
 
 
-def asv(s: Settings, *args: str, echo: bool = True) -> int:
-    """Run ``python -m asv ARGS --config <generated>`` in the dir (asv's ``{conf_dir}`` is cwd)."""
+def asv(s: Settings, *args: str, echo: bool = True, machine: str = "") -> int:
+    """Run ``python -m asv ARGS --config <generated>`` in the dir (asv's ``{conf_dir}`` is cwd);
+    a run for ``machine`` files the sweep's full results under ``records/<machine>/``."""
     cmd = [sys.executable, "-m", "asv", args[0], "--config", str((s.dir / CONFIG).resolve()),
            *args[1:]]
     if echo:
         print("$ " + " ".join(shlex.quote(c) for c in cmd), flush=True)
-    return subprocess.run(cmd, cwd=s.dir, env=asv_env(s)).returncode
+    return subprocess.run(cmd, cwd=s.dir, env=asv_env(s, machine)).returncode
 
 
-def recorded(s: Settings, commit: str) -> bool:
-    """asv has a result file for this commit on this machine holding at least one value: a run
-    that was killed or whose sweep timed out leaves a file of failures, which is not a record."""
-    for path in glob.glob(str(s.dir / "results" / s.machine_name / f"{commit[:8]}-*.json")):
+def recorded(s: Settings, commit: str, replicate: int = 1) -> bool:
+    """asv has a result file for this commit on this replicate's machine holding at least one
+    value: a run that was killed or whose sweep timed out leaves a file of failures, which is
+    not a record."""
+    machine = s.replicate_machine(replicate)
+    for path in glob.glob(str(s.dir / "results" / machine / f"{commit[:8]}-*.json")):
         try:
             doc = json.loads(Path(path).read_text())
             values = file_values(doc)
@@ -349,30 +366,41 @@ def _bench_args(s: Settings) -> list[str]:
 
 def run_builds(s: Settings, pip_builds: list[Build], local: Build | None,
                commits: dict[str, str]) -> int:
-    """asv run over the pip builds lacking results (all with ``rerun``), then the local one."""
+    """Record each build ``s.repeats`` times: round r runs asv once over the pip builds lacking
+    record r (all with ``rerun``), then the local one, on replicate machine r. Builds are
+    interleaved (A B A B ...), and every record is a fresh asv run (its own sweep process)."""
     status = 0
-    if asv(s, "machine", "--yes", "--machine", s.machine_name) != 0:
-        raise ConfigError(f"asv machine --machine {s.machine_name} failed")
-    todo = [b for b in pip_builds if s.rerun or not recorded(s, commits[b.tag])]
+    for r in range(1, s.repeats + 1):
+        machine = s.replicate_machine(r)
+        if asv(s, "machine", "--yes", "--machine", machine) != 0:
+            raise ConfigError(f"asv machine --machine {machine} failed")
+        status = max(status, _run_round(s, pip_builds, local, commits, r))
+    return status
+
+
+def _run_round(s: Settings, pip_builds, local, commits, r: int) -> int:
+    status, machine = 0, s.replicate_machine(r)
+    todo = [b for b in pip_builds if s.rerun or not recorded(s, commits[b.tag], r)]
     for b in pip_builds:
         if b not in todo:
-            print(f"{b.tag}: already recorded on {s.machine_name} (--rerun to measure again)")
+            print(f"{b.tag}: already recorded on {machine} (--rerun to measure again)")
     if todo:
         hashfile = s.dir / "run-hashes.txt"
         atomic_write(hashfile, "".join(commits[b.tag] + "\n" for b in todo))
-        status = max(status, asv(s, "run", "--machine", s.machine_name, "--show-stderr",
-                                 *_bench_args(s), f"HASHFILE:{hashfile.resolve()}"))
+        status = max(status, asv(s, "run", "--machine", machine, "--show-stderr",
+                                 *_bench_args(s), f"HASHFILE:{hashfile.resolve()}",
+                                 machine=machine))
     if local is not None:
         commit = commits[local.tag]
-        if s.rerun or not recorded(s, commit):
-            status = max(status, asv(s, "run", "--machine", s.machine_name, "--show-stderr",
+        if s.rerun or not recorded(s, commit, r):
+            status = max(status, asv(s, "run", "--machine", machine, "--show-stderr",
                                      *_bench_args(s), "-E", f"existing:{local.python}",
-                                     "--set-commit-hash", commit))
+                                     "--set-commit-hash", commit, machine=machine))
             atomic_write(s.dir / INSTALLED / f"{commit}.json", json.dumps(
                 {"version": local.version, "git_version": local.git_version,
                  "python": local.python}))
         else:
-            print(f"{local.tag}: already recorded on {s.machine_name} (--rerun to measure again)")
+            print(f"{local.tag}: already recorded on {machine} (--rerun to measure again)")
     return status
 
 
@@ -386,7 +414,7 @@ def summary(s: Settings, builds: list[Build], commits: dict[str, str]) -> str:
         info = installed_info(s.dir, c)
         table.add_row([b.tag, c[:8], b.kind, info.get("version", "-"),
                        (info.get("git_version") or b.git_version or "-")[:12],
-                       "yes" if recorded(s, c) else "no"])
+                       f"{sum(recorded(s, c, r) for r in range(1, s.repeats + 1))}/{s.repeats}"])
     return table.get_string()
 
 
@@ -445,6 +473,10 @@ def register_track(sub) -> None:
                    help="torch intra-op threads in the sweep (default 1 on a CPU, torch's own "
                         "on CUDA); an environment parameter on asv's graphs")
     p.add_argument("--rerun", action="store_true", help="measure builds already recorded again")
+    p.add_argument("--repeats", type=int, default=1, metavar="N",
+                   help="records per build, each a fresh asv run, builds interleaved (A B A B); "
+                        "record r > 1 lives on machine MACHINE-rN. The gate reads the spread "
+                        "between them")
     p.add_argument("--bench", default="", metavar="REGEX",
                    help="only the benchmarks matching (asv's --bench), e.g. '^speedup\\.': the "
                         "figures the gate reads, at a third of the suite's asv overhead")
@@ -467,7 +499,9 @@ def cmd_track(args) -> int:
     s = Settings(dir=Path(args.dir), project=Path(__file__).resolve().parents[1],
                  grid=grid, device=args.device, dtype=args.dtype, machine=args.machine,
                  python=args.python, rerun=args.rerun, bench=args.bench, suite=args.suite,
-                 threads=threads)
+                 threads=threads, repeats=args.repeats)
+    if not 1 <= s.repeats <= 100:
+        raise ConfigError(f"--repeats must be in 1..100, got {s.repeats}")
     if not (s.project / "benchmarks" / "common.py").exists():
         raise ConfigError(f"{s.project}: not an mhabench source tree (benchmarks/ missing); "
                           "install mhabench editable (pip install -e .)")

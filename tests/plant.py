@@ -139,6 +139,18 @@ def build_wheel(directory: Path, delay_s: float = 0.001, plant: Plant | None = N
     return path
 
 
+def interpreter(path: Path, repo: Path, plant_dir: Path | None = None) -> str:
+    """A wrapper script standing for a build's interpreter: this Python (its real path, not a
+    shim), one intra-op thread, ``plant_dir`` (if any) and ``repo`` on ``PYTHONPATH``."""
+    import stat
+    import sys
+    pp = ":".join(str(p) for p in ([plant_dir] if plant_dir else []) + [repo])
+    path.write_text(f"#!/bin/sh\nPYTHONPATH={pp} OMP_NUM_THREADS=1 exec {sys.executable} "
+                    '"$@"\n')
+    path.chmod(path.stat().st_mode | stat.S_IXUSR)
+    return str(path)
+
+
 def install_dir(directory: Path, plant: Plant) -> Path:
     """Unpack the plant into ``directory`` for ``PYTHONPATH`` use without pip: a process started
     with ``directory`` on ``PYTHONPATH`` gets the plant only if it runs ``import mhabench_plant``

@@ -30,7 +30,7 @@ PLANTED = "custom:batch=2;seq=8;embed=12;heads=3,4;b=1"  # heads=3: the fast pat
 WALL = ["time_per_call.WallTime.track_fast", "time_per_call.WallTime.track_slow",
         "time_per_call.WallTime.track_slow_fair",
         "speedup.FastOverSlow.track_wall", "speedup.FastOverSlow.track_wall_fair",
-        "speedup.Noise.track_wall", "speedup.Noise.track_wall_fair",
+        "speedup.Noise.track_wall", "speedup.Noise.track_wall_fair", "speedup.Rounds.track_wall",
         "correctness.MaxAbsError.track_fast_vs_slow", "correctness.MaxAbsError.track_fast_vs_fp32"]
 #: exact host-work counts: the aten-op counts exist on a CPU; the CUDA counts are not discovered
 HOST = ["host.HostWork.track_fast_aten_ops", "host.HostWork.track_slow_aten_ops",
@@ -44,6 +44,7 @@ DEVICE = ["time_per_call.DeviceTime.track_fast", "time_per_call.DeviceTime.track
           "time_per_call.HostShare.track_slow_fair",
           "speedup.FastOverSlow.track_device", "speedup.FastOverSlow.track_device_fair",
           "speedup.Noise.track_device", "speedup.Noise.track_device_fair",
+          "speedup.Rounds.track_device",
           "time_per_call.SdpaBackend.track_flash", "time_per_call.SdpaBackend.track_efficient",
           "time_per_call.SdpaBackend.track_cudnn",
           "efficiency.Efficiency.track_fast_tflops", "efficiency.Efficiency.track_fast_below_peak",
@@ -150,11 +151,11 @@ def test_core_suite_is_the_timing_speedup_host_share_and_error_figures(tmp_path)
     assert names["full", "cpu"] == set(WALL + CPU_ONLY + HOST)  # nothing that cannot exist on a CPU
     for device in ("cpu", "cuda"):
         extras = {n for n in names["full", device] if n.split(".")[1] in
-                  ("Noise", "SdpaBackend", "Efficiency", "GpuMemory")}
+                  ("SdpaBackend", "Efficiency", "GpuMemory")}
         extras.add("correctness.MaxAbsError.track_fast_vs_fp32")
         assert names["core", device] == names["full", device] - extras
-    assert len(names["core", "cuda"]) == 14 + len(HOST + HOST_CUDA)
-    assert len(names["core", "cpu"]) == 6 + len(HOST)
+    assert len(names["core", "cuda"]) == 20 + len(HOST + HOST_CUDA)
+    assert len(names["core", "cpu"]) == 9 + len(HOST)
 
 
 def test_core_sweep_runs_no_extras():

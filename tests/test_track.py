@@ -48,10 +48,10 @@ def _asv_env(tmp: Path) -> dict:
     return {"HOME": str(home), "VIRTUALENV_SYSTEM_SITE_PACKAGES": "1", "OMP_NUM_THREADS": "1"}
 
 
-def _settings(d: Path, tmp: Path) -> Settings:
+def _settings(d: Path, tmp: Path, repeats: int = 1) -> Settings:
     return Settings(dir=d, project=REPO, grid="smoke", device="cpu", machine=MACHINE,
                     regression_threshold=ASV_THRESHOLD, uninstall=("mhabench-plant",),
-                    asv_env=_asv_env(tmp))
+                    asv_env=_asv_env(tmp), repeats=repeats)
 
 
 def _asv(s: Settings, *args) -> subprocess.CompletedProcess:
@@ -64,13 +64,13 @@ def _asv(s: Settings, *args) -> subprocess.CompletedProcess:
 
 @pytest.fixture(scope="module")
 def tracked(tmp_path_factory):
-    """Three builds recorded and published: {"s", "commits", "tags", "publish"}."""
+    """Three builds recorded twice each (A B C A B C) and published: {"s", "commits", "tags"}."""
     tmp = tmp_path_factory.mktemp("track")
     wheel = plant.build_wheel(tmp / "wheels", DELAY_S)
     base = Build(TORCH, date=1_700_000_000)
     again = Build(TORCH, date=1_700_086_400, variant="again")
     slowed = Build(TORCH, date=1_700_172_800, variant="slowed", extra=(str(wheel),))
-    s = _settings(tmp / "asv", tmp)
+    s = _settings(tmp / "asv", tmp, repeats=2)
     builds, commits = prepare(s, [slowed, base, again])
     assert [b.variant for b in builds] == ["", "again", "slowed"]
     status = run_builds(s, builds, None, commits)
@@ -102,13 +102,16 @@ def test_publish_orders_builds_and_flags_only_the_planted_step(tracked):
     assert set(tags) <= set(index["tags"])
     slowed, again = rev[commits[tags[2]]], rev[commits[tags[1]]]
     flagged = {}  # {(figure, point): revisions where a step lands}
-    for entry in _regressions(s):
+    entries = _regressions(s)
+    assert entries and all(e[0].startswith("speedup.FastOverSlow.track_wall") for e in entries), \
+        sorted({e[0].partition("(")[0] for e in entries})  # noise, times: detection is off
+    for entry in entries:
         name, _, point = entry[0].partition("(")
         if name.startswith("speedup.FastOverSlow."):
             flagged[(name, point)] = {step[1] for step in entry[-1]}
     for fig in ("track_wall", "track_wall_fair"):
         hit = [p for (n, p), revs in flagged.items() if n.endswith(fig) and slowed in revs]
-        assert len(hit) == 8, (fig, flagged)  # every smoke point
+        assert len(hit) == 8, (fig, flagged)  # every smoke point (on the first replicate)
     assert all(again not in revs for revs in flagged.values()), flagged  # A/A: no step
 
 
@@ -124,9 +127,25 @@ def test_gate_flags_the_planted_slowdown_at_every_point(tracked):
     proc = _gate(s, tags[1], tags[2])
     assert proc.returncode == 1, proc.stdout + proc.stderr
     assert "REGRESSED" in proc.stdout
-    verdicts, _ = gate_mod.gate(s.dir, tags[1], tags[2], MACHINE)
-    wall = [v for v in verdicts if v.figure == "track_wall"]
+    verdicts, ctx = gate_mod.gate(s.dir, tags[1], tags[2], MACHINE)
+    assert (ctx["base_records"], ctx["head_records"]) == (2, 2)
+    wall = [v for v in verdicts if v.figure == "speedup.FastOverSlow.track_wall"]
     assert len(wall) == 8 and all(v.regressed and v.ratio > 1.5 for v in wall), wall
+    assert all(v.source == "replicates" for v in wall)
+
+
+def test_replicates_live_on_their_own_machines_and_publish_draws_them(tracked):
+    s, commits, tags = tracked["s"], tracked["commits"], tracked["tags"]
+    for machine in (MACHINE, MACHINE + "-r2"):
+        for tag in tags:
+            assert recorded(s, commits[tag], 1 if machine == MACHINE else 2), (machine, tag)
+    index = json.loads((s.dir / "html" / "index.json").read_text())
+    assert {MACHINE, MACHINE + "-r2"} <= set(index["machines"])
+    assert "speedup.Rounds.track_wall" in index["benchmarks"]
+    rounds = gate_mod.point_values(gate_mod.build_records(s.dir / "results", MACHINE,
+                                                          commits[tags[0]]))
+    counts = [v for vals in rounds["speedup.Rounds.track_wall"].values() for v in vals]
+    assert len(counts) == 16 and all(v >= 15 for v in counts), counts  # the protocol's minimum
 
 
 def test_gate_passes_the_a_a_pair(tracked):
@@ -241,6 +260,41 @@ def test_track_bad_input_is_one_line_exit_2_and_writes_nothing(tmp_path, args, n
     assert proc.returncode == 2, proc.stdout + proc.stderr
     assert proc.stderr.count("\n") == 1 and named in proc.stderr, proc.stderr
     assert not (tmp_path / "d").exists()
+
+
+def test_repeats_interleave_builds_on_replicate_machines(tmp_path, monkeypatch):
+    from mhabench import track as track_mod
+    calls = []
+
+    def fake(s, *args, machine="", **k):
+        hashes = ""
+        if args[0] == "run" and args[-1].startswith("HASHFILE:"):
+            hashes = Path(args[-1][len("HASHFILE:"):]).read_text().split()
+        calls.append((args[0], args[args.index("--machine") + 1], machine, hashes))
+        return 0
+    monkeypatch.setattr(track_mod, "asv", fake)
+    s = Settings(dir=tmp_path, project=REPO, grid="smoke", device="cpu", machine=MACHINE,
+                 repeats=3)
+    a, b = Build(TORCH), Build(TORCH, variant="b")
+    commits = {a.tag: "a" * 40, b.tag: "b" * 40}
+    assert run_builds(s, [a, b], None, commits) == 0
+    runs = [c for c in calls if c[0] == "run"]
+    assert [c[1] for c in runs] == [MACHINE, MACHINE + "-r2", MACHINE + "-r3"]
+    assert all(c[2] == c[1] for c in runs), "each run files its sweep records per machine"
+    assert all(c[3] == ["a" * 40, "b" * 40] for c in runs)  # A B, A B, A B
+    assert [c[1] for c in calls if c[0] == "machine"] == [c[1] for c in runs]
+
+
+def test_asv_gets_a_record_dir_per_machine_and_the_feed_settings():
+    from mhabench.track import RECORD_ENV, asv_env
+    s = Settings(dir=Path("d"), project=REPO, grid="smoke", machine=MACHINE)
+    assert asv_env(s, MACHINE + "-r2")[RECORD_ENV] == str(
+        (Path("d") / "records" / (MACHINE + "-r2")).resolve())
+    assert RECORD_ENV not in asv_env(s)
+    conf = asv_config(s)
+    assert conf["regressions_first_commits"]["^speedup\\.Noise\\."] is None
+    assert conf["regressions_thresholds"]["^speedup\\.FastOverSlow\\.track_wall"] == 0.05
+    assert conf["build_cache_size"] > 0 and conf["project_url"] and conf["show_commit_url"]
 
 
 def test_bench_selects_benchmarks_in_every_asv_run(tmp_path, monkeypatch):
