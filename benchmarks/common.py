@@ -162,7 +162,7 @@ def selection(environ=None) -> Selection:
     return Selection(grid, device, dtype, axes, tuple(points), timeout, suite)
 
 
-def run_sweep(sel: Selection) -> dict:
+def run_sweep(sel: Selection, journal: str | None = None) -> dict:
     """Measure every point of ``sel`` once; return plain Python types only.
 
     ``{"points": {label: {"status", "message", "metrics": {name: float}}}, "unavailable": str,
@@ -182,30 +182,96 @@ def run_sweep(sel: Selection) -> dict:
     except ConfigError as exc:
         return {"points": {}, "unavailable": str(exc), "meta": {"grid": sel.grid}}
     proto = Protocol()
-    cost: dict = {}
     # The peak is cached per device, dtype and torch; only the extras' efficiency figures use it.
     peak = sw.calibrate_peak(sel.device, sel.dtype) if sel.extras else {"tflops": math.nan}
-    results = sw.sweep(sel.points, proto, cost=cost, peak_tflops=peak["tflops"],
-                       extras=sel.extras)
+    entries, cost = supervised_sweep(sel, proto, peak, journal)
     points = {}
-    for r in results:
-        status, message = str(r.status), str(r.message)
-        try:
-            metrics = {str(k): float(v) for k, v in r.metrics().items()}
-        except Exception as exc:  # a derived figure that cannot be computed fails its point only
-            status, metrics = "error", {}
-            message = f"{message}; metrics: {type(exc).__name__}: {exc}".lstrip("; ")
-        points[r.point.label] = {"status": status, "message": message, "metrics": metrics}
+    for e in entries:
+        doc = e["doc"]
+        metrics = {str(k): math.nan if v is None else float(v)
+                   for k, v in (doc.get("metrics") or {}).items()}
+        points[e["label"]] = {"status": str(doc["status"]), "message": str(doc["message"]),
+                              "metrics": metrics}
     meta = {"grid": sel.grid, "device": sel.device, "dtype": sel.dtype, "suite": sel.suite,
-            "points": len(results),
+            "points": len(entries),
             "seconds": round(time.perf_counter() - t0, 3),
             "cost_s": {str(k): float(v) for k, v in cost.items()},
             "peak": {str(k): v if isinstance(v, (str, bool)) else float(v) for k, v in peak.items()}}
     return {"points": points, "unavailable": "", "meta": meta}
 
 
+RECORD_ENV = "MHABENCH_RECORD_DIR"
+JOURNAL = "mhabench-journal.jsonl"
+
+
+def supervised_sweep(sel: Selection, proto, peak: dict,
+                     journal: str | None = None) -> tuple[list[dict], dict]:
+    """The grid measured in worker processes (:mod:`mhabench.supervise`), each finished point
+    journaled (at ``journal``, else in a temporary folder): a crash or hang at one point fails that point only.
+    With ``MHABENCH_RECORD_DIR`` set, the full results (``mhabench run --json``'s layout) are
+    written there as ``<ASV_COMMIT>-<ASV_ENV_NAME>.json``. Returns (entries, cost split)."""
+    from mhabench import durable, sweep as sw
+    from mhabench.journal import Outputs
+    from mhabench.supervise import WorkerSpec
+    meta = sw.run_meta(sel.device, proto, sel.grid)
+    meta.update(extras=sel.extras, suite=sel.suite, peak=peak, cost_s={})
+    record = os.environ.get(RECORD_ENV)
+    out = Outputs(json=os.path.join(record, f"{os.environ.get('ASV_COMMIT') or 'unknown'}-"
+                                            f"{os.environ.get('ASV_ENV_NAME') or 'env'}.json")
+                  if record else None)
+    spec = WorkerSpec(proto, extras=sel.extras, peak_tflops=peak["tflops"])
+    if journal is None:
+        import tempfile
+        with tempfile.TemporaryDirectory(prefix="mhabench-") as tmp:
+            done = durable.run(sel.points, spec, meta, sel.dtype, out, os.path.join(tmp, JOURNAL))
+    else:
+        done = durable.run(sel.points, spec, meta, sel.dtype, out, journal)
+    if done.stopped:
+        raise KeyboardInterrupt(f"sweep stopped by signal {done.stopped}")
+    return done.entries, meta["cost_s"]
+
+
+def check_results_dir(sel: Selection, environ=None) -> None:
+    """Refuse (ConfigError) a run whose grid's parameters differ from those the results dir's
+    ``benchmarks.json`` holds: asv would replace them, and its report would then draw only the
+    new grid's points. The dir is found through asv's ``ASV_CONF_DIR`` and its default config
+    name; with neither (not under asv, or another config name) there is nothing to compare."""
+    env = os.environ if environ is None else environ
+    conf_dir = env.get("ASV_CONF_DIR")
+    if not conf_dir:
+        return
+    conf = os.path.join(conf_dir, "asv.conf.json")
+    try:
+        with open(conf, encoding="utf-8") as fh:
+            text = "\n".join(line for line in fh if not line.lstrip().startswith("//"))
+        results_dir = json.loads(text).get("results_dir") or "results"
+        with open(os.path.join(conf_dir, results_dir, "benchmarks.json"), encoding="utf-8") as fh:
+            known = json.load(fh)
+    except (OSError, ValueError, AttributeError):
+        return
+    want = [[repr(v) for v in axis] for axis in sel.params]
+    for name, info in known.items():
+        if isinstance(info, dict) and info.get("param_names") == PARAM_NAMES \
+                and info.get("params") != want:
+            raise ConfigError(
+                f"{os.path.join(conf_dir, results_dir)} holds results of another grid "
+                f"({name} has other parameters than {GRID_ENV}={sel.grid!r}); use a results dir "
+                f"per grid family (asv would draw only this grid's points)")
+
+
+def _selection_or_exit() -> Selection:
+    """The selection, checked against the results dir; a bad one ends discovery in one line."""
+    try:
+        sel = selection()
+        check_results_dir(sel)
+    except ConfigError as exc:
+        print(f"mhabench: error: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
+    return sel
+
+
 # --- the one sweep every benchmark class reads ----------------------------------------------------
-SELECTION = selection()
+SELECTION = _selection_or_exit()
 
 #: Where ``setup_cache`` files one JSON per point, under asv's cache directory (its working
 #: directory, shared with the workers). Each worker reads only its own point's file: unpickling
@@ -264,7 +330,7 @@ def read_point(cache: dict, label: str) -> dict:
 def sweep_to_files(sel: Selection, directory: str) -> dict:
     """``setup_cache``'s body, kept out of it: asv re-reads and tokenizes the source of
     ``setup_cache``, ``setup`` and the method in every one of its (method x point) workers."""
-    out = run_sweep(sel)
+    out = run_sweep(sel, JOURNAL)
     bad = [f"{k}: {v['status']}" for k, v in out["points"].items() if v["status"] != "ok"]
     print(f"mhabench asv sweep: grid {sel.grid}, {sel.device} {sel.dtype}: "
           f"{len(out['points'])} points, {len(bad)} not ok; {out['meta']}"

@@ -32,13 +32,13 @@ import shlex
 import socket
 import subprocess
 import sys
-import tempfile
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from .asv_results import file_values
 from .builds import Build, commit_dates, local_build, merged, parse_spec
 from .config import ConfigError
+from .fileio import atomic_write
 
 GRID_ENV, DEVICE_ENV, DTYPE_ENV = "MHABENCH_GRID", "MHABENCH_DEVICE", "MHABENCH_DTYPE"
 SUITE_ENV = "MHABENCH_SUITE"
@@ -194,18 +194,6 @@ def reattribute(results_dir: Path, moves: dict[str, str]) -> list[str]:
                 os.unlink(path)
             written.append(str(target))
     return written
-
-
-def atomic_write(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def read_manifest(directory: Path) -> dict:
