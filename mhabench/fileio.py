@@ -64,8 +64,8 @@ def read_json(path: str | os.PathLike, what: str = "JSON file"):
     try:
         return json.loads(text)
     except ValueError as exc:
-        kind = "truncated" if _truncated(text) else "not JSON"
-        raise ConfigError(f"{os.fspath(path)}: {kind} ({exc}), not a {what}") from None
+        cut = ", truncated" if _truncated(text) else ""
+        raise ConfigError(f"{os.fspath(path)}: not JSON{cut} ({exc}); expected a {what}") from None
 
 
 def _truncated(text: str) -> bool:

@@ -201,10 +201,14 @@ def read_manifest(directory: Path) -> dict:
     path = directory / MANIFEST
     if not path.exists():
         return {}
+    from .fileio import read_json
+    doc = read_json(path, "builds manifest")
     try:
-        doc = json.loads(path.read_text())
         builds = [Build(**b) for b in doc["builds"]]
-    except (ValueError, KeyError, TypeError) as exc:
+        if not isinstance(doc.get("commits", {}), dict) or \
+                not isinstance(doc.get("grid_family", ""), str):
+            raise TypeError("'commits' must be an object and 'grid_family' a string")
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
         raise ConfigError(f"{path}: not a builds manifest ({exc})") from None
     return {"grid_family": doc.get("grid_family", ""), "builds": builds,
             "commits": dict(doc.get("commits", {}))}
