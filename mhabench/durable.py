@@ -83,6 +83,10 @@ def run(points: Sequence[Point], spec: WorkerSpec, meta: dict, dtype: str, outpu
     meta["seconds"] = round(time.perf_counter() - t0, 2)
     try:
         rebuild(journal.ordered(), meta, outputs)
+    except KeyboardInterrupt:  # arrived during the rewrite, delivered once it was done
+        stopped = stopped or signal.SIGINT
+    except Stopped as exc:
+        stopped = stopped or exc.signum
     finally:
         for s, h in handlers.items():
             signal.signal(s, h)
@@ -92,12 +96,9 @@ def run(points: Sequence[Point], spec: WorkerSpec, meta: dict, dtype: str, outpu
 def _held(fn, *args):
     """``fn(*args)`` with the stop signals held off, so a journal line is never half-written by
     an interrupted parent."""
-    from .journal import STOP_SIGNALS
-    old = signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
-    try:
+    from .journal import held_signals
+    with held_signals():
         return fn(*args)
-    finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, old)
 
 
 def check_journal(path, outputs: Outputs, resume: bool) -> None:

@@ -12,6 +12,7 @@ atomically, with the signals that end a run held off until all of them are writt
 """
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import json
@@ -240,12 +241,32 @@ def breakeven_text(entries: list[dict]) -> str:
     return table_csv(rows, SUMMARY_KEYS)
 
 
+@contextlib.contextmanager
+def held_signals():
+    """Defer the stop signals until the block is done (then deliver them, in order).
+
+    Done at the Python level, not with ``pthread_sigmask``: that masks one thread only, and the
+    kernel hands a process's signal to any thread that does not mask it (torch's and tqdm's
+    threads), whose delivery Python then runs in the main thread all the same."""
+    import threading
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    pending: list[int] = []
+    old = {s: signal.signal(s, lambda signum, frame: pending.append(signum)) for s in STOP_SIGNALS}
+    try:
+        yield
+    finally:
+        for s, h in old.items():
+            signal.signal(s, h)
+        for s in pending:
+            signal.raise_signal(s)
+
+
 def rebuild(entries: list[dict], meta: dict, out: Outputs) -> None:
     """Write every requested file from ``entries``; the stop signals wait until all are written,
     so an interruption never leaves files that disagree with each other."""
-    old = signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS) if hasattr(
-        signal, "pthread_sigmask") else None
-    try:
+    with held_signals():
         if out.csv:
             atomic_write(out.csv, csv_text(entries))
         if out.errors:
@@ -254,9 +275,6 @@ def rebuild(entries: list[dict], meta: dict, out: Outputs) -> None:
             atomic_write(out.json, json_text(entries, meta))
         if out.breakeven:
             atomic_write(out.breakeven, breakeven_text(entries))
-    finally:
-        if old is not None:
-            signal.pthread_sigmask(signal.SIG_SETMASK, old)
 
 
 def results_of(entries: list[dict]):

@@ -6,7 +6,8 @@ the measurement of point LABEL: ``abort`` (os.abort), ``segv`` (a null read), ``
 (os._exit(3)), ``kill`` (SIGKILL, as the kernel's out-of-memory killer sends), ``hang`` (sleeps
 an hour), ``oom`` (building the inputs raises torch's OutOfMemoryError), ``serialise`` (the
 result cannot be serialised), ``wrong`` (the slow path's output is shifted: a mismatch),
-``nofast`` (the fast path switched off). ``slowwrite@any``: every rewrite of a result file
+``nofast`` (the fast path switched off). ``slow@any``: every point takes half a second
+longer (time to interrupt a sweep mid-way). ``slowwrite@any``: every rewrite of a result file
 touches ``$MHABENCH_FAULT_MARK`` and then takes half a second (to interrupt one mid-way).
 """
 import importlib.abc
@@ -31,7 +32,9 @@ def _patch_sweep(sw):
     state = {}
 
     def measure(point, proto, cost=None, extras=True):
-        kinds = _kinds(point)
+        kinds = _kinds(point) | FAULTS.get("any", set())
+        if "slow" in kinds:
+            time.sleep(0.5)
         state["kinds"] = kinds
         if "abort" in kinds:
             os.abort()
