@@ -231,32 +231,59 @@ def supervised_sweep(sel: Selection, proto, peak: dict,
     return done.entries, meta["cost_s"]
 
 
-def check_results_dir(sel: Selection, environ=None) -> None:
-    """Refuse (ConfigError) a run whose grid's parameters differ from those the results dir's
-    ``benchmarks.json`` holds: asv would replace them, and its report would then draw only the
-    new grid's points. The dir is found through asv's ``ASV_CONF_DIR`` and its default config
-    name; with neither (not under asv, or another config name) there is nothing to compare."""
+def _asv_config_path(env) -> str | None:
+    """The asv config of the ``asv`` process that runs this discovery: ``ASV_CONF_DIR`` (set in
+    asv's own environments), else the parent process's ``--config`` and working directory (an
+    ``existing`` environment passes neither; Linux ``/proc``). None where neither is known."""
+    if env.get("ASV_CONF_DIR"):
+        return os.path.join(env["ASV_CONF_DIR"], "asv.conf.json")
+    parent = f"/proc/{os.getppid()}"
+    try:
+        with open(f"{parent}/cmdline", "rb") as fh:
+            argv = [a.decode(errors="replace") for a in fh.read().split(b"\0") if a]
+        cwd = os.readlink(f"{parent}/cwd")
+    except OSError:
+        return None
+    if not any(a == "asv" or a.endswith("/asv") for a in argv):
+        return None
+    conf = "asv.conf.json"
+    for i, a in enumerate(argv):
+        if a == "--config" and i + 1 < len(argv):
+            conf = argv[i + 1]
+        elif a.startswith("--config="):
+            conf = a.split("=", 1)[1]
+    return os.path.join(cwd, conf)
+
+
+def check_results_dir(sel: Selection, environ=None, conf: str | None = None) -> None:
+    """At asv's discovery, refuse (ConfigError) a grid whose parameters differ from those the
+    results dir's ``benchmarks.json`` holds: asv would replace them, and its report would then
+    draw only the new grid's points. Only discovery checks (it runs before asv rewrites
+    ``benchmarks.json``; asv's later processes see the new one)."""
     env = os.environ if environ is None else environ
-    conf_dir = env.get("ASV_CONF_DIR")
-    if not conf_dir:
+    if conf is None:
+        if sys.argv[1:2] != ["discover"]:
+            return
+        conf = _asv_config_path(env)
+    if not conf:
         return
-    conf = os.path.join(conf_dir, "asv.conf.json")
     try:
         with open(conf, encoding="utf-8") as fh:
             text = "\n".join(line for line in fh if not line.lstrip().startswith("//"))
-        results_dir = json.loads(text).get("results_dir") or "results"
-        with open(os.path.join(conf_dir, results_dir, "benchmarks.json"), encoding="utf-8") as fh:
+        results_dir = os.path.join(os.path.dirname(conf),
+                                   json.loads(text).get("results_dir") or "results")
+        with open(os.path.join(results_dir, "benchmarks.json"), encoding="utf-8") as fh:
             known = json.load(fh)
     except (OSError, ValueError, AttributeError):
-        return
+        return  # no results yet (or not asv's layout): nothing to mix with
     want = [[repr(v) for v in axis] for axis in sel.params]
     for name, info in known.items():
         if isinstance(info, dict) and info.get("param_names") == PARAM_NAMES \
                 and info.get("params") != want:
             raise ConfigError(
-                f"{os.path.join(conf_dir, results_dir)} holds results of another grid "
-                f"({name} has other parameters than {GRID_ENV}={sel.grid!r}); use a results dir "
-                f"per grid family (asv would draw only this grid's points)")
+                f"{results_dir} holds results of another grid ({name} has other parameters "
+                f"than {GRID_ENV}={sel.grid!r}); use a results dir per grid family (asv would "
+                f"draw only this grid's points)")
 
 
 def _selection_or_exit() -> Selection:

@@ -221,3 +221,55 @@ def test_sigusr1_rebuilds_the_files_while_the_sweep_goes_on(tmp_path):
     assert proc.returncode == 0, out[-2000:] + err[-2000:]
     assert 2 <= len(mid["results"]) < len(LABELS)
     assert list(kept(tmp_path)) == LABELS
+
+
+# --- inside asv ---------------------------------------------------------------------------------
+ASV_GRID = "custom:batch=2;seq=8;embed=12;heads=2,4;b=1,61"
+ASV_BENCH = "^speedup\\.FastOverSlow\\.track_wall"
+
+
+@pytest.fixture(scope="module")
+def head() -> str:
+    return subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO, capture_output=True, text=True,
+                          check=True).stdout.strip()
+
+
+def test_a_sweep_crash_inside_asv_keeps_every_other_point(tmp_path, head):
+    """The sweep's worker aborts at one point: that point fails, the three others are recorded,
+    and the full results land in MHABENCH_RECORD_DIR; then a run of another grid into the same
+    results dir is refused at discovery, in one line, leaving benchmarks.json as it was."""
+    from conftest import asv, asv_env, write_config
+    crash = "B2-S8-E12-H4-b1-float32-cpu"
+    record = tmp_path / "record"
+    env = asv_env(tmp_path, MHABENCH_GRID=ASV_GRID, MHABENCH_DEVICE="cpu",
+                  MHABENCH_FAULT=f"abort@{crash}", MHABENCH_RECORD_DIR=str(record),
+                  PYTHONPATH=str(FAULTS))
+    d = tmp_path / "asv"
+    config = write_config(d)
+    assert asv(["machine", "--config", str(config), "--yes", "--machine", "m"], cwd=d,
+               env=env).returncode == 0
+    argv = ["run", "--config", str(config), "-E", f"existing:{sys.executable}",
+            "--set-commit-hash", head, "--machine", "m", "--show-stderr", "--bench", ASV_BENCH]
+    proc = asv(argv, cwd=d, env=env)
+    assert proc.returncode == 2, proc.stdout[-4000:] + proc.stderr[-4000:]  # one point failed
+    from mhabench.asv_results import file_values
+    (path,) = (d / "results" / "m").glob(f"{head[:8]}-*.json")
+    values = file_values(json.loads(path.read_text()))["speedup.FastOverSlow.track_wall"]
+    failed = ("2", "8", "12", "4", "1")
+    assert values[failed] is None
+    others = {k: v for k, v in values.items() if k != failed}
+    assert len(others) == 3 and all(isinstance(v, float) and v > 0 for v in others.values())
+    (rec,) = record.glob("*.json")  # an existing environment passes no ASV_COMMIT
+    doc = json.loads(rec.read_text())
+    status = {r["label"]: r["status"] for r in doc["results"]}
+    assert len(status) == 4 and status.pop(crash) == "error" and set(status.values()) == {"ok"}
+    assert "SIGABRT" in next(r["message"] for r in doc["results"] if r["label"] == crash)
+
+    known = (d / "results" / "benchmarks.json").read_text()
+    smoke = {**env, "MHABENCH_GRID": "smoke", "MHABENCH_FAULT": ""}
+    again = asv(argv, cwd=d, env=smoke)
+    assert again.returncode != 0
+    lines = [ln.strip() for ln in (again.stdout + again.stderr).splitlines()
+             if ln.strip().startswith("mhabench: error:")]
+    assert len(lines) == 1 and "another grid" in lines[0], again.stdout + again.stderr
+    assert (d / "results" / "benchmarks.json").read_text() == known
