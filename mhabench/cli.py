@@ -196,8 +196,13 @@ def cmd_run(args) -> int:
     print(f"journal: {journal_path} (mhabench run --resume {journal_path} goes on from it)",
           flush=True)
     bar = tqdm(total=len(points), disable=args.no_progress, unit="pt", file=sys.stderr)
-    out = durable.run(points, spec, meta, dtype, outputs, journal_path,
-                      resume=bool(args.resume), on_entry=lambda e: bar.update(1))
+    try:
+        out = durable.run(points, spec, meta, dtype, outputs, journal_path,
+                          resume=bool(args.resume), on_entry=lambda e: bar.update(1))
+    except durable.WorkerFailed as exc:
+        bar.close()
+        print(f"mhabench: error: {exc}", file=sys.stderr)
+        return 1
     bar.close()
     results = results_of(out.entries)
     if out.stopped:

@@ -11,7 +11,7 @@ from typing import Callable, Sequence
 
 from .config import ConfigError, Point
 from .journal import Journal, Outputs, header, rebuild
-from .supervise import WorkerSpec, supervise
+from .supervise import WorkerFailed, WorkerSpec, supervise  # noqa: F401 (WorkerFailed: for callers)
 
 
 class Stopped(BaseException):
@@ -66,27 +66,33 @@ def run(points: Sequence[Point], spec: WorkerSpec, meta: dict, dtype: str, outpu
     def stop(signum, frame):
         raise Stopped(signum)
 
+    import threading
+    main = threading.current_thread() is threading.main_thread()  # only it may set handlers
     handlers = {s: signal.signal(s, stop) for s in (signal.SIGTERM, getattr(signal, "SIGHUP", 0))
-                if s}
-    if hasattr(signal, "SIGUSR1"):
+                if s and main}
+    if main and hasattr(signal, "SIGUSR1"):
         handlers[signal.SIGUSR1] = signal.signal(signal.SIGUSR1, lambda *_: asked.append(1))
     stopped = 0
     t0 = time.perf_counter()
     try:
-        supervise(todo, spec, entry, cost=meta.setdefault("cost_s", {}))
-    except KeyboardInterrupt:
-        stopped = signal.SIGINT
-    except Stopped as exc:
-        stopped = exc.signum
-    finally:
-        journal.close()
-    meta["seconds"] = round(time.perf_counter() - t0, 2)
-    try:
-        rebuild(journal.ordered(), meta, outputs)
-    except KeyboardInterrupt:  # arrived during the rewrite, delivered once it was done
-        stopped = stopped or signal.SIGINT
-    except Stopped as exc:
-        stopped = stopped or exc.signum
+        try:
+            supervise(todo, spec, entry, cost=meta.setdefault("cost_s", {}))
+        except KeyboardInterrupt:
+            stopped = signal.SIGINT
+        except Stopped as exc:
+            stopped = exc.signum
+        except WorkerFailed:
+            rebuild(journal.ordered(), meta, outputs)
+            raise
+        finally:
+            journal.close()
+        meta["seconds"] = round(time.perf_counter() - t0, 2)
+        try:
+            rebuild(journal.ordered(), meta, outputs)
+        except KeyboardInterrupt:  # arrived during the rewrite, delivered once it was done
+            stopped = stopped or signal.SIGINT
+        except Stopped as exc:
+            stopped = stopped or exc.signum
     finally:
         for s, h in handlers.items():
             signal.signal(s, h)

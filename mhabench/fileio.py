@@ -39,22 +39,29 @@ def atomic_write(path: str | os.PathLike, text: str) -> None:
         raise
 
 
-def read_text(path: str | os.PathLike, what: str = "file") -> str:
-    """The file's text; ConfigError naming it when it is missing, a folder, unreadable or empty."""
+def read_bytes(path: str | os.PathLike, what: str = "file") -> bytes:
+    """The file's bytes; ConfigError naming it when it is missing, a folder or unreadable."""
     name = os.fspath(path)
     try:
-        with open(name, encoding="utf-8") as fh:
-            text = fh.read()
+        with open(name, "rb") as fh:
+            return fh.read()
     except FileNotFoundError:
         raise ConfigError(f"{name}: no such file") from None
     except IsADirectoryError:
         raise ConfigError(f"{name}: is a folder, not a {what}") from None
-    except UnicodeDecodeError:
-        raise ConfigError(f"{name}: not a {what} (not UTF-8 text)") from None
     except OSError as exc:
         raise ConfigError(f"{name}: cannot read: {exc.strerror or exc}") from None
+
+
+def read_text(path: str | os.PathLike, what: str = "file") -> str:
+    """The file's text; ConfigError naming it when it is missing, a folder, unreadable, not
+    UTF-8 or empty."""
+    try:
+        text = read_bytes(path, what).decode("utf-8")
+    except UnicodeDecodeError:
+        raise ConfigError(f"{os.fspath(path)}: not a {what} (not UTF-8 text)") from None
     if not text.strip():
-        raise ConfigError(f"{name}: empty file, not a {what}")
+        raise ConfigError(f"{os.fspath(path)}: empty file, not a {what}")
     return text
 
 
@@ -89,16 +96,16 @@ def check_output(path: str | os.PathLike, flag: str) -> Path:
     file or not writable, or a read-only file."""
     p = Path(path)
     if p.is_dir():
-        raise ConfigError(f"{flag} {path}: is a folder")
+        raise ConfigError(f"cannot write {flag} {path}: is a folder")
     parent = p.parent
     while not parent.exists() and parent != parent.parent:
         parent = parent.parent
     if not parent.is_dir():
-        raise ConfigError(f"{flag} {path}: {parent} is not a folder")
+        raise ConfigError(f"cannot write {flag} {path}: {parent} is not a folder")
     if not os.access(parent, os.W_OK | os.X_OK):
-        raise ConfigError(f"{flag} {path}: folder {parent} is not writable")
+        raise ConfigError(f"cannot write {flag} {path}: folder {parent} is not writable")
     if p.exists() and not os.access(p, os.W_OK):
-        raise ConfigError(f"{flag} {path}: file is not writable")
+        raise ConfigError(f"cannot write {flag} {path}: the file is not writable")
     return p
 
 

@@ -156,15 +156,9 @@ def _short(v) -> str:
 def read(path) -> tuple[dict, list[dict], int]:
     """(header, entries, bytes of whole lines). A last line without its newline (a kill in the
     middle of writing it) is dropped; anything else malformed is a ConfigError naming the line."""
+    from .fileio import read_bytes
     name = os.fspath(path)
-    try:
-        data = Path(name).read_bytes()
-    except FileNotFoundError:
-        raise ConfigError(f"{name}: no such journal") from None
-    except IsADirectoryError:
-        raise ConfigError(f"{name}: is a folder, not a journal") from None
-    except OSError as exc:
-        raise ConfigError(f"{name}: cannot read: {exc.strerror or exc}") from None
+    data = read_bytes(name, "journal")
     good = data.rfind(b"\n") + 1
     lines = data[:good].split(b"\n")[:-1]
     if not lines:
