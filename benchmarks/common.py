@@ -209,16 +209,14 @@ def supervised_sweep(sel: Selection, proto, peak: dict,
     """The grid measured in worker processes (:mod:`mhabench.supervise`), each finished point
     journaled (at ``journal``, else in a temporary folder): a crash or hang at one point fails that point only.
     With ``MHABENCH_RECORD_DIR`` set, the full results (``mhabench run --json``'s layout) are
-    written there as ``<ASV_COMMIT>-<ASV_ENV_NAME>.json``. Returns (entries, cost split)."""
+    written there as :func:`record_name` says. Returns (entries, cost split)."""
     from mhabench import durable, sweep as sw
     from mhabench.journal import Outputs
     from mhabench.supervise import WorkerSpec
     meta = sw.run_meta(sel.device, proto, sel.grid)
     meta.update(extras=sel.extras, suite=sel.suite, peak=peak, cost_s={})
     record = os.environ.get(RECORD_ENV)
-    out = Outputs(json=os.path.join(record, f"{os.environ.get('ASV_COMMIT') or 'unknown'}-"
-                                            f"{os.environ.get('ASV_ENV_NAME') or 'env'}.json")
-                  if record else None)
+    out = Outputs(json=os.path.join(record, record_name()) if record else None)
     spec = WorkerSpec(proto, extras=sel.extras, peak_tflops=peak["tflops"])
     if journal is None:
         import tempfile
@@ -231,12 +229,9 @@ def supervised_sweep(sel: Selection, proto, peak: dict,
     return done.entries, meta["cost_s"]
 
 
-def _asv_config_path(env) -> str | None:
-    """The asv config of the ``asv`` process that runs this discovery: ``ASV_CONF_DIR`` (set in
-    asv's own environments), else the parent process's ``--config`` and working directory (an
-    ``existing`` environment passes neither; Linux ``/proc``). None where neither is known."""
-    if env.get("ASV_CONF_DIR"):
-        return os.path.join(env["ASV_CONF_DIR"], "asv.conf.json")
+def _asv_parent() -> tuple[list[str], str] | None:
+    """(argv, working directory) of the ``asv`` process that started this one (Linux
+    ``/proc``): an ``existing`` environment passes none of asv's ``ASV_*`` variables."""
     parent = f"/proc/{os.getppid()}"
     try:
         with open(f"{parent}/cmdline", "rb") as fh:
@@ -244,15 +239,41 @@ def _asv_config_path(env) -> str | None:
         cwd = os.readlink(f"{parent}/cwd")
     except OSError:
         return None
-    if not any(a == "asv" or a.endswith("/asv") for a in argv):
-        return None
-    conf = "asv.conf.json"
+    return (argv, cwd) if any(a == "asv" or a.endswith("/asv") for a in argv) else None
+
+
+def _option(argv: list[str], name: str) -> str | None:
     for i, a in enumerate(argv):
-        if a == "--config" and i + 1 < len(argv):
-            conf = argv[i + 1]
-        elif a.startswith("--config="):
-            conf = a.split("=", 1)[1]
-    return os.path.join(cwd, conf)
+        if a == name and i + 1 < len(argv):
+            return argv[i + 1]
+        if a.startswith(name + "="):
+            return a.split("=", 1)[1]
+    return None
+
+
+def _asv_config_path(env) -> str | None:
+    """The asv config of the run: ``ASV_CONF_DIR`` (set in asv's own environments), else the
+    asv process's ``--config`` and directory. None where neither is known."""
+    if env.get("ASV_CONF_DIR"):
+        return os.path.join(env["ASV_CONF_DIR"], "asv.conf.json")
+    parent = _asv_parent()
+    if parent is None:
+        return None
+    argv, cwd = parent
+    return os.path.join(cwd, _option(argv, "--config") or "asv.conf.json")
+
+
+def record_name(env=None) -> str:
+    """``<commit>-<environment>.json``, as asv names its result file: ``ASV_COMMIT`` and
+    ``ASV_ENV_NAME``, else (an ``existing`` environment) the asv process's
+    ``--set-commit-hash`` and asv's name for this interpreter; ``unknown``/``env`` if neither."""
+    env = os.environ if env is None else env
+    commit, name = env.get("ASV_COMMIT"), env.get("ASV_ENV_NAME")
+    parent = None if commit and name else _asv_parent()
+    if parent is not None:
+        commit = commit or _option(parent[0], "--set-commit-hash")
+        name = name or "existing-py" + sys.executable.replace(os.sep, "_")
+    return f"{commit or 'unknown'}-{name or 'env'}.json"
 
 
 def check_results_dir(sel: Selection, environ=None, conf: str | None = None) -> None:

@@ -181,6 +181,8 @@ def cmd_run(args) -> int:
     sw.require_device(device)
     from .run_checks import check_run
     outputs, journal_path, spec = check_run(args, points, proto, device)
+    if args.pin_cpu is not None:
+        sw.pin_cpu(args.pin_cpu)  # the peak calibration too; the worker is pinned by its spec
     print(f"device: {device} ({sw.device_name(device)}); grid {grid}: {len(points)} points; dtype {dtype}",
           flush=True)
     meta = sw.run_meta(device, proto, grid)

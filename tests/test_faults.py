@@ -259,7 +259,8 @@ def test_a_sweep_crash_inside_asv_keeps_every_other_point(tmp_path, head):
     assert values[failed] is None
     others = {k: v for k, v in values.items() if k != failed}
     assert len(others) == 3 and all(isinstance(v, float) and v > 0 for v in others.values())
-    (rec,) = record.glob("*.json")  # an existing environment passes no ASV_COMMIT
+    (rec,) = record.glob("*.json")
+    assert rec.name == f"{head}-existing-py{sys.executable.replace(os.sep, '_')}.json"
     doc = json.loads(rec.read_text())
     status = {r["label"]: r["status"] for r in doc["results"]}
     assert len(status) == 4 and status.pop(crash) == "error" and set(status.values()) == {"ok"}
