@@ -274,3 +274,18 @@ def test_a_sweep_crash_inside_asv_keeps_every_other_point(tmp_path, head):
              if ln.strip().startswith("mhabench: error:")]
     assert len(lines) == 1 and "another grid" in lines[0], again.stdout + again.stderr
     assert (d / "results" / "benchmarks.json").read_text() == known
+
+
+def test_resume_of_a_finished_journal_rebuilds_the_files_it_named(tmp_path):
+    first = run(tmp_path, "", "--stride", "4")
+    assert first.returncode == 0, first.stdout[-2000:] + first.stderr[-2000:]
+    want = {p: (tmp_path / p).read_text() for p in ("r.csv", "e.json")}
+    for p in ("r.csv", "e.json", "a.json"):
+        (tmp_path / p).unlink()
+    argv = [sys.executable, "-m", "mhabench", "run", "--device", "cpu", "--grid", "smoke", *TINY,
+            "--stride", "4", "--resume", str(tmp_path / "a.journal.jsonl")]
+    again = subprocess.run(argv, env=_env(), capture_output=True, text=True, timeout=300)
+    assert again.returncode == 0, again.stdout[-2000:] + again.stderr[-2000:]
+    assert "resumed: 2 points" in again.stdout and "0 measured now" in again.stdout
+    assert {p: (tmp_path / p).read_text() for p in want} == want
+    assert list(kept(tmp_path)) == LABELS[::4]
