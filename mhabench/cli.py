@@ -5,7 +5,6 @@ import argparse
 from dataclasses import replace
 import json
 import sys
-import time
 
 from .config import (GRIDS, SEED_AXES, SMOKE_AXES, ConfigError, canonical_device, canonical_dtype,
                      custom_axes, named_grid, parse_int_list, stride)
@@ -173,7 +172,7 @@ def cmd_run(args) -> int:
     if args.dtype:
         canonical_dtype(args.dtype)
     from . import sweep as sw
-    from .results import ResultFiles, errors_of
+    from .results import errors_of
     device = device or sw.default_device()
     dtype = canonical_dtype(args.dtype or ("float16" if device.startswith("cuda") else "float32"))
     grid, points = resolve_points(args, device, dtype)

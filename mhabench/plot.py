@@ -11,7 +11,6 @@ break-even marker).
 from __future__ import annotations
 
 import itertools
-import json
 import math
 import re
 from pathlib import Path

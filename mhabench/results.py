@@ -143,7 +143,6 @@ class Result:
              "rounds_us": self.rounds, "device_calls_us": self.device_calls}
         return d
 
-
     def to_record(self) -> dict:
         """Every dataclass field as plain JSON types (the point as a dict): what
         :meth:`from_json` reads back, whatever fields the class has."""
