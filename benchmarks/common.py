@@ -176,7 +176,7 @@ def selection(environ=None) -> Selection:
     return Selection(grid, device, dtype, axes, tuple(points), timeout, suite, threads)
 
 
-def run_sweep(sel: Selection) -> dict:
+def run_sweep(sel: Selection, journal: str | None = None) -> dict:
     """Measure every point of ``sel`` once; return plain Python types only.
 
     ``{"points": {label: {"status", "message", "metrics": {name: float}}}, "unavailable": str,
@@ -192,7 +192,6 @@ def run_sweep(sel: Selection) -> dict:
     from mhabench.timing import Protocol
 
     from mhabench import host_setup
-    from mhabench.peak import recheck
 
     t0 = time.perf_counter()
     try:
@@ -201,27 +200,18 @@ def run_sweep(sel: Selection) -> dict:
     except ConfigError as exc:
         return {"points": {}, "unavailable": str(exc), "meta": {"grid": sel.grid}}
     proto = Protocol()
-    cost: dict = {}
     # The peak is cached per device, dtype and torch; only the extras' efficiency figures use it.
     peak = sw.calibrate_peak(sel.device, sel.dtype) if sel.extras else {"tflops": math.nan}
-    results = sw.sweep(sel.points, proto, cost=cost, peak_tflops=peak["tflops"],
-                       extras=sel.extras)
-    if sel.extras and "error" not in peak:  # a rate above the peak: measured again
-        peak = recheck([v for r in results for k, v in r.metrics().items()
-                        if k.endswith("_tflops") and k != "peak_tflops"], peak, sel.device, sel.dtype)
-        for r in results:
-            r.peak_tflops = peak["tflops"]
+    entries, cost = supervised_sweep(sel, proto, peak, journal, threads=host["threads"])
     points = {}
-    for r in results:
-        status, message = str(r.status), str(r.message)
-        try:
-            metrics = {str(k): float(v) for k, v in r.metrics().items()}
-        except Exception as exc:  # a derived figure that cannot be computed fails its point only
-            status, metrics = "error", {}
-            message = f"{message}; metrics: {type(exc).__name__}: {exc}".lstrip("; ")
-        points[r.point.label] = {"status": status, "message": message, "metrics": metrics}
+    for e in entries:
+        doc = e["doc"]
+        metrics = {str(k): math.nan if v is None else float(v)
+                   for k, v in (doc.get("metrics") or {}).items()}
+        points[e["label"]] = {"status": str(doc["status"]), "message": str(doc["message"]),
+                              "metrics": metrics}
     meta = {"grid": sel.grid, "device": sel.device, "dtype": sel.dtype, "suite": sel.suite,
-            "points": len(results),
+            "points": len(entries),
             "seconds": round(time.perf_counter() - t0, 3),
             "cost_s": {str(k): float(v) for k, v in cost.items()},
             "peak": {str(k): v if isinstance(v, (str, bool)) else float(v) for k, v in peak.items()},
@@ -231,8 +221,126 @@ def run_sweep(sel: Selection) -> dict:
     return {"points": points, "unavailable": "", "meta": meta}
 
 
+RECORD_ENV = "MHABENCH_RECORD_DIR"
+JOURNAL = "mhabench-journal.jsonl"
+
+
+def supervised_sweep(sel: Selection, proto, peak: dict, journal: str | None = None,
+                     threads: int | None = None) -> tuple[list[dict], dict]:
+    """The grid measured in worker processes (:mod:`mhabench.supervise`), each finished point
+    journaled (at ``journal``, else in a temporary folder): a crash or hang at one point fails that point only.
+    With ``MHABENCH_RECORD_DIR`` set, the full results (``mhabench run --json``'s layout) are
+    written there as :func:`record_name` says. Returns (entries, cost split)."""
+    from mhabench import durable, sweep as sw
+    from mhabench.journal import Outputs
+    from mhabench.supervise import WorkerSpec
+    meta = sw.run_meta(sel.device, proto, sel.grid)
+    meta.update(extras=sel.extras, suite=sel.suite, peak=peak, cost_s={})
+    record = os.environ.get(RECORD_ENV)
+    out = Outputs(json=os.path.join(record, record_name()) if record else None)
+    spec = WorkerSpec(proto, extras=sel.extras, peak_tflops=peak["tflops"], threads=threads)
+    if journal is None:
+        import tempfile
+        with tempfile.TemporaryDirectory(prefix="mhabench-") as tmp:
+            done = durable.run(sel.points, spec, meta, sel.dtype, out, os.path.join(tmp, JOURNAL))
+    else:
+        done = durable.run(sel.points, spec, meta, sel.dtype, out, journal)
+    if done.stopped:
+        raise KeyboardInterrupt(f"sweep stopped by signal {done.stopped}")
+    return done.entries, meta["cost_s"]
+
+
+def _asv_parent() -> tuple[list[str], str] | None:
+    """(argv, working directory) of the ``asv`` process that started this one (Linux
+    ``/proc``): an ``existing`` environment passes none of asv's ``ASV_*`` variables."""
+    parent = f"/proc/{os.getppid()}"
+    try:
+        with open(f"{parent}/cmdline", "rb") as fh:
+            argv = [a.decode(errors="replace") for a in fh.read().split(b"\0") if a]
+        cwd = os.readlink(f"{parent}/cwd")
+    except OSError:
+        return None
+    return (argv, cwd) if any(a == "asv" or a.endswith("/asv") for a in argv) else None
+
+
+def _option(argv: list[str], name: str) -> str | None:
+    for i, a in enumerate(argv):
+        if a == name and i + 1 < len(argv):
+            return argv[i + 1]
+        if a.startswith(name + "="):
+            return a.split("=", 1)[1]
+    return None
+
+
+def _asv_config_path(env) -> str | None:
+    """The asv config of the run: ``ASV_CONF_DIR`` (set in asv's own environments), else the
+    asv process's ``--config`` and directory. None where neither is known."""
+    if env.get("ASV_CONF_DIR"):
+        return os.path.join(env["ASV_CONF_DIR"], "asv.conf.json")
+    parent = _asv_parent()
+    if parent is None:
+        return None
+    argv, cwd = parent
+    return os.path.join(cwd, _option(argv, "--config") or "asv.conf.json")
+
+
+def record_name(env=None) -> str:
+    """``<commit>-<environment>.json``, as asv names its result file: ``ASV_COMMIT`` and
+    ``ASV_ENV_NAME``, else (an ``existing`` environment) the asv process's
+    ``--set-commit-hash`` and asv's name for this interpreter; ``unknown``/``env`` if neither."""
+    env = os.environ if env is None else env
+    commit, name = env.get("ASV_COMMIT"), env.get("ASV_ENV_NAME")
+    parent = None if commit and name else _asv_parent()
+    if parent is not None:
+        commit = commit or _option(parent[0], "--set-commit-hash")
+        name = name or "existing-py" + sys.executable.replace(os.sep, "_")
+    return f"{commit or 'unknown'}-{name or 'env'}.json"
+
+
+def check_results_dir(sel: Selection, environ=None, conf: str | None = None) -> None:
+    """At asv's discovery, refuse (ConfigError) a grid whose parameters differ from those the
+    results dir's ``benchmarks.json`` holds: asv would replace them, and its report would then
+    draw only the new grid's points. Only discovery checks (it runs before asv rewrites
+    ``benchmarks.json``; asv's later processes see the new one)."""
+    env = os.environ if environ is None else environ
+    if conf is None:
+        if sys.argv[1:2] != ["discover"]:
+            return
+        conf = _asv_config_path(env)
+    if not conf:
+        return
+    try:
+        with open(conf, encoding="utf-8") as fh:
+            text = "\n".join(line for line in fh if not line.lstrip().startswith("//"))
+        results_dir = os.path.join(os.path.dirname(conf),
+                                   json.loads(text).get("results_dir") or "results")
+        with open(os.path.join(results_dir, "benchmarks.json"), encoding="utf-8") as fh:
+            known = json.load(fh)
+    except (OSError, ValueError, AttributeError):
+        return  # no results yet (or not asv's layout): nothing to mix with
+    want = [[repr(v) for v in axis] for axis in sel.params]
+    for name, info in known.items():
+        if isinstance(info, dict) and info.get("param_names") == PARAM_NAMES \
+                and info.get("params") != want:
+            raise ConfigError(
+                f"{results_dir} holds results of another grid ({name} has other parameters "
+                f"than {GRID_ENV}={sel.grid!r}); use a results dir per grid family (asv would "
+                f"draw only this grid's points)")
+
+
+def _selection_or_exit() -> Selection:
+    """The selection, checked against the results dir; a bad one ends discovery in one line."""
+    try:
+        sel = selection()
+        check_results_dir(sel)
+    except ConfigError as exc:
+        print(f"mhabench: error: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
+    return sel
+
+
 # --- the one sweep every benchmark class reads ----------------------------------------------------
-SELECTION = selection()
+SELECTION = _selection_or_exit()
 
 #: Where ``setup_cache`` files one JSON per point, under asv's cache directory (its working
 #: directory, shared with the workers). Each worker reads only its own point's file: unpickling
@@ -297,7 +405,7 @@ def read_point(cache: dict, label: str) -> dict:
 def sweep_to_files(sel: Selection, directory: str) -> dict:
     """``setup_cache``'s body, kept out of it: asv re-reads and tokenizes the source of
     ``setup_cache``, ``setup`` and the method in every one of its (method x point) workers."""
-    out = run_sweep(sel)
+    out = run_sweep(sel, JOURNAL)
     bad = [f"{k}: {v['status']}" for k, v in out["points"].items() if v["status"] != "ok"]
     from mhabench.host_setup import busy_warning, noise_warning
     for line in filter(None, [busy_warning({**out["meta"].get("host", {}),

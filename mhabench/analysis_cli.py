@@ -121,6 +121,9 @@ def csv_text(rows: list[dict], keys=None) -> str:
 
 def cmd_breakeven(args) -> int:
     from .breakeven import break_even_table, load_doc
+    if args.csv:
+        from .fileio import check_output
+        check_output(args.csv, "--csv")
     doc = load_doc(args.results)
     _check_metric(doc, args.metric)
     rows = break_even_table(doc, args.metric)

@@ -7,7 +7,6 @@ neighbours in padding order. Pure functions, no torch.
 """
 from __future__ import annotations
 
-import json
 import math
 import os
 from typing import Iterable, Mapping, Sequence
@@ -59,18 +58,9 @@ def load_doc(source: str | os.PathLike | Mapping) -> dict:
     if isinstance(source, Mapping):
         doc, name = dict(source), "document"
     else:
+        from .fileio import read_json
         name = os.fspath(source)
-        try:
-            with open(name, encoding="utf-8") as fh:
-                text = fh.read()
-        except FileNotFoundError:
-            raise ConfigError(f"{name}: no such file") from None
-        except (OSError, UnicodeDecodeError) as exc:
-            raise ConfigError(f"{name}: cannot read: {exc}") from None
-        try:
-            doc = json.loads(text)
-        except ValueError as exc:
-            raise ConfigError(f"{name}: not JSON ({exc})") from None
+        doc = read_json(name, "results JSON")
     results = doc.get("results") if isinstance(doc, dict) else None
     if not isinstance(results, list) or not all(
             isinstance(r, dict) and isinstance(r.get("point"), dict) and isinstance(r.get("metrics"), dict)
@@ -82,6 +72,15 @@ def load_doc(source: str | os.PathLike | Mapping) -> dict:
         raise ConfigError(f"{name}: not an mhabench results JSON (a point lacks {missing[0]!r})")
     if not isinstance(doc.get("meta", {}), dict):
         raise ConfigError(f"{name}: not an mhabench results JSON ('meta' is not an object)")
+    for i, r in enumerate(results):
+        for k in SHAPE_KEYS:
+            v = r["point"][k]
+            if isinstance(v, bool) or not isinstance(v, str if k == "dtype" else int):
+                raise ConfigError(f"{name}: result {i}: point {k} is {v!r}, not "
+                                  f"{'a string' if k == 'dtype' else 'an integer'}")
+        for k, v in r["metrics"].items():
+            if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float))):
+                raise ConfigError(f"{name}: result {i}: metric {k} is {v!r}, not a number")
     return doc
 
 

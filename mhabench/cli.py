@@ -6,7 +6,6 @@ import contextlib
 from dataclasses import replace
 import json
 import sys
-import time
 
 from .config import (GRIDS, SEED_AXES, SMOKE_AXES, ConfigError, canonical_device, canonical_dtype,
                      custom_axes, named_grid, parse_int_list, stride)
@@ -51,6 +50,8 @@ def _add_run(sub) -> None:
     t.add_argument("--no-extras", action="store_true",
                    help="skip the figures beyond the reference (fp32 drift, peak memory, SDPA "
                         "backend split): the cheapest sweep, and what their cost is measured against")
+    t.add_argument("--point-timeout", type=float, default=None, metavar="S",
+                   help="seconds a point may run before it is recorded as hung (900)")
     t.add_argument("--no-peak", action="store_true",
                    help="skip the matmul peak calibration (share-of-peak figures left blank)")
     t.add_argument("--recalibrate-peak", action="store_true",
@@ -62,6 +63,11 @@ def _add_run(sub) -> None:
     o.add_argument("--breakeven-path", default=None, metavar="PATH",
                    help="CSV of the break-even paddings per shape (default: beside --save-path "
                         "or --json, as NAME_breakeven.csv)")
+    o.add_argument("--journal", default=None, metavar="PATH",
+                   help="where each finished point is recorded as it finishes (default: beside "
+                        "the first output, as NAME.journal.jsonl, else in the cache folder)")
+    o.add_argument("--resume", default=None, metavar="JOURNAL",
+                   help="measure only the points not in JOURNAL, then write the files from it")
     o.add_argument("--no-table", action="store_true", help="do not print the table")
     o.add_argument("--no-progress", action="store_true", help="no progress bar")
 
@@ -209,15 +215,21 @@ def cmd_run(args) -> int:
     if args.dtype:
         canonical_dtype(args.dtype)
     from . import sweep as sw
-    from .results import ResultFiles, errors_of
+    from .results import errors_of
     device = device or sw.default_device()
     dtype = canonical_dtype(args.dtype or ("float16" if device.startswith("cuda") else "float32"))
     grid, points = resolve_points(args, device, dtype)
     proto = resolve_protocol(args)
     sw.require_device(device)
+    from dataclasses import replace as _replace
+
     from . import host_setup
     threads = host_setup.parse_threads(args.threads)
-    host_setup.apply(threads or host_setup.default_threads(device), args.pin_cpu)
+    from .run_checks import check_run
+    outputs, journal_path, spec = check_run(args, points, proto, device)
+    # the parent calibrates the peak with the settings the worker measures with
+    applied = host_setup.apply(threads or host_setup.default_threads(device), args.pin_cpu)
+    spec = _replace(spec, threads=applied["threads"], pin_cpu=args.pin_cpu)
     meta = sw.run_meta(device, proto, grid)
     host = meta.get("host_setup") or host_setup.host_meta()
     print(f"device: {device} ({sw.device_name(device)}); grid {grid}: {len(points)} points; "
@@ -232,46 +244,35 @@ def cmd_run(args) -> int:
     meta["peak"] = peak_meta(args, device, dtype)
     meta["extras"] = not args.no_extras
     meta["cost_s"] = {}
+    meta["outputs"] = vars(outputs)
     from tqdm import tqdm
+    from . import durable
+    from .journal import results_of
+    spec = _replace(spec, peak_tflops=meta["peak"]["tflops"])
+    print(f"journal: {journal_path} (mhabench run --resume {journal_path} goes on from it)",
+          flush=True)
     bar = tqdm(total=len(points), disable=args.no_progress, unit="pt", file=sys.stderr)
-    t0 = time.perf_counter()
-    done = []
-
-    be_path = breakeven_path(args)
-
-    files = ResultFiles(args.save_path, args.error_save_path, args.json)
-
-    def save(results):
-        files.write(results, meta)  # the latest ``files``: a new peak makes a new one
-        if be_path:
-            from .analysis_cli import csv_text
-            from .breakeven import SUMMARY_KEYS
-            from .results import atomic_write
-            atomic_write(be_path, csv_text(breakeven_rows(results), SUMMARY_KEYS))
-
-    def on_point(r):
-        # files are rewritten once per chunk of points, at the end and on interruption:
-        # rewriting them after every point made writing quadratic in the grid (24 s of a
-        # seed-grid run)
-        done.append(r)
-        bar.update(1)
-
     try:
-        results = sw.sweep(points, proto, on_point=on_point, on_chunk=save, cost=meta["cost_s"],
-                           peak_tflops=meta["peak"]["tflops"], extras=meta["extras"])
-    except KeyboardInterrupt:
+        out = durable.run(points, spec, meta, dtype, outputs, journal_path,
+                          resume=bool(args.resume), on_entry=lambda e: bar.update(1))
+    except durable.WorkerFailed as exc:
         bar.close()
-        save(done)
-        print(f"interrupted: {len(done)} of {len(points)} points kept", file=sys.stderr)
-        return 130
+        print(f"mhabench: error: {exc}", file=sys.stderr)
+        return 1
     bar.close()
-    meta["seconds"] = round(time.perf_counter() - t0, 2)
+    results = results_of(out.entries)
+    if out.stopped:
+        print(f"interrupted: {len(results)} of {len(points)} points kept "
+              f"(resume with --resume {journal_path})", file=sys.stderr)
+        return 128 + out.stopped
+    if out.skipped:
+        print(f"resumed: {out.skipped} points from {journal_path}, {out.measured} measured now")
     if not args.no_peak:
         before = meta["peak"]
         recheck_peak(results, meta, device, dtype)
-        if meta["peak"] is not before:  # every point's figures change: serialise them again
-            files = ResultFiles(args.save_path, args.error_save_path, args.json)
-    save(results)
+        if meta["peak"] is not before:  # every point's share of the peak changes
+            from .journal import entry_text, rebuild
+            rebuild([json.loads(entry_text(r)) for r in results], meta, outputs)
     if not args.no_table:
         print_table(results)
         print_breakeven(breakeven_rows(results))
@@ -279,7 +280,7 @@ def cmd_run(args) -> int:
     for line in filter(None, [None if busy else host_setup.busy_warning(host_setup.host_meta()),
                               noise_warning([r.metrics()["speedup_rel_iqr"] for r in results])]):
         print(line, file=sys.stderr)
-    written = [p for p in (args.save_path, be_path, args.error_save_path, args.json) if p]
+    written = [p for p in (outputs.csv, outputs.breakeven, outputs.errors, outputs.json) if p]
     if written:
         print(f"wrote {', '.join(written)}")
     errors = errors_of(results)

@@ -11,7 +11,6 @@ measured line), ``"unity"`` (the horizontal line at speedup 1, or fast/slow 1), 
 from __future__ import annotations
 
 import itertools
-import json
 import math
 import re
 from pathlib import Path
@@ -176,6 +175,7 @@ def read_asv_results(asv_results_dir) -> list[dict]:
     value}}}``, sorted by commit date then file name. ``machine.json`` is skipped, as are files
     that do not have the result-file layout.
     """
+    from .fileio import read_json
     root = Path(asv_results_dir)
     if not root.is_dir():
         raise ConfigError(f"{root}: no such directory")
@@ -183,18 +183,22 @@ def read_asv_results(asv_results_dir) -> list[dict]:
     for path in sorted(root.glob("*/*.json")):
         if path.name == "machine.json":
             continue
-        try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            continue
+        data = read_json(path, "asv result file")
         if not isinstance(data, dict) or not isinstance(data.get("result_columns"), list) \
                 or not isinstance(data.get("results"), dict):
-            continue
+            raise ConfigError(f"{path}: not an asv result file (needs 'result_columns' and "
+                              f"'results')")
+        bad = [b for b, row in data["results"].items() if not isinstance(row, list)
+               or len(row) > len(data["result_columns"])]
+        if bad:
+            raise ConfigError(f"{path}: not an asv result file ({bad[0]!r} is not a row)")
         benches = rows(data)
         runs.append({"machine": (data.get("params") or {}).get("machine", path.parent.name),
                      "path": str(path), "commit_hash": data.get("commit_hash") or path.stem,
                      "env_name": data.get("env_name") or "", "date": data.get("date") or 0,
                      "results": benches})
+    if not runs:
+        raise ConfigError(f"{root}: no asv result files (results/<machine>/<commit>-<env>.json)")
     runs.sort(key=lambda r: (r["date"], r["path"]))
     return runs
 
@@ -212,12 +216,17 @@ def _resolve_name(runs: list[dict], name: str) -> str:
 
 def _bench_info(asv_results_dir, name: str) -> dict:
     """The benchmark's entry in ``benchmarks.json`` beside the machine folders ({} if none)."""
-    try:
-        data = json.loads((Path(asv_results_dir) / "benchmarks.json").read_text(encoding="utf-8"))
-        entry = data[name]
-    except (OSError, ValueError, KeyError, TypeError):
+    from .fileio import read_json
+    path = Path(asv_results_dir) / "benchmarks.json"
+    if not path.exists():
         return {}
-    return entry if isinstance(entry, dict) else {}
+    data = read_json(path, "asv benchmarks.json")
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: not asv's benchmarks.json (not an object)")
+    entry = data.get(name)
+    if entry is not None and not isinstance(entry, dict):
+        raise ConfigError(f"{path}: not asv's benchmarks.json ({name!r} is not an object)")
+    return entry or {}
 
 
 def _as_float(v) -> float:
@@ -235,11 +244,16 @@ def _unquote(value) -> str:
 def asv_tags(asv_html_dir) -> dict[str, str]:
     """``{commit hash: tag}`` from ``asv publish``'s ``index.json`` (its ``tags``, tag -> revision,
     and ``revision_to_hash``); empty when there is no such file or it has no tags."""
-    try:
-        index = json.loads((Path(asv_html_dir) / "index.json").read_text(encoding="utf-8"))
-        tags, revs = index.get("tags") or {}, index.get("revision_to_hash") or {}
-    except (OSError, ValueError, AttributeError):
+    from .fileio import read_json
+    path = Path(asv_html_dir) / "index.json"
+    if not path.exists():
         return {}
+    index = read_json(path, "asv index.json")
+    tags = index.get("tags") or {} if isinstance(index, dict) else None
+    revs = index.get("revision_to_hash") or {} if isinstance(index, dict) else None
+    if not isinstance(tags, dict) or not isinstance(revs, dict):
+        raise ConfigError(f"{path}: not asv's index.json (needs 'tags' and 'revision_to_hash' "
+                          f"objects)")
     return {revs[str(rev)]: tag for tag, rev in tags.items() if str(rev) in revs}
 
 

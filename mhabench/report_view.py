@@ -19,7 +19,6 @@ import functools
 import hashlib
 import http.server
 import io
-import json
 import re
 import shutil
 import subprocess
@@ -100,10 +99,11 @@ def load_index(html_dir: Path) -> dict:
     index = html_dir / "index.json"
     if not index.is_file():
         raise ConfigError(f"{index}: missing (is {html_dir} an `asv publish` output?)")
-    try:
-        return json.loads(index.read_text())
-    except (OSError, ValueError) as exc:
-        raise ConfigError(f"{index}: unreadable: {exc}") from None
+    from .fileio import read_json
+    doc = read_json(index, "asv index.json")
+    if not isinstance(doc, dict) or not isinstance(doc.get("benchmarks"), dict):
+        raise ConfigError(f"{index}: not asv's index.json (no 'benchmarks' object)")
+    return doc
 
 
 def graph_fragment(index: dict, benchmark: str) -> str:

@@ -5,15 +5,13 @@ import csv
 import io
 import json
 import math
-import os
-import tempfile
-from dataclasses import asdict, dataclass, field
-from pathlib import Path as FsPath
+from dataclasses import asdict, dataclass, field, fields
 
 from . import flops as fl
 from . import hostwork
 from .peak import fraction as peak_fraction
 from .config import Point
+from .fileio import atomic_write  # noqa: F401  (the project's one writer, re-exported)
 from .paths import BACKENDS, PATHS
 from .stats import iqr, median, ratios
 
@@ -166,6 +164,29 @@ class Result:
              "host_work": self.host_work}
         return d
 
+    def to_record(self) -> dict:
+        """Every dataclass field as plain JSON types (the point as a dict): what
+        :meth:`from_json` reads back, whatever fields the class has."""
+        return {f.name: (asdict(self.point) if f.name == "point" else getattr(self, f.name))
+                for f in fields(self)}
+
+    @classmethod
+    def from_json(cls, doc: dict) -> "Result":
+        """A Result from :meth:`to_record` (or :meth:`to_json`: its ``rounds_us`` and
+        ``device_calls_us``): every field present in ``doc`` is taken, the others keep their
+        defaults; a float field stored as null is NaN again."""
+        doc = dict(doc)
+        for alias, name in (("rounds_us", "rounds"), ("device_calls_us", "device_calls")):
+            if alias in doc and name not in doc:
+                doc[name] = doc[alias]
+        kwargs = {}
+        for f in fields(cls):
+            if f.name == "point" or f.name not in doc:
+                continue
+            v = doc[f.name]
+            kwargs[f.name] = math.nan if v is None and isinstance(f.default, float) else v
+        return cls(Point(**doc["point"]), **kwargs)
+
 
 def _div(a: float, b: float) -> float:
     """a / b, NaN where b is zero or either is missing (a point without kernels, say)."""
@@ -220,20 +241,6 @@ def row(r: Result) -> list[str]:
 
 
 # --- files -----------------------------------------------------------------------------------
-def atomic_write(path: str | os.PathLike, text: str) -> None:
-    """Write to a temporary file beside ``path`` and rename it over: readers never see half."""
-    target = FsPath(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
-            fh.write(text)
-        os.replace(tmp, target)
-    except BaseException:
-        FsPath(tmp).unlink(missing_ok=True)
-        raise
-
-
 def csv_text(results: list[Result]) -> str:
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")

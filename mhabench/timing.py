@@ -17,6 +17,7 @@ from __future__ import annotations
 import bisect
 import gc
 import itertools
+import math
 import statistics
 import time
 from dataclasses import dataclass
@@ -61,16 +62,20 @@ class Protocol:
         for name in ("block_calls", "window_calls", "long_rounds", "long_min_calls"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
-        for name in ("min_rounds", "min_warmup"):
-            if getattr(self, name) < 1:
-                raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
+        for name, (low, high) in LIMITS.items():
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) \
+                    or not low <= v <= high or (name in ("warmup_ms", "target_ms") and v <= 0):
+                above = "above 0, at most" if name.endswith("_ms") else f"from {low:g} to"
+                raise ConfigError(f"{name} must be a finite number {above} {high:g}, got {v}")
         if self.max_rounds < self.min_rounds:
             raise ConfigError(f"max_rounds {self.max_rounds} is below min_rounds {self.min_rounds}")
-        for name in ("warmup_ms", "target_ms"):
-            if not getattr(self, name) > 0:
-                raise ConfigError(f"{name} must be > 0, got {getattr(self, name)}")
-        if self.device_calls < 0:
-            raise ConfigError(f"device_calls must be >= 0, got {self.device_calls}")
+
+
+#: Bounds of each protocol knob: beyond them a sweep would never end (an hour of warm-up per
+#: path, millions of rounds) or measure nothing.
+LIMITS = {"warmup_ms": (0, 600_000.0), "min_warmup": (1, 100_000), "target_ms": (0, 3_600_000.0),
+          "min_rounds": (1, 1_000_000), "max_rounds": (1, 1_000_000), "device_calls": (0, 10_000)}
 
 
 class Clock:

@@ -32,7 +32,6 @@ import shlex
 import socket
 import subprocess
 import sys
-import tempfile
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -40,6 +39,7 @@ from .asv_feed import feed_settings
 from .asv_results import file_values
 from .builds import Build, commit_dates, local_build, merged, parse_spec
 from .config import ConfigError
+from .fileio import atomic_write
 
 GRID_ENV, DEVICE_ENV, DTYPE_ENV = "MHABENCH_GRID", "MHABENCH_DEVICE", "MHABENCH_DTYPE"
 SUITE_ENV = "MHABENCH_SUITE"
@@ -207,27 +207,19 @@ def reattribute(results_dir: Path, moves: dict[str, str]) -> list[str]:
     return written
 
 
-def atomic_write(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def read_manifest(directory: Path) -> dict:
     """``{"grid_family", "builds": [Build, ...], "commits": {tag: hash}}`` ({} if none yet)."""
     path = directory / MANIFEST
     if not path.exists():
         return {}
+    from .fileio import read_json
+    doc = read_json(path, "builds manifest")
     try:
-        doc = json.loads(path.read_text())
         builds = [Build(**b) for b in doc["builds"]]
-    except (ValueError, KeyError, TypeError) as exc:
+        if not isinstance(doc.get("commits", {}), dict) or \
+                not isinstance(doc.get("grid_family", ""), str):
+            raise TypeError("'commits' must be an object and 'grid_family' a string")
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
         raise ConfigError(f"{path}: not a builds manifest ({exc})") from None
     return {"grid_family": doc.get("grid_family", ""), "builds": builds,
             "commits": dict(doc.get("commits", {}))}

@@ -13,7 +13,7 @@ import sys
 import pytest
 import torch
 
-from mhabench import cli, sweep
+from mhabench import cli
 from mhabench.config import named_grid
 from mhabench.results import COLUMNS
 
@@ -54,7 +54,7 @@ def test_smoke_run_succeeds(smoke_run):
     d, rc, out, err = smoke_run
     assert rc == 0, out + err
     assert "Total errors: 0" in out
-    assert sorted(os.listdir(d)) == ["all.json", "errors.json", "out.csv", "out_breakeven.csv"], \
+    assert sorted(os.listdir(d)) == ["all.journal.jsonl", "all.json", "errors.json", "out.csv", "out_breakeven.csv"], \
         "temp files left?"
     assert re.search(r"peak: matmul peak of cpu in float32 .* TFLOP/s", out)
     assert "extra_fp32" in out.splitlines()[-1]
@@ -112,7 +112,7 @@ def test_no_peak_skips_calibration(tmp_path, monkeypatch):
     assert doc["meta"]["peak"]["skipped"] is True
     assert doc["results"][0]["metrics"]["wall_fast_peak_fraction"] is None
     assert doc["results"][0]["metrics"]["wall_fast_tflops"] > 0
-    assert sorted(os.listdir(tmp_path)) == ["a.json", "a_breakeven.csv"]
+    assert sorted(os.listdir(tmp_path)) == ["a.journal.jsonl", "a.json", "a_breakeven.csv"]
 
 
 def test_smoke_run_csv(smoke_run):
@@ -181,19 +181,14 @@ def test_axis_flags_make_a_custom_grid(tmp_path):
 
 
 def test_a_failing_point_exits_1_and_is_counted(tmp_path, monkeypatch):
-    real = sweep.build
-    calls = []
-
-    def flaky(point):
-        calls.append(point)
-        if len(calls) == 1:
-            raise RuntimeError("CUDA out of memory")
-        return real(point)
-    monkeypatch.setattr(sweep, "build", flaky)
+    from pathlib import Path
+    first = named_grid("smoke", "fp32", "cpu")[0]
+    faults = str(Path(__file__).parent / "faults")
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([faults, os.environ.get("PYTHONPATH", "")]))
+    monkeypatch.setenv("MHABENCH_FAULT", f"oom@{first.label}")
     rc, out, err = _main(["run", "--device", "cpu", "--grid", "smoke", "--stride", "4", "--no-table",
                           *TINY, *_outputs(tmp_path)])
     assert rc == 1
-    first = named_grid("smoke", "fp32", "cpu")[0]
     assert json.loads((tmp_path / "errors.json").read_text()) == {first.key: 1}
     statuses = [dict(zip(COLUMNS, row))["status"] for row in _csv_rows(tmp_path / "out.csv")[1:]]
     assert statuses == ["error", "ok"]
@@ -266,7 +261,8 @@ def test_no_subcommand_exits_2():
 @pytest.fixture
 def no_measuring(monkeypatch):
     """Replace the sweep so that a wrongly accepted input costs nothing."""
-    monkeypatch.setattr(sweep, "sweep", lambda points, proto, **kw: [])
+    from mhabench import supervise
+    monkeypatch.setattr(supervise, "supervise", lambda *a, **kw: None)
 
 
 def test_unknown_grid_with_axis_flags_exits_2(tmp_path, no_measuring):
@@ -300,7 +296,8 @@ def test_python_dash_m_run_writes_the_files(tmp_path):
     assert json.loads((tmp_path / "e.json").read_text()) == {}
     doc = json.loads((tmp_path / "a.json").read_text())
     assert all(set(r["rounds_us"]) == {"fast", "slow", "slow_fair"} for r in doc["results"])
-    assert sorted(os.listdir(tmp_path)) == ["a.json", "e.json", "r.csv", "r_breakeven.csv"]
+    assert sorted(os.listdir(tmp_path)) == ["a.journal.jsonl", "a.json", "e.json", "r.csv",
+                                            "r_breakeven.csv"]
 
 
 def test_python_dash_m_bad_input_exits_2(tmp_path):
