@@ -27,7 +27,10 @@ Environment variables (read once, at import):
     memory, SDPA backend split, peak calibration). asv pays one process per (method x point),
     several ms each, so on the seed grid the method count, not the sweep, sets a run's cost;
     ``core`` is the per-build profile. Its runs leave the other figures (and the gate's noise
-    figures) unrecorded for that build.
+    figures) unrecorded for that build. ``host``: host-work figures only (``benchmarks/host.py``:
+    callgrind instruction counts per call, :mod:`mhabench.instructions`), on a small host-bound
+    grid such as ``smoke``, CPU; needs valgrind (without it the figures are n/a). One valgrind
+    process counts the whole grid after a sweep without the extras.
 """
 from __future__ import annotations
 
@@ -46,7 +49,7 @@ DEVICE_ENV = "MHABENCH_DEVICE"
 DTYPE_ENV = "MHABENCH_DTYPE"
 TIMEOUT_ENV = "MHABENCH_SETUP_TIMEOUT"
 SUITE_ENV = "MHABENCH_SUITE"
-SUITES = ("full", "core")
+SUITES = ("full", "core", "host")
 
 #: asv parameter names, in the order of ``params`` (the reference's loop order).
 PARAM_NAMES = ["batch_size", "seq_len", "embed_dim", "num_heads", "beta_b"]
@@ -187,6 +190,8 @@ def run_sweep(sel: Selection) -> dict:
     peak = sw.calibrate_peak(sel.device, sel.dtype) if sel.extras else {"tflops": math.nan}
     results = sw.sweep(sel.points, proto, cost=cost, peak_tflops=peak["tflops"],
                        extras=sel.extras)
+    if sel.suite == "host":
+        _count_instructions(results, cost)
     points = {}
     for r in results:
         status, message = str(r.status), str(r.message)
@@ -204,6 +209,17 @@ def run_sweep(sel: Selection) -> dict:
     return {"points": points, "unavailable": "", "meta": meta}
 
 
+def _count_instructions(results, cost: dict) -> None:
+    """The host suite's instruction counts, one valgrind process for the grid; where valgrind
+    or the device rules them out, every point says why and the figures are n/a."""
+    from mhabench import instructions as ins
+    try:
+        cost["instructions"] = ins.add_counts(results)["seconds"]
+    except ConfigError as exc:
+        for r in results:
+            r.message = f"{r.message}; instructions: {exc}".lstrip("; ")
+
+
 # --- the one sweep every benchmark class reads ----------------------------------------------------
 SELECTION = selection()
 
@@ -219,15 +235,16 @@ BYTES = "bytes"
 
 
 def figure(key: str, unit: str, doc: str, invert: bool = False, version: str = "1",
-           extra: bool = False):
+           extra: bool = False, host: bool = False):
     """A track_ method returning one metric of :meth:`mhabench.results.Result.metrics`.
 
     ``invert`` tracks 1 / the metric (a speedup becomes fast / slow, lower is better). The
     explicit ``version`` keeps a metric's history when this code changes; bump it only when the
     meaning of the number changes. An ``extra`` figure is None (not a benchmark asv discovers)
-    in the ``core`` suite.
+    in the ``core`` suite. A ``host`` figure exists in the ``host`` suite only, and only host
+    figures exist there.
     """
-    if extra and not SELECTION.extras:
+    if (extra and not SELECTION.extras) or host != (SELECTION.suite == "host"):
         return None
 
     def track(self, cache, *params):

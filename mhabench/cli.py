@@ -43,6 +43,12 @@ def _add_run(sub) -> None:
                         "backend split): the cheapest sweep, and what their cost is measured against")
     t.add_argument("--no-peak", action="store_true",
                    help="skip the matmul peak calibration (share-of-peak figures left blank)")
+    t.add_argument("--instructions", action="store_true",
+                   help="also count host instructions per call and path under callgrind "
+                        "(CPU; needs valgrind; one valgrind process for the sweep, ~1 min to "
+                        "start plus seconds per point)")
+    t.add_argument("--instructions-allow-cuda", action="store_true",
+                   help="let --instructions run on a CUDA device (slow: minutes to the first call)")
     o = p.add_argument_group("output")
     o.add_argument("--save-path", "--save_path", default=None, help="CSV of the table")
     o.add_argument("--error-save-path", "--error_save_path", default=None, help="JSON of error counts")
@@ -172,6 +178,11 @@ def cmd_run(args) -> int:
     grid, points = resolve_points(args, device, dtype)
     proto = resolve_protocol(args)
     sw.require_device(device)
+    counting = args.instructions or args.instructions_allow_cuda
+    if counting:
+        from . import instructions as ins
+        ins.check_points(points, args.instructions_allow_cuda)
+        ins.valgrind()
     if args.pin_cpu is not None:
         sw.pin_cpu(args.pin_cpu)
     print(f"device: {device} ({sw.device_name(device)}); grid {grid}: {len(points)} points; dtype {dtype}",
@@ -180,6 +191,12 @@ def cmd_run(args) -> int:
     meta["peak"] = peak_meta(args, device, dtype)
     meta["extras"] = not args.no_extras
     meta["cost_s"] = {}
+    counts = {}
+    if counting:  # first, so that each point's row is complete when the sweep writes it
+        print(f"instructions: one valgrind process over {len(points)} points...", flush=True)
+        counts = ins.sweep(points, ins.Plan(allow_cuda=args.instructions_allow_cuda))
+        meta["instructions"] = counts[""]
+        meta["cost_s"]["instructions"] = counts[""]["seconds"]
     from tqdm import tqdm
     bar = tqdm(total=len(points), disable=args.no_progress, unit="pt", file=sys.stderr)
     t0 = time.perf_counter()
@@ -201,6 +218,8 @@ def cmd_run(args) -> int:
         # files are rewritten once per chunk of points, at the end and on interruption:
         # rewriting them after every point made writing quadratic in the grid (24 s of a
         # seed-grid run)
+        if counting:
+            ins.attach(r, counts)
         done.append(r)
         bar.update(1)
 

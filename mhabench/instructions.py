@@ -176,8 +176,27 @@ def sweep(points, plan: Plan | None = None, env: dict | None = None,
         if own:
             shutil.rmtree(work, ignore_errors=True)
     results[""] = {"seconds": round(time.monotonic() - t0, 2), "restarts": restarts,
-                   "stages": stages}
+                   "calls": dict(plan.calls), "warmup": plan.warmup, "stages": stages}
     return results
+
+
+def attach(result, counts: dict) -> None:
+    """Store a :func:`sweep`'s per-call counts on its point's
+    :class:`~mhabench.results.Result`; a point that could not be counted keeps NaN figures and
+    a note in its message (its other figures stand)."""
+    entry = counts.get(result.point.label)
+    if entry and entry["status"] == "ok":
+        result.instructions = dict(entry["instructions"])
+    elif entry:
+        result.message = f"{result.message}; instructions: {entry['message']}".lstrip("; ")
+
+
+def add_counts(results, plan: Plan | None = None, env: dict | None = None) -> dict:
+    """Count at every result's point in one :func:`sweep`, :func:`attach` each; the meta."""
+    counts = sweep([r.point for r in results], plan, env)
+    for r in results:
+        attach(r, counts)
+    return counts[""]
 
 
 def _error(message: str) -> dict:

@@ -195,7 +195,7 @@ def _benchmarks() -> dict:
             if cls.__module__ != mod.__name__:
                 continue
             for n in dir(cls):
-                if n.startswith("track_"):
+                if n.startswith("track_") and getattr(cls, n) is not None:
                     out[f"{path.stem}.{cname}.{n}"] = (cls, n)
     return out
 
