@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import statistics
 import sys
 import tempfile
@@ -113,8 +114,9 @@ def report(runs: dict) -> None:
             print(f"{name}: flagged at {flagged[name]} of {n} points; fast count change median "
                   f"{100 * statistics.median(changes[name]):+.3f}%, range "
                   f"{100 * min(changes[name]):+.3f}% .. {100 * max(changes[name]):+.3f}%")
-    print("sweep cost (one valgrind process each): "
-          + ", ".join(f"{k} {r['meta']['seconds']:.0f} s" for k, r in runs.items()))
+    print("sweep cost (one valgrind process each), wall (CPU) seconds: "
+          + ", ".join(f"{k} {r['meta']['seconds']:.0f} ({r['meta'].get('cpu_s', math.nan):.0f}) s"
+                      for k, r in runs.items()))
     import_s = [_stage_s(r["meta"]["stages"], "imported torch") for r in runs.values()]
     print("  of which torch import under valgrind: "
           + ", ".join(f"{s:.0f} s" for s in import_s if s is not None))

@@ -47,6 +47,7 @@ class Plan:
     warmup: int = WARMUP_CALLS
     timeout_s: float | None = None
     allow_cuda: bool = False
+    valgrind_args: tuple = ()   # more valgrind options, before the interpreter
 
     def __post_init__(self):
         for path, n in self.calls.items():
@@ -76,14 +77,15 @@ def check_points(points, allow_cuda: bool = False) -> None:
 
 
 def worker_argv(points_file: str, out_file: str, callgrind_out: str,
-                python: str | None = None, exe: str = "valgrind") -> list[str]:
+                python: str | None = None, exe: str = "valgrind",
+                valgrind_args: tuple = ()) -> list[str]:
     """The one command line of a sweep's valgrind process.
 
     ``python`` defaults to ``sys.executable``, the interpreter itself: a launcher script (a
     pyenv shim, say) would have valgrind instrument the shell instead of Python.
     """
     return [exe, "--tool=callgrind", "--collect-atstart=no", "--instr-atstart=yes",
-            "--dump-line=no", f"--callgrind-out-file={callgrind_out}",
+            "--dump-line=no", f"--callgrind-out-file={callgrind_out}", *valgrind_args,
             python or sys.executable, "-m", "mhabench.instructions", "worker",
             points_file, out_file, callgrind_out]
 
@@ -122,14 +124,14 @@ def sweep(points, plan: Plan | None = None, env: dict | None = None,
     "totals": {path: count}, "calls": {path: n}}``. A point the worker died at is an error
     entry and the worker restarts at the next point; past ``plan.timeout_s`` the process is
     killed and the points not reached are errors saying so. ``on_point(label, entry)`` sees
-    each entry as it is read. Meta of the run is in the entry under ``""``: seconds,
-    restarts, the stage lines of the worker's log.
+    each entry as it is read. Meta of the run is in the entry under ``""``: seconds (wall and
+    the valgrind processes' CPU), restarts, calls, the stage lines of the worker's log.
     """
     plan = plan or Plan()
     points = list(points)
     check_points(points, plan.allow_cuda)
     exe = valgrind()
-    t0 = time.monotonic()
+    t0, cpu0 = time.monotonic(), _children_cpu_s()
     own = workdir is None
     work = tempfile.mkdtemp(prefix="mhabench-instr-") if own else workdir
     os.makedirs(work, exist_ok=True)
@@ -148,7 +150,8 @@ def sweep(points, plan: Plan | None = None, env: dict | None = None,
             log_file = os.path.join(work, "worker.log")
             left = None if plan.timeout_s is None else plan.timeout_s - (time.monotonic() - t0)
             rc, timed_out = _run_worker(
-                worker_argv(pts_file, out_file, os.path.join(work, "callgrind.out"), exe=exe),
+                worker_argv(pts_file, out_file, os.path.join(work, "callgrind.out"), exe=exe,
+                            valgrind_args=plan.valgrind_args),
                 worker_env(env), log_file, left)
             stages += _stage_lines(log_file)
             done = read_lines(out_file)
@@ -175,7 +178,8 @@ def sweep(points, plan: Plan | None = None, env: dict | None = None,
     finally:
         if own:
             shutil.rmtree(work, ignore_errors=True)
-    results[""] = {"seconds": round(time.monotonic() - t0, 2), "restarts": restarts,
+    results[""] = {"seconds": round(time.monotonic() - t0, 2),
+                   "cpu_s": round(_children_cpu_s() - cpu0, 2), "restarts": restarts,
                    "calls": dict(plan.calls), "warmup": plan.warmup, "stages": stages}
     return results
 
@@ -197,6 +201,14 @@ def add_counts(results, plan: Plan | None = None, env: dict | None = None) -> di
     for r in results:
         attach(r, counts)
     return counts[""]
+
+
+def _children_cpu_s() -> float:
+    """CPU seconds of this process's finished children (valgrind's own, on a shared machine
+    the figure its wall time hides)."""
+    import resource
+    ru = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return ru.ru_utime + ru.ru_stime
 
 
 def _error(message: str) -> dict:
