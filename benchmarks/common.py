@@ -58,6 +58,8 @@ PARAM_NAMES = ["batch_size", "seq_len", "embed_dim", "num_heads", "beta_b"]
 #: minutes; a CPU one of ``smoke`` a few seconds, of ``quick`` more than ten minutes on 2 cores:
 #: its largest points take minutes each there). Custom grids get the seed allowance.
 SETUP_TIMEOUTS = {"seed": 3600, "quick": 7200, "smoke": 600, "custom": 3600}
+#: Seconds the host suite adds for its valgrind process (smoke: ~2.5 min on 2 idle cores).
+HOST_TIMEOUT = 1800
 
 #: ``custom:`` keys -> Axes field.
 CUSTOM_KEYS = {
@@ -162,6 +164,8 @@ def selection(environ=None) -> Selection:
     if suite not in SUITES:
         raise ConfigError(f"{SUITE_ENV}: unknown suite {env.get(SUITE_ENV)!r} "
                           f"(use {' or '.join(SUITES)})")
+    if suite == "host" and not timeout_text:
+        timeout += HOST_TIMEOUT
     return Selection(grid, device, dtype, axes, tuple(points), timeout, suite)
 
 

@@ -44,6 +44,8 @@ def test_host_suite_discovers_host_figures_only_and_others_none_of_them():
     assert not any(n.startswith("host.") for n in _discover("full"))
     sel = common.selection({common.SUITE_ENV: "HOST"})
     assert (sel.suite, sel.extras) == ("host", False)
+    assert sel.setup_timeout == common.SETUP_TIMEOUTS["smoke"] + common.HOST_TIMEOUT  # valgrind
+    assert common.selection({common.SUITE_ENV: "host", common.TIMEOUT_ENV: "5"}).setup_timeout == 5
 
 
 @pytest.mark.skipif(shutil.which("valgrind") is None, reason="valgrind is not installed")
