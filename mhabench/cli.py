@@ -194,7 +194,11 @@ def cmd_run(args) -> int:
     counts = {}
     if counting:  # first, so that each point's row is complete when the sweep writes it
         print(f"instructions: one valgrind process over {len(points)} points...", flush=True)
-        counts = ins.sweep(points, ins.Plan(allow_cuda=args.instructions_allow_cuda))
+        try:
+            counts = ins.sweep(points, ins.Plan(allow_cuda=args.instructions_allow_cuda))
+        except KeyboardInterrupt:
+            print("interrupted while counting instructions: nothing written", file=sys.stderr)
+            return 130
         meta["instructions"] = counts[""]
         meta["cost_s"]["instructions"] = counts[""]["seconds"]
     from tqdm import tqdm

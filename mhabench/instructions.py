@@ -225,6 +225,10 @@ def _run_worker(argv, env, log_file, timeout_s):
             proc.kill()
             proc.wait()
             return proc.returncode, True
+        except BaseException:  # Ctrl-C: leave no valgrind process behind
+            proc.kill()
+            proc.wait()
+            raise
 
 
 def _stage_lines(log_file: str) -> list[str]:
