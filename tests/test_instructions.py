@@ -25,7 +25,8 @@ from mhabench.config import ConfigError, Point, named_grid
 POINTS = named_grid("smoke", "fp32", "cpu")[:3]
 
 #: Stands in for valgrind: reads the worker's argv, writes one line per point (fast = 1000 x
-#: the point's batch x seq, per call), and dies before the point named in FAKE_DIE_AT (once).
+#: the point's batch x seq, per call), dies before the point named in FAKE_DIE_AT (once), hangs
+#: at the one named in FAKE_HANG_AT.
 FAKE = textwrap.dedent("""\
     #!{python}
     import json, os, sys
@@ -35,13 +36,16 @@ FAKE = textwrap.dedent("""\
     spec = json.load(open(points_file))
     with open(os.environ["FAKE_LOG"], "a") as log:
         log.write(json.dumps({{"argv": argv, "points": len(spec["points"])}}) + "\\n")
-    die = os.environ.get("FAKE_DIE_AT", "")
+    die, hang = os.environ.get("FAKE_DIE_AT", ""), os.environ.get("FAKE_HANG_AT", "")
     for d in spec["points"]:
         label = "B{{batch_size}}-S{{seq_len}}-E{{embed_dim}}-H{{num_heads}}-b{{beta_b}}".format(**d)
         if die and label.startswith(die) and not os.path.exists(out_file + ".died"):
             open(out_file + ".died", "w").close()
             print("boom", file=sys.stderr)
             sys.exit(139)
+        if hang and label.startswith(hang):
+            import time
+            time.sleep(60)
         n = spec["plan"]["calls"]
         per = {{p: 1000.0 * d["batch_size"] * d["seq_len"] * (k + 1)
                for k, p in enumerate(("fast", "slow", "slow_fair"))}}
@@ -149,6 +153,16 @@ def test_a_crashed_worker_loses_its_point_only_and_restarts_at_the_next(fake_val
     assert [c["points"] for c in _calls(fake_valgrind)] == [3, 1]  # restarted after the victim
     assert out[POINTS[2].label]["instructions"]["slow"] == 2000.0 * POINTS[2].batch_size * \
         POINTS[2].seq_len
+
+
+def test_a_sweep_past_its_limit_is_killed_and_keeps_what_it_finished(fake_valgrind, monkeypatch):
+    monkeypatch.setenv("FAKE_HANG_AT", POINTS[1].label.rsplit("-", 2)[0])
+    out = ins.sweep(POINTS, ins.Plan(timeout_s=3))
+    meta = out.pop("")
+    assert meta["seconds"] < 30
+    assert out[POINTS[0].label]["status"] == "ok"
+    for p in POINTS[1:]:
+        assert out[p.label] == {**ins._error("not reached within 3 s")}
 
 
 def test_run_instructions_writes_the_counts_to_csv_and_json(fake_valgrind, tmp_path, capsys):
