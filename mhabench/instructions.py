@@ -166,6 +166,8 @@ def sweep(points, plan: Plan | None = None, env: dict | None = None,
             if timed_out:
                 for p in todo:
                     results[p.label] = _error(f"not reached within {plan.timeout_s:g} s")
+                    if on_point:
+                        on_point(p.label, results[p.label])
                 break
             results[todo[0].label] = _error(f"worker died (exit status {rc}): "
                                             f"{_log_tail(log_file)}")
