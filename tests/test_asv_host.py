@@ -25,14 +25,17 @@ from mhabench.config import SMOKE_AXES  # noqa: E402
 INSTRUCTIONS = [f"host.Instructions.track_{p}" for p in ("fast", "slow", "slow_fair")]
 
 
-def _discover(suite: str) -> dict:
-    """{name: unit} of what asv discovers with ``MHABENCH_SUITE=suite``."""
+def _env(suite: str) -> dict:
     env = {k: v for k, v in os.environ.items() if k not in ASV_ENV_KEYS}
+    return {**env, common.SUITE_ENV: suite, "PYTHONPATH": str(REPO)}
+
+
+def _discover(suite: str) -> dict:
+    """{name: [unit, version]} of what asv discovers with ``MHABENCH_SUITE=suite``."""
     code = ("import sys, json; from asv_runner.discovery import disc_benchmarks; "
             "print(json.dumps({b.name: [b.unit, b.version] for b in disc_benchmarks(sys.argv[1])}))")
     out = subprocess.run([sys.executable, "-c", code, str(REPO / "benchmarks")], cwd=REPO,
-                         env={**env, common.SUITE_ENV: suite}, capture_output=True, text=True,
-                         timeout=120)
+                         env=_env(suite), capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     return json.loads(out.stdout)
 
@@ -42,6 +45,14 @@ def test_host_suite_discovers_host_figures_only_and_others_none_of_them():
     assert sorted(host) == sorted(INSTRUCTIONS)
     assert all(unit == "instructions" and version for unit, version in host.values())
     assert not any(n.startswith("host.") for n in _discover("full"))
+    code = ("from benchmarks import host; from mhabench.config import Point; "
+            "from mhabench.results import Result; "
+            "keys = Result(Point(2, 8, 32, 4, 1, dtype='fp32', device='cpu')).metrics(); "
+            "print(all(getattr(host.Instructions, f'track_{p}').metric in keys "
+            "for p in ('fast', 'slow', 'slow_fair')))")
+    out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True,
+                         env=_env("host"), timeout=120)
+    assert out.stdout.strip() == "True", out.stderr  # every figure reads a metric Result makes
     sel = common.selection({common.SUITE_ENV: "HOST"})
     assert (sel.suite, sel.extras) == ("host", False)
     assert sel.setup_timeout == common.SETUP_TIMEOUTS["smoke"] + common.HOST_TIMEOUT  # valgrind
