@@ -122,8 +122,9 @@ def sweep(points, plan: Plan | None = None, env: dict | None = None,
 
     An entry is ``{"status": "ok"|"error", "message", "instructions": {path: per call},
     "totals": {path: count}, "calls": {path: n}}``. A point the worker died at is an error
-    entry and the worker restarts at the next point; past ``plan.timeout_s`` the process is
-    killed and the points not reached are errors saying so. ``on_point(label, entry)`` sees
+    entry and the worker restarts at the next point (a worker dead before its first point
+    fails them all: that is no point's fault); past ``plan.timeout_s`` the process is killed
+    and the points not reached are errors saying so. ``on_point(label, entry)`` sees
     each entry as it is read. Meta of the run is in the entry under ``""``: seconds (wall and
     the valgrind processes' CPU), restarts, calls, the stage lines of the worker's log.
     """
@@ -153,7 +154,8 @@ def sweep(points, plan: Plan | None = None, env: dict | None = None,
                 worker_argv(pts_file, out_file, os.path.join(work, "callgrind.out"), exe=exe,
                             valgrind_args=plan.valgrind_args),
                 worker_env(env), log_file, left)
-            stages += _stage_lines(log_file)
+            run_stages = _stage_lines(log_file)
+            stages += run_stages
             done = read_lines(out_file)
             for entry in done:
                 label = entry.pop("label")
@@ -163,17 +165,20 @@ def sweep(points, plan: Plan | None = None, env: dict | None = None,
             todo = todo[len(done):]
             if not todo:
                 break
-            if timed_out:
-                for p in todo:
-                    results[p.label] = _error(f"not reached within {plan.timeout_s:g} s")
-                    if on_point:
-                        on_point(p.label, results[p.label])
+            died = f"worker died (exit status {rc}): {_log_tail(log_file)}"
+            if timed_out or not any(": point " in line for line in run_stages):
+                # out of time, or dead before any point: no point of its own to blame
+                why = f"not reached within {plan.timeout_s:g} s" if timed_out else died
+                lost, todo = todo, []
+            else:
+                lost, todo = todo[:1], todo[1:]
+                why = died
+            for p in lost:
+                results[p.label] = _error(why)
+                if on_point:
+                    on_point(p.label, results[p.label])
+            if not todo:
                 break
-            results[todo[0].label] = _error(f"worker died (exit status {rc}): "
-                                            f"{_log_tail(log_file)}")
-            if on_point:
-                on_point(todo[0].label, results[todo[0].label])
-            todo = todo[1:]
             restarts += 1
         for f in glob.glob(os.path.join(work, "callgrind.out*")):
             os.unlink(f)

@@ -26,7 +26,7 @@ POINTS = named_grid("smoke", "fp32", "cpu")[:3]
 
 #: Stands in for valgrind: reads the worker's argv, writes one line per point (fast = 1000 x
 #: the point's batch x seq, per call), dies before the point named in FAKE_DIE_AT (once), hangs
-#: at the one named in FAKE_HANG_AT.
+#: at the one named in FAKE_HANG_AT, exits before any point with FAKE_NO_TORCH set.
 FAKE = textwrap.dedent("""\
     #!{python}
     import json, os, sys
@@ -36,9 +36,13 @@ FAKE = textwrap.dedent("""\
     spec = json.load(open(points_file))
     with open(os.environ["FAKE_LOG"], "a") as log:
         log.write(json.dumps({{"argv": argv, "points": len(spec["points"])}}) + "\\n")
+    if os.environ.get("FAKE_NO_TORCH"):
+        print("no torch here", file=sys.stderr)
+        sys.exit(3)
     die, hang = os.environ.get("FAKE_DIE_AT", ""), os.environ.get("FAKE_HANG_AT", "")
     for d in spec["points"]:
         label = "B{{batch_size}}-S{{seq_len}}-E{{embed_dim}}-H{{num_heads}}-b{{beta_b}}".format(**d)
+        print("mhabench-instructions: 0.0 s: point " + label, file=sys.stderr, flush=True)
         if die and label.startswith(die) and not os.path.exists(out_file + ".died"):
             open(out_file + ".died", "w").close()
             print("boom", file=sys.stderr)
@@ -153,6 +157,15 @@ def test_a_crashed_worker_loses_its_point_only_and_restarts_at_the_next(fake_val
     assert [c["points"] for c in _calls(fake_valgrind)] == [3, 1]  # restarted after the victim
     assert out[POINTS[2].label]["instructions"]["slow"] == 2000.0 * POINTS[2].batch_size * \
         POINTS[2].seq_len
+
+
+def test_a_worker_dead_before_any_point_fails_them_all_at_once(fake_valgrind, monkeypatch):
+    monkeypatch.setenv("FAKE_NO_TORCH", "1")
+    out = ins.sweep(POINTS)
+    meta = out.pop("")
+    assert len(_calls(fake_valgrind)) == 1 and meta["restarts"] == 0
+    assert {e["message"] for e in out.values()} == {"worker died (exit status 3): no torch here"}
+    assert list(out) == [p.label for p in POINTS]
 
 
 def test_a_sweep_past_its_limit_is_killed_and_keeps_what_it_finished(fake_valgrind, monkeypatch):
