@@ -29,9 +29,10 @@ from pathlib import Path as FsPath
 
 from .config import ConfigError, Point
 
-#: Measured calls per path. 3 fresh processes agree within 0.3% at every smoke point with these
-#: (bench/instructions_aa.py); the slow paths' counts are larger, so fewer calls suffice.
-CALLS = {"fast": 20, "slow": 10, "slow_fair": 10}
+#: Measured calls per path: 3 fresh processes agree within 0.3% at every smoke point with these
+#: (bench/instructions_aa.py). With 10 calls of each slow path, slow_fair (~0.5 M instructions
+#: per call) spread up to 0.36%; the spread shrinks with the calls counted.
+CALLS = {"fast": 20, "slow": 20, "slow_fair": 20}
 WARMUP_CALLS = 3
 HASH_SEED = "0"
 #: What a worker prints on stderr at each stage, with seconds since its start (read by
