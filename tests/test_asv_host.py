@@ -64,7 +64,7 @@ def test_asv_run_host_suite_records_instruction_counts_on_the_smoke_grid(tmp_pat
     d = tmp_path / "host"
     env = asv_env(tmp_path, **{common.GRID_ENV: "smoke", common.DEVICE_ENV: "cpu",
                                common.SUITE_ENV: "host"})
-    _, proc = asv_run(d, env, "ci-host", head)
+    _, proc = asv_run(d, env, "ci-host", head, timeout=common.HOST_TIMEOUT)  # valgrind: minutes
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
     (path,) = glob.glob(str(d / "results" / "ci-host" / f"{head[:8]}-*.json"))
     res = file_values(json.loads(Path(path).read_text()))
