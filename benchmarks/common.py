@@ -28,6 +28,10 @@ Environment variables (read once, at import):
     one process per (method x point), several ms each, so on the seed grid the method count, not
     the sweep, sets a run's cost; ``core`` is the per-build profile. Its runs leave the other
     figures unrecorded for that build.
+    ``host``: the host-work figures only (``benchmarks/host.py``: exact host-work counts and
+    callgrind instruction counts per call, :mod:`mhabench.instructions`), on a small host-bound
+    grid such as ``smoke``, CPU; needs valgrind (without it the instruction figures are n/a).
+    One valgrind process counts the whole grid after a sweep without the extras.
 ``MHABENCH_THREADS``
     torch's intra-op threads in the sweep; default 1 on a CPU (as ``torch.utils.benchmark``),
     torch's own on CUDA. Set it in the config's ``matrix`` (``env_nobuild``) rather than the
@@ -57,7 +61,7 @@ DTYPE_ENV = "MHABENCH_DTYPE"
 TIMEOUT_ENV = "MHABENCH_SETUP_TIMEOUT"
 SUITE_ENV = "MHABENCH_SUITE"
 THREADS_ENV = "MHABENCH_THREADS"
-SUITES = ("full", "core")
+SUITES = ("full", "core", "host")
 
 #: asv parameter names, in the order of ``params`` (the reference's loop order).
 PARAM_NAMES = ["batch_size", "seq_len", "embed_dim", "num_heads", "beta_b"]
@@ -66,6 +70,8 @@ PARAM_NAMES = ["batch_size", "seq_len", "embed_dim", "num_heads", "beta_b"]
 #: minutes; a CPU one of ``smoke`` a few seconds, of ``quick`` more than ten minutes on 2 cores:
 #: its largest points take minutes each there). Custom grids get the seed allowance.
 SETUP_TIMEOUTS = {"seed": 3600, "quick": 7200, "smoke": 600, "custom": 3600}
+#: Seconds the host suite adds for its valgrind process (smoke: ~2.5 min on 2 idle cores).
+HOST_TIMEOUT = 1800
 
 #: ``custom:`` keys -> Axes field.
 CUSTOM_KEYS = {
@@ -171,6 +177,8 @@ def selection(environ=None) -> Selection:
     if suite not in SUITES:
         raise ConfigError(f"{SUITE_ENV}: unknown suite {env.get(SUITE_ENV)!r} "
                           f"(use {' or '.join(SUITES)})")
+    if suite == "host" and not timeout_text:
+        timeout += HOST_TIMEOUT
     from mhabench.host_setup import parse_threads
     threads = parse_threads(env.get(THREADS_ENV), THREADS_ENV)
     return Selection(grid, device, dtype, axes, tuple(points), timeout, suite, threads)
@@ -203,11 +211,13 @@ def run_sweep(sel: Selection, journal: str | None = None) -> dict:
     # The peak is cached per device, dtype and torch; only the extras' efficiency figures use it.
     peak = sw.calibrate_peak(sel.device, sel.dtype) if sel.extras else {"tflops": math.nan}
     entries, cost = supervised_sweep(sel, proto, peak, journal, threads=host["threads"])
+    instructions = _count_instructions(entries, cost) if sel.suite == "host" else {}
     points = {}
     for e in entries:
         doc = e["doc"]
         metrics = {str(k): math.nan if v is None else float(v)
                    for k, v in (doc.get("metrics") or {}).items()}
+        metrics.update(instructions.get(e["label"], {}))
         points[e["label"]] = {"status": str(doc["status"]), "message": str(doc["message"]),
                               "metrics": metrics}
     meta = {"grid": sel.grid, "device": sel.device, "dtype": sel.dtype, "suite": sel.suite,
@@ -339,6 +349,23 @@ def _selection_or_exit() -> Selection:
     return sel
 
 
+def _count_instructions(entries: list[dict], cost: dict) -> dict[str, dict[str, float]]:
+    """The host suite's instruction counts, one valgrind process for the grid (after the
+    supervised sweep): ``{label: {"instr_<path>": count}}``. Where valgrind or the device
+    rules them out, every point says why and the figures are n/a."""
+    from mhabench import instructions as ins
+    from mhabench.journal import results_of
+    results = results_of(entries)
+    try:
+        cost["instructions"] = ins.add_counts(results)["seconds"]
+    except ConfigError as exc:
+        for e in entries:
+            e["doc"]["message"] = f"{e['doc']['message']}; instructions: {exc}".lstrip("; ")
+        return {}
+    return {r.point.label: {k: v for k, v in r.metrics().items() if k.startswith("instr_")}
+            for r in results}
+
+
 # --- the one sweep every benchmark class reads ----------------------------------------------------
 SELECTION = _selection_or_exit()
 
@@ -355,7 +382,7 @@ COUNT = "count"
 
 
 def figure(key: str, unit: str, doc: str, invert: bool = False, version: str = "1",
-           extra: bool = False, on: str = "any"):
+           extra: bool = False, on: str = "any", host: str = "no"):
     """A track_ method returning one metric of :meth:`mhabench.results.Result.metrics`.
 
     ``invert`` tracks 1 / the metric (a speedup becomes fast / slow, lower is better). The
@@ -363,8 +390,12 @@ def figure(key: str, unit: str, doc: str, invert: bool = False, version: str = "
     meaning of the number changes. An ``extra`` figure is None (not a benchmark asv discovers)
     in the ``core`` suite. ``on="cuda"`` (``"cpu"``): a figure that exists only on that kind of
     device, not discovered on the other.
+    ``host="only"``: a figure of the ``host`` suite only; ``host="also"``: of every suite, the
+    ``host`` suite included; ``"no"``: not of the ``host`` suite.
     """
     if extra and not SELECTION.extras:
+        return None
+    if (host == "only" and SELECTION.suite != "host") or (host == "no" and SELECTION.suite == "host"):
         return None
     if on not in ("any", "cpu", "cuda"):
         raise ValueError(f"on={on!r}")

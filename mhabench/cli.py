@@ -56,6 +56,12 @@ def _add_run(sub) -> None:
                    help="skip the matmul peak calibration (share-of-peak figures left blank)")
     t.add_argument("--recalibrate-peak", action="store_true",
                    help="measure the matmul peak again instead of reading the cached one")
+    t.add_argument("--instructions", action="store_true",
+                   help="also count host instructions per call and path under callgrind "
+                        "(CPU; needs valgrind; one valgrind process for the sweep, ~1 min to "
+                        "start plus seconds per point)")
+    t.add_argument("--instructions-allow-cuda", action="store_true",
+                   help="let --instructions run on a CUDA device (slow: minutes to the first call)")
     o = p.add_argument_group("output")
     o.add_argument("--save-path", "--save_path", default=None, help="CSV of the table")
     o.add_argument("--error-save-path", "--error_save_path", default=None, help="JSON of error counts")
@@ -230,6 +236,11 @@ def cmd_run(args) -> int:
     # the parent calibrates the peak with the settings the worker measures with
     applied = host_setup.apply(threads or host_setup.default_threads(device), args.pin_cpu)
     spec = _replace(spec, threads=applied["threads"], pin_cpu=args.pin_cpu)
+    counting = args.instructions or args.instructions_allow_cuda
+    if counting:
+        from . import instructions as ins
+        ins.check_points(points, args.instructions_allow_cuda)
+        ins.valgrind()
     meta = sw.run_meta(device, proto, grid)
     host = meta.get("host_setup") or host_setup.host_meta()
     print(f"device: {device} ({sw.device_name(device)}); grid {grid}: {len(points)} points; "
@@ -245,6 +256,16 @@ def cmd_run(args) -> int:
     meta["extras"] = not args.no_extras
     meta["cost_s"] = {}
     meta["outputs"] = vars(outputs)
+    counts = {}
+    if counting:  # before the sweep, one valgrind process; attached to the rows after it
+        print(f"instructions: one valgrind process over {len(points)} points...", flush=True)
+        try:
+            counts = ins.sweep(points, ins.Plan(allow_cuda=args.instructions_allow_cuda))
+        except KeyboardInterrupt:
+            print("interrupted while counting instructions: nothing written", file=sys.stderr)
+            return 130
+        meta["instructions"] = counts[""]
+        meta["cost_s"]["instructions"] = counts[""]["seconds"]
     from tqdm import tqdm
     from . import durable
     from .journal import results_of
@@ -267,12 +288,17 @@ def cmd_run(args) -> int:
         return 128 + out.stopped
     if out.skipped:
         print(f"resumed: {out.skipped} points from {journal_path}, {out.measured} measured now")
+    changed = False
     if not args.no_peak:
         before = meta["peak"]
         recheck_peak(results, meta, device, dtype)
-        if meta["peak"] is not before:  # every point's share of the peak changes
-            from .journal import entry_text, rebuild
-            rebuild([json.loads(entry_text(r)) for r in results], meta, outputs)
+        changed = meta["peak"] is not before  # every point's share of the peak changes
+    if counting:  # counted before the sweep, in one valgrind process: into every row
+        for r in results:
+            ins.attach(r, counts)
+    if changed or counting:
+        from .journal import entry_text, rebuild
+        rebuild([json.loads(entry_text(r)) for r in results], meta, outputs)
     if not args.no_table:
         print_table(results)
         print_breakeven(breakeven_rows(results))

@@ -37,6 +37,7 @@ class Result:
     max_abs_err_fp32: float = math.nan                   # fast vs the fp32 math reference
     #: per path, exact host-work counts per call (mhabench.hostwork.summary): kinds, ``ops``
     host_work: dict[str, dict] = field(default_factory=dict)
+    instructions: dict[str, float] = field(default_factory=dict)  # host instructions per call
 
     # --- derived figures -------------------------------------------------------------------
     @property
@@ -99,7 +100,8 @@ class Result:
         key = (self.status, self.padding, self.max_abs_err,
                tuple(map(len, self.rounds.values())), tuple(map(len, self.device_calls.values())),
                tuple(self.lengths), self.peak_tflops, tuple(self.peak_mem.items()),
-               self.max_abs_err_fp32, tuple(sorted(self.host_work)))
+               self.max_abs_err_fp32, tuple(sorted(self.host_work)),
+               tuple(self.instructions.items()))
         if getattr(self, "_metrics_key", None) != key:
             self._metrics, self._metrics_key = self._compute_metrics(), key
         return dict(self._metrics)
@@ -125,6 +127,7 @@ class Result:
         m["device_rounds"] = float(len(self.device_calls.get("fast", []))) or math.nan
         m.update(self._efficiency_metrics())
         m.update(self._host_work_metrics())
+        m.update({f"instr_{p}": float(self.instructions.get(p, math.nan)) for p in PATHS})
         return {k: float(v) for k, v in m.items()}
 
     def _efficiency_metrics(self) -> dict[str, float]:
@@ -161,7 +164,7 @@ class Result:
              "metrics": {k: _json_num(v) for k, v in self.metrics().items()},
              "lengths": list(self.lengths),
              "rounds_us": self.rounds, "device_calls_us": self.device_calls,
-             "host_work": self.host_work}
+             "host_work": self.host_work, "instructions": self.instructions}
         return d
 
     def to_record(self) -> dict:
@@ -218,7 +221,10 @@ EFFICIENCY_COLUMNS = (
     + [(f"peak_mem_{p}_bytes", ".0f") for p in PATHS]
     + [("max_abs_err_fp32", ".3g")]
     + [(f"host_{p}_{k}", ".0f") for p in PATHS for k in hostwork.KINDS])
-COLUMNS = REFERENCE_COLUMNS + EXTRA_COLUMNS + [k for k, _ in EFFICIENCY_COLUMNS]
+#: Host instructions per call (callgrind), named as their metric keys.
+INSTRUCTION_COLUMNS = [f"instr_{p}" for p in PATHS]
+COLUMNS = (REFERENCE_COLUMNS + EXTRA_COLUMNS + [k for k, _ in EFFICIENCY_COLUMNS]
+           + INSTRUCTION_COLUMNS)
 
 
 def _f(v: float, fmt: str = ".3f") -> str:
@@ -237,7 +243,8 @@ def row(r: Result) -> list[str]:
             _f(m["host_share_slow"]), _f(m["host_share_fast"]), _f(m["host_share_slow_fair"]),
             _f(m["max_abs_err"], ".3g"), "yes" if r.fast_path else "no", r.sdpa_backend,
             *(_f(m[f"device_fast_{b}_us"]) for b in BACKENDS), str(p.beta_b), r.status,
-            *(_f(m[k], fmt) for k, fmt in EFFICIENCY_COLUMNS)]
+            *(_f(m[k], fmt) for k, fmt in EFFICIENCY_COLUMNS),
+            *(_f(m[k], ".0f") for k in INSTRUCTION_COLUMNS)]
 
 
 # --- files -----------------------------------------------------------------------------------

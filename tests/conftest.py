@@ -159,14 +159,14 @@ def write_config(d: Path) -> Path:
     return path
 
 
-def asv_run(d: Path, env: dict, machine: str, commit: str):
+def asv_run(d: Path, env: dict, machine: str, commit: str, timeout: float = 600):
     """``asv machine`` then ``asv run`` with this interpreter: (config path, run's process)."""
     config = write_config(d)
     proc = asv(["machine", "--config", str(config), "--yes", "--machine", machine], cwd=d, env=env)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     return config, asv(["run", "--config", str(config), "-E", f"existing:{sys.executable}",
                         "--set-commit-hash", commit, "--machine", machine, "--show-stderr"],
-                       cwd=d, env=env)
+                       cwd=d, env=env, timeout=timeout)
 
 
 @pytest.fixture(scope="session")

@@ -1,0 +1,221 @@
+"""Host instruction counts (mhabench.instructions): the valgrind command line, reading dumps,
+the sweep's bookkeeping across a crashed worker, and ``mhabench run --instructions``.
+
+Most of it runs a stand-in for valgrind (a script that writes the worker's JSON lines without
+torch); the real thing, under callgrind, is exercised by the host suite's asv run
+(tests/test_asv_host.py).
+"""
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+import stat
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from mhabench import cli
+from mhabench import instructions as ins
+from mhabench.config import ConfigError, Point, named_grid
+
+POINTS = named_grid("smoke", "fp32", "cpu")[:3]
+
+#: Stands in for valgrind: reads the worker's argv, writes one line per point (fast = 1000 x
+#: the point's batch x seq, per call), dies before the point named in FAKE_DIE_AT (once), hangs
+#: at the one named in FAKE_HANG_AT, exits before any point with FAKE_NO_TORCH set.
+FAKE = textwrap.dedent("""\
+    #!{python}
+    import json, os, sys
+    argv = sys.argv[1:]
+    i = argv.index("worker")
+    points_file, out_file = argv[i + 1], argv[i + 2]
+    spec = json.load(open(points_file))
+    with open(os.environ["FAKE_LOG"], "a") as log:
+        log.write(json.dumps({{"argv": argv, "points": len(spec["points"])}}) + "\\n")
+    if os.environ.get("FAKE_NO_TORCH"):
+        print("no torch here", file=sys.stderr)
+        sys.exit(3)
+    die, hang = os.environ.get("FAKE_DIE_AT", ""), os.environ.get("FAKE_HANG_AT", "")
+    for d in spec["points"]:
+        label = "B{{batch_size}}-S{{seq_len}}-E{{embed_dim}}-H{{num_heads}}-b{{beta_b}}".format(**d)
+        print("mhabench-instructions: 0.0 s: point " + label, file=sys.stderr, flush=True)
+        if die and label.startswith(die) and not os.path.exists(out_file + ".died"):
+            open(out_file + ".died", "w").close()
+            print("boom", file=sys.stderr)
+            sys.exit(139)
+        if hang and label.startswith(hang):
+            import time
+            time.sleep(60)
+        n = spec["plan"]["calls"]
+        per = {{p: 1000.0 * d["batch_size"] * d["seq_len"] * (k + 1)
+               for k, p in enumerate(("fast", "slow", "slow_fair"))}}
+        line = {{"label": label + "-float32-cpu", "status": "ok", "message": "",
+                "instructions": per, "totals": {{p: per[p] * n[p] for p in per}}, "calls": n}}
+        with open(out_file, "a") as fh:
+            fh.write(json.dumps(line) + "\\n")
+    """)
+
+
+@pytest.fixture
+def fake_valgrind(tmp_path, monkeypatch):
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    exe = bindir / "valgrind"
+    exe.write_text(FAKE.format(python=sys.executable))
+    exe.chmod(exe.stat().st_mode | stat.S_IEXEC)
+    log = tmp_path / "fake.log"
+    monkeypatch.setenv("PATH", f"{bindir}{os.pathsep}{os.environ['PATH']}")
+    monkeypatch.setenv("FAKE_LOG", str(log))
+    return log
+
+
+def _calls(log: Path) -> list[dict]:
+    return [json.loads(line) for line in log.read_text().splitlines()]
+
+
+def test_worker_argv_runs_callgrind_on_the_interpreter_itself():
+    argv = ins.worker_argv("p.json", "o.jsonl", "/w/cg.out")
+    assert argv[0] == "valgrind" and "--tool=callgrind" in argv
+    assert "--collect-atstart=no" in argv and "--callgrind-out-file=/w/cg.out" in argv
+    i = argv.index(sys.executable)
+    assert argv[i + 1:] == ["-m", "mhabench.instructions", "worker", "p.json", "o.jsonl",
+                            "/w/cg.out"]
+    assert not any(a.startswith("--") for a in argv[i:])  # valgrind's options come before it
+    assert ins.worker_argv("p", "o", "c", python="/usr/bin/python3.11")[argv.index(
+        sys.executable)] == "/usr/bin/python3.11"
+
+
+def test_worker_env_fixes_the_hash_seed_and_keeps_the_callers_path_first():
+    env = ins.worker_env({"PYTHONPATH": "/plant", "PYTHONHASHSEED": "random", "X": "1"})
+    assert env["PYTHONHASHSEED"] == ins.HASH_SEED and env["X"] == "1"
+    parts = env["PYTHONPATH"].split(os.pathsep)
+    assert parts[0] == "/plant"
+    assert Path(parts[-1], "mhabench", "instructions.py").resolve() == Path(ins.__file__).resolve()
+
+
+def test_dump_total_reads_totals_then_summary_and_refuses_neither():
+    dump = "version: 1\ncmd: python\nevents: Ir\nsummary: 123\nfn=(1) f\n1 5\ntotals: 456\n"
+    assert ins.dump_total(dump) == 456
+    assert ins.dump_total("events: Ir Dr\nsummary: 77 9\n") == 77
+    with pytest.raises(ValueError):
+        ins.dump_total("events: Ir\nfn=(1) f\n")
+    assert ins.per_call({"fast": 600, "slow": 900}, {"fast": 20, "slow": 10}) == \
+        {"fast": 30.0, "slow": 90.0}
+
+
+def test_read_lines_keeps_finished_points_and_drops_a_line_cut_short(tmp_path):
+    f = tmp_path / "o.jsonl"
+    f.write_text('{"label": "a"}\n{"label": "b"}\n{"label": "c", "sta')
+    assert [d["label"] for d in ins.read_lines(str(f))] == ["a", "b"]
+    assert ins.read_lines(str(tmp_path / "missing")) == []
+
+
+def test_cuda_points_are_refused_unless_allowed():
+    cuda = [Point(2, 8, 32, 4, 1, dtype="fp16", device="cuda")]
+    with pytest.raises(ConfigError, match="CPU only"):
+        ins.check_points(cuda)
+    ins.check_points(cuda, allow_cuda=True)
+    ins.check_points(POINTS)
+
+
+def test_missing_valgrind_is_one_config_error(monkeypatch, tmp_path):
+    monkeypatch.setenv("PATH", str(tmp_path))
+    with pytest.raises(ConfigError, match="valgrind not found"):
+        ins.sweep(POINTS)
+
+
+@pytest.mark.parametrize("calls", [{"fast": 0}, {"fast": 1.5}, {"slow": True}])
+def test_plan_refuses_bad_call_counts(calls):
+    with pytest.raises(ConfigError):
+        ins.Plan(calls=calls)
+
+
+def test_sweep_is_one_process_for_the_grid(fake_valgrind):
+    seen = []
+    out = ins.sweep(POINTS, on_point=lambda label, e: seen.append(label))
+    meta = out.pop("")
+    assert list(out) == seen == [p.label for p in POINTS]
+    assert len(_calls(fake_valgrind)) == 1 and meta["restarts"] == 0
+    for p in POINTS:
+        assert out[p.label]["instructions"]["fast"] == 1000.0 * p.batch_size * p.seq_len
+    assert meta["calls"] == ins.CALLS
+
+
+def test_a_crashed_worker_loses_its_point_only_and_restarts_at_the_next(fake_valgrind,
+                                                                         monkeypatch):
+    victim = POINTS[1]
+    monkeypatch.setenv("FAKE_DIE_AT", victim.label.rsplit("-", 2)[0])
+    out = ins.sweep(POINTS)
+    meta = out.pop("")
+    assert meta["restarts"] == 1
+    assert [out[p.label]["status"] for p in POINTS] == ["ok", "error", "ok"]
+    assert "exit status 139" in out[victim.label]["message"] and "boom" in out[victim.label]["message"]
+    assert [c["points"] for c in _calls(fake_valgrind)] == [3, 1]  # restarted after the victim
+    assert out[POINTS[2].label]["instructions"]["slow"] == 2000.0 * POINTS[2].batch_size * \
+        POINTS[2].seq_len
+
+
+def test_a_worker_dead_before_any_point_fails_them_all_at_once(fake_valgrind, monkeypatch):
+    monkeypatch.setenv("FAKE_NO_TORCH", "1")
+    out = ins.sweep(POINTS)
+    meta = out.pop("")
+    assert len(_calls(fake_valgrind)) == 1 and meta["restarts"] == 0
+    assert {e["message"] for e in out.values()} == {"worker died (exit status 3): no torch here"}
+    assert list(out) == [p.label for p in POINTS]
+
+
+def test_a_sweep_past_its_limit_is_killed_and_keeps_what_it_finished(fake_valgrind, monkeypatch):
+    monkeypatch.setenv("FAKE_HANG_AT", POINTS[1].label.rsplit("-", 2)[0])
+    out = ins.sweep(POINTS, ins.Plan(timeout_s=3))
+    meta = out.pop("")
+    assert meta["seconds"] < 30
+    assert out[POINTS[0].label]["status"] == "ok"
+    for p in POINTS[1:]:
+        assert out[p.label] == {**ins._error("not reached within 3 s")}
+
+
+def test_run_instructions_writes_the_counts_to_csv_and_json(fake_valgrind, tmp_path, capsys):
+    csv_path, json_path = tmp_path / "o.csv", tmp_path / "o.json"
+    rc = cli.main(["run", "--grid", "smoke", "--stride", "4", "--target-ms", "2",
+                   "--min-rounds", "3", "--no-extras", "--no-peak", "--no-progress",
+                   "--no-table", "--instructions", "--save-path", str(csv_path),
+                   "--json", str(json_path)])
+    assert rc == 0, capsys.readouterr()
+    rows = list(csv.DictReader(csv_path.open()))
+    doc = json.loads(json_path.read_text())
+    assert len(rows) == len(doc["results"]) == 2
+    for row, res in zip(rows, doc["results"]):
+        p = res["point"]
+        expect = 1000.0 * p["batch_size"] * p["seq_len"]
+        assert float(row["instr_fast"]) == expect and float(row["instr_slow_fair"]) == 3 * expect
+        assert res["metrics"]["instr_slow"] == 2 * expect
+        assert res["instructions"]["fast"] == expect
+    assert doc["meta"]["instructions"]["restarts"] == 0
+    assert "instructions" in doc["meta"]["cost_s"]
+    assert len(_calls(fake_valgrind)) == 1
+
+
+def test_run_instructions_without_valgrind_is_one_line_and_writes_nothing(tmp_path, monkeypatch,
+                                                                          capsys):
+    monkeypatch.setattr(ins.shutil, "which", lambda name: None)
+    out = tmp_path / "o.csv"
+    rc = cli.main(["run", "--grid", "smoke", "--instructions", "--save-path", str(out),
+                   "--no-progress"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 2 and err == ["mhabench: error: valgrind not found (instruction counts need "
+                               "it: apt-get install -y valgrind)"]
+    assert not out.exists()
+
+
+def test_results_without_counts_have_nan_instruction_figures():
+    from mhabench.results import COLUMNS, Result, row
+    r = Result(POINTS[0])
+    m = r.metrics()
+    assert all(math.isnan(m[f"instr_{p}"]) for p in ("fast", "slow", "slow_fair"))
+    r.instructions = {"fast": 5.0}
+    assert r.metrics()["instr_fast"] == 5.0  # the metrics cache sees the new counts
+    assert row(r)[COLUMNS.index("instr_fast")] == "5"
