@@ -225,7 +225,8 @@ def run_sweep(sel: Selection, journal: str | None = None) -> dict:
             "seconds": round(time.perf_counter() - t0, 3),
             "cost_s": {str(k): float(v) for k, v in cost.items()},
             "peak": {str(k): v if isinstance(v, (str, bool)) else float(v) for k, v in peak.items()},
-            "n/a": not_available(sel.device), "how_measured": how_measured(sel.device),
+            "n/a": not_available(sel.device, instructions=sel.suite == "host"),
+            "how_measured": how_measured(sel.device),
             "host": {"threads": host["threads"], "affinity": list(host["affinity"]),
                      "load_avg": list(host_setup.load_average())}}
     return {"points": points, "unavailable": "", "meta": meta}

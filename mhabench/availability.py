@@ -20,15 +20,23 @@ CUDA_COUNTS = tuple(f"host_*_{k}" for k in ("runtime_calls", "launches", "memcpy
                                             "d2h_bytes", "copied_bytes"))
 
 
-def not_available(device: str) -> dict[str, str]:
+#: Host instructions (callgrind) are counted only when asked: they need a valgrind process.
+INSTRUCTIONS = "instr_*"
+NOT_COUNTED = "counted only with run --instructions or MHABENCH_SUITE=host (callgrind)"
+
+
+def not_available(device: str, instructions: bool = False) -> dict[str, str]:
     """``{metric pattern: reason}`` for the figures that cannot exist on ``device`` with this
-    torch."""
+    torch (and the instruction counts, unless this run counts them)."""
+    out = {} if instructions else {INSTRUCTIONS: NOT_COUNTED}
     if not device.startswith("cuda"):
-        return {p: "a CPU has no device kernels or GPU memory to measure"
-                for p in DEVICE_FIGURES + CUDA_COUNTS}
+        out.update({p: "a CPU has no device kernels or GPU memory to measure"
+                    for p in DEVICE_FIGURES + CUDA_COUNTS})
+        return out
     have = compat.sdpa_backend_names()
-    return {f"device_fast_{b}_us": f"torch {compat.TORCH_VERSION} has no {b} SDPA backend"
-            for b in BACKENDS if b not in have}
+    out.update({f"device_fast_{b}_us": f"torch {compat.TORCH_VERSION} has no {b} SDPA backend"
+                for b in BACKENDS if b not in have})
+    return out
 
 
 def how_measured(device: str) -> list[str]:

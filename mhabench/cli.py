@@ -242,6 +242,9 @@ def cmd_run(args) -> int:
         ins.check_points(points, args.instructions_allow_cuda)
         ins.valgrind()
     meta = sw.run_meta(device, proto, grid)
+    if counting:
+        from .availability import not_available
+        meta["n/a"] = not_available(device, instructions=True)
     host = meta.get("host_setup") or host_setup.host_meta()
     print(f"device: {device} ({sw.device_name(device)}); grid {grid}: {len(points)} points; "
           f"dtype {dtype}; {host['threads']} thread(s) on cores "

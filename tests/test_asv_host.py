@@ -23,6 +23,8 @@ from mhabench.asv_results import file_values  # noqa: E402
 from mhabench.config import SMOKE_AXES  # noqa: E402
 
 INSTRUCTIONS = [f"host.Instructions.track_{p}" for p in ("fast", "slow", "slow_fair")]
+#: the exact host-work counts that exist on a CPU: in the host suite and in every other
+COUNTS = [f"host.HostWork.track_{p}_aten_ops" for p in ("fast", "slow", "slow_fair")]
 
 
 def _env(suite: str) -> dict:
@@ -42,9 +44,12 @@ def _discover(suite: str) -> dict:
 
 def test_host_suite_discovers_host_figures_only_and_others_none_of_them():
     host = _discover("host")
-    assert sorted(host) == sorted(INSTRUCTIONS)
-    assert all(unit == "instructions" and version for unit, version in host.values())
-    assert not any(n.startswith("host.") for n in _discover("full"))
+    assert sorted(host) == sorted(INSTRUCTIONS + COUNTS)
+    assert all(host[n][0] == "instructions" and host[n][1] for n in INSTRUCTIONS)
+    assert all(host[n][0] == "count" and host[n][1] for n in COUNTS)
+    full = _discover("full")
+    assert not any(n.startswith("host.Instructions") for n in full)
+    assert set(COUNTS) <= set(full)
     code = ("from benchmarks import host; from mhabench.config import Point; "
             "from mhabench.results import Result; "
             "keys = Result(Point(2, 8, 32, 4, 1, dtype='fp32', device='cpu')).metrics(); "
@@ -68,7 +73,9 @@ def test_asv_run_host_suite_records_instruction_counts_on_the_smoke_grid(tmp_pat
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
     (path,) = glob.glob(str(d / "results" / "ci-host" / f"{head[:8]}-*.json"))
     res = file_values(json.loads(Path(path).read_text()))
-    assert sorted(k for k in res if not k.startswith("<")) == sorted(INSTRUCTIONS)
+    assert sorted(k for k in res if not k.startswith("<")) == sorted(INSTRUCTIONS + COUNTS)
+    for name in COUNTS:  # exact: whole numbers
+        assert all(v == int(v) and v > 0 for v in res[name].values()), (name, res[name])
     combos = {tuple(str(v) for v in c) for c in itertools.product(
         SMOKE_AXES.batch_sizes, SMOKE_AXES.seq_lens, SMOKE_AXES.embed_dims, SMOKE_AXES.num_heads,
         SMOKE_AXES.beta_bs)}

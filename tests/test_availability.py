@@ -33,11 +33,12 @@ def test_device_figures_are_na_on_a_cpu_only():
 
 def test_missing_sdpa_backend_is_na_with_its_reason(monkeypatch):
     monkeypatch.setattr(compat, "sdpa_backend_names", lambda api=None: ["flash", "efficient"])
-    na = av.not_available("cuda")
+    na = av.not_available("cuda", instructions=True)
     assert list(na) == ["device_fast_cudnn_us"]
     assert "cudnn" in na["device_fast_cudnn_us"] and compat.TORCH_VERSION in na["device_fast_cudnn_us"]
     monkeypatch.setattr(compat, "sdpa_backend_names", lambda api=None: ["flash", "efficient", "cudnn"])
-    assert av.not_available("cuda") == {}
+    assert av.not_available("cuda", instructions=True) == {}
+    assert list(av.not_available("cuda")) == [av.INSTRUCTIONS], "counted only when asked"
 
 
 def test_how_measured_names_the_fallbacks_in_use(monkeypatch):
