@@ -168,8 +168,10 @@ def test_a_report_with_emptied_results_fails(report, assets, tmp_path, capsys):
 
 
 @needs_chromium
-def test_a_benchmark_without_values_fails(report, assets, tmp_path, capsys):
-    """Device times on a CPU report are all n/a: nothing to draw."""
+def test_a_benchmark_the_report_lacks_is_one_line_and_exit_2(report, assets, tmp_path, capsys):
+    """Device times cannot exist on a CPU, so a CPU report does not hold them at all."""
     assert _check(report, tmp_path / "d.png", assets,
-                  "--benchmark", "time_per_call.DeviceTime.track_fast") == 1
-    assert "view-check:" in capsys.readouterr().err
+                  "--benchmark", "time_per_call.DeviceTime.track_fast") == 2
+    err = capsys.readouterr().err.strip()
+    assert "time_per_call.DeviceTime.track_fast" in err and len(err.splitlines()) == 1, err
+    assert not (tmp_path / "d.png").exists()
