@@ -270,8 +270,6 @@ CASES = [
                 write(d, "builds.json", {"commits": {"torch-x": COMMIT}})), "aaaaaaaa-env.json"),
 ]
 
-#: Cases the gate's own reader does not yet answer in one line (its rewrite takes them on).
-GATE_PENDING = {"gate-manifest-truncated", "gate-result-truncated", "gate-result-wrong-schema"}
 
 
 def _retype(doc, key, value):
@@ -290,10 +288,7 @@ def snapshot(d: Path) -> dict:
 
 def _params():
     for case in CASES:
-        marks = [pytest.mark.xfail(reason="the gate's reader is being rewritten; it takes on "
-                                          "this case", strict=False)] \
-            if case[0] in GATE_PENDING else []
-        yield pytest.param(*case[1:], id=case[0], marks=marks)
+        yield pytest.param(*case[1:], id=case[0])
 
 
 def test_the_table_is_large_and_covers_every_command():
