@@ -271,7 +271,6 @@ CASES = [
 ]
 
 
-
 def _retype(doc, key, value):
     doc["results"][0]["point"][key] = value
     return doc
