@@ -3,8 +3,9 @@
     PYTHONPATH=$PWD python3 bench/gate_gpu.py --out "$OUT"              # H200: seed grid / 8
     PYTHONPATH=$PWD python3 bench/gate_gpu.py --out /tmp/g --dry-run    # CPU, 4 tiny points
 
-Records, each a fresh ``mhabench run --json`` process, interleaved: A, kernel, A, aten, A, host
-(A = this torch as installed; the plants are tests/plant.py's, on ``PYTHONPATH``):
+Records, each a fresh ``mhabench run --json`` process, interleaved: A, kernel, A, aten, A, host,
+then the remaining A records (A = this torch as installed; the plants are tests/plant.py's, on
+``PYTHONPATH``):
 
 - ``kernel``: ``Plant(kernel_us=10)``, one extra ~10 µs GPU kernel per fast call;
 - ``aten``: ``Plant(aten_ops=1)``, one extra tiny aten op per fast call;
@@ -12,13 +13,16 @@ Records, each a fresh ``mhabench run --json`` process, interleaved: A, kernel, A
 
 The records are read as asv would have recorded them (:mod:`mhabench.run_figures`) and judged
 by :func:`mhabench.gate.compare` with the default rule. Printed, per comparison and figure,
-points flagged out of those compared:
+``[failing, flagged, compared]`` points (failing: regressed; flagged: also advisory and changed):
 
-- A/A, leave one out (base: two A records, head: the third), 3 comparisons;
-- each plant against the three A records; for ``kernel``, flagged among the points where the
-  extra kernel adds >= 3% of the fast path's device time; for ``host``, among the points where
-  20 µs exceed 3x the wall ratio's A/A spread (that count too); for ``aten``, by the host-work
-  counts where the records carry ``host_work``.
+- A/A, replicated as ``track --repeats 3`` records builds: three disjoint splits of six A
+  records into 3 base + 3 head;
+- A/A, leave one out (base: the other A records, head: one), one comparison per A record;
+- A/A, single records (no replicates: the rounds' standard error and the drift allowance);
+- each plant (one record) against the first three A records; for ``kernel``, flagged among the
+  points where the extra kernel adds >= 3% of the fast path's device time; for ``host``,
+  among the points where 20 µs exceed 3x the wall ratio's A/A spread over the A records (that
+  count too); for ``aten``, by the host-work counts where the records carry ``host_work``.
 
 Everything (records, report.json, log) goes into ``OUT/gate_gpu.tar.gz``.
 """
@@ -68,20 +72,31 @@ def record(name: str, plant_dir: Path | None, grid_args: list[str], work: Path, 
 
 
 def counts(verdicts, only: set | None = None) -> dict:
-    """{figure: [flagged, compared]} (``only``: restricted to these points)."""
+    """{figure: [failing, flagged, compared]} (``only``: restricted to these points)."""
     out: dict = {}
     for v in verdicts:
         if only is not None and v.point not in only:
             continue
-        c = out.setdefault(v.figure, [0, 0])
-        c[0] += v.status in g.FLAGGED
-        c[1] += 1
+        c = out.setdefault(v.figure, [0, 0, 0])
+        c[0] += v.regressed
+        c[1] += v.status in g.FLAGGED
+        c[2] += 1
     return out
 
 
 def flagged_points(verdicts, figures, only) -> list:
+    """[failing, flagged, eligible] points among ``only``."""
+    fail = {v.point for v in verdicts if v.figure in figures and v.regressed}
     hit = {v.point for v in verdicts if v.figure in figures and v.status in g.FLAGGED}
-    return [len(hit & only), len(only)]
+    return [len(fail & only), len(hit & only), len(only)]
+
+
+#: Disjoint 3 + 3 splits of six A records (base, head): each build replicated three times.
+SPLITS = (((0, 2, 4), (1, 3, 5)), ((0, 1, 2), (3, 4, 5)), ((3, 4, 5), (0, 1, 2)))
+
+
+def verdict_entry(v) -> dict:
+    return {"exit": int(any(x.regressed for x in v)), "flagged": counts(v)}
 
 
 def med(values, point):
@@ -90,17 +105,26 @@ def med(values, point):
 
 
 def analyse(a_docs: list[dict], planted: dict[str, dict]) -> dict:
-    rep: dict = {"aa_leave_one_out": []}
+    rep: dict = {"aa_replicated_3v3": [], "aa_leave_one_out": [], "aa_single_records": []}
+    if len(a_docs) >= 6:
+        for base, head in SPLITS:
+            v = g.compare(stack([a_docs[i] for i in base]), stack([a_docs[i] for i in head]),
+                          g.Rule())
+            rep["aa_replicated_3v3"].append({"base": [f"A{i + 1}" for i in base],
+                                             **verdict_entry(v)})
     for i in range(len(a_docs)):
         base = stack([d for j, d in enumerate(a_docs) if j != i])
-        v = g.compare(base, stack([a_docs[i]]), g.Rule())
-        rep["aa_leave_one_out"].append({"exit": int(any(x.regressed for x in v)),
-                                        "flagged": counts(v)})
-    a = stack(a_docs)
+        rep["aa_leave_one_out"].append(verdict_entry(g.compare(base, stack([a_docs[i]]),
+                                                               g.Rule())))
+    for i in range(0, len(a_docs) - 1, 2):
+        rep["aa_single_records"].append(verdict_entry(g.compare(
+            stack([a_docs[i]]), stack([a_docs[i + 1]]), g.Rule())))
+    a = stack(a_docs[:3])
+    spread = stack(a_docs)
     for name, doc in planted.items():
         p = stack([doc])
         v = g.compare(a, p, g.Rule())
-        entry = {"exit": int(any(x.regressed for x in v)), "flagged": counts(v)}
+        entry = verdict_entry(v)
         points = set(a.get(WALL_RATIOS[0], {}))
         if name == "kernel":
             dev_a, dev_p = a.get("time_per_call.DeviceTime.track_fast"), p.get(
@@ -114,7 +138,7 @@ def analyse(a_docs: list[dict], planted: dict[str, dict]) -> dict:
         if name == "host":
             wall = a.get("time_per_call.WallTime.track_fast")
             eligible = {pt for pt in points
-                        if 20.0 / med(wall, pt) > 3 * g.rel_range(a[WALL_RATIOS[0]][pt])}
+                        if 20.0 / med(wall, pt) > 3 * g.rel_range(spread[WALL_RATIOS[0]][pt])}
             entry["flagged_where_20us_exceeds_3x_aa_spread"] = flagged_points(v, WALL_RATIOS,
                                                                               eligible)
         if name == "aten":
@@ -130,7 +154,7 @@ def main() -> int:
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", default=os.environ.get("OUT", ""), help="where the tar goes ($OUT)")
     ap.add_argument("--stride", type=int, default=8, help="seed grid stride (8: 160 points)")
-    ap.add_argument("--records", type=int, default=3, help="A records (3)")
+    ap.add_argument("--records", type=int, default=6, help="A records (6: three 3 + 3 splits)")
     ap.add_argument("--target-ms", type=float, default=None, help="mhabench run's --target-ms")
     ap.add_argument("--dry-run", action="store_true", help="CPU, 4 tiny points, one thread")
     args = ap.parse_args()

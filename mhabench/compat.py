@@ -289,6 +289,15 @@ def event_ns(e) -> tuple[int, int, int]:
     return _times_reader(type(e))(e)
 
 
+@functools.lru_cache(maxsize=None)
+def _start_reader(cls):
+    """How to read start_ns alone (one call per record: a session with ops holds hundreds of
+    host records per call, and only their start is read)."""
+    if hasattr(cls, "start_ns"):
+        return cls.start_ns
+    return lambda e: e.start_us() * 1000
+
+
 #: Host-side records of the runtime / driver calls that launch device work.
 LAUNCH_PREFIXES = ("cuda", "cu", "hip")
 
@@ -331,15 +340,16 @@ def raw_profile(events, label_prefix: str) -> Profile:
     from torch.autograd import DeviceType
     device_types = {getattr(DeviceType, n) for n in ("CUDA", "PrivateUse1") if hasattr(DeviceType, n)}
     ranges, launches, kernels, host, copies = [], {}, [], [], {}
+    cpu = DeviceType.CPU
     for e in events:
         dt = e.device_type()
-        if dt == DeviceType.CPU:
+        if dt == cpu:
             name = e.name()
             if name.startswith(label_prefix):
                 start, end, _ = event_ns(e)
                 ranges.append((start, end, name[len(label_prefix):]))
                 continue
-            start = event_ns(e)[0]
+            start = _start_reader(type(e))(e)
             if name.startswith(LAUNCH_PREFIXES):
                 launches[e.correlation_id()] = start
             host.append((start, name))

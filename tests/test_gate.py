@@ -79,7 +79,10 @@ def test_judge_replicates_flag_beyond_k_sigma_of_the_difference():
     ok = judge([1.0, 1.02, 0.99], [1.06], wall, Rule(floor=0.0))
     assert ok[0] == "ok" and ok[5] == "replicates"
     assert ok[4] == pytest.approx(3 * 0.03 / 1.693 * math.sqrt(4 / 3), rel=1e-3)
-    assert judge([1.0, 1.02, 0.99], [1.07], wall, Rule(floor=0.0))[0] == "regressed"
+    # flagged; with no floor the base's own 3% range is above it, so the flag is advisory up
+    # to 3 x 3% and fails beyond
+    assert judge([1.0, 1.02, 0.99], [1.07], wall, Rule(floor=0.0))[0] == "advisory"
+    assert judge([1.0, 1.02, 0.99], [1.095], wall, Rule(floor=0.0))[0] == "regressed"
     assert judge([1.0, 1.02, 0.99], [1.10], wall, Rule())[0] == "regressed"
     assert judge([1.0, 1.02, 0.99], [0.8], wall, Rule())[0] == "improved"
     # a point whose records agree by chance keeps the figure's typical sigma
@@ -108,6 +111,17 @@ def test_an_advisory_figure_fails_only_beyond_k_times_its_spread():
     assert judge([1.0], [1.15], wall, Rule(), figure_spread=0.10)[0] == "advisory"
     assert judge([1.0], [1.35], wall, Rule(), figure_spread=0.10)[0] == "regressed"
     assert judge([1.0], [1.15], wall, Rule(), figure_spread=0.04)[0] == "regressed"
+
+
+def test_a_point_whose_base_records_spread_widely_is_advisory_on_its_own_spread():
+    wall = fam(WALL)
+    # the figure is calm (2%), but this point's base records span 18% of their median: +45%
+    # (beyond 3 sigma of the replicates) is advisory there, +73% (beyond 3 x 18%) fails; a
+    # point whose records agree (1% range) fails at +30%
+    wide, calm = [1.0, 1.2, 1.1], [1.0, 1.01, 1.005]
+    assert judge(wide, [1.6], wall, Rule(), figure_spread=0.02, spread_before=wide)[0] == "advisory"
+    assert judge(wide, [1.9], wall, Rule(), figure_spread=0.02, spread_before=wide)[0] == "regressed"
+    assert judge(calm, [1.3], wall, Rule(), figure_spread=0.02, spread_before=calm)[0] == "regressed"
 
 
 @pytest.mark.parametrize("kw", [{"k": -1}, {"floor": math.nan}, {"cap": math.inf},
