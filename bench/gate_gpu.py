@@ -156,6 +156,8 @@ def main() -> int:
     ap.add_argument("--stride", type=int, default=8, help="seed grid stride (8: 160 points)")
     ap.add_argument("--records", type=int, default=6, help="A records (6: three 3 + 3 splits)")
     ap.add_argument("--target-ms", type=float, default=None, help="mhabench run's --target-ms")
+    ap.add_argument("--plants", default=",".join(PLANTS),
+                    help="which planted builds to record (comma-separated; default: all)")
     ap.add_argument("--dry-run", action="store_true", help="CPU, 4 tiny points, one thread")
     args = ap.parse_args()
     if not args.out:
@@ -177,10 +179,13 @@ def main() -> int:
         grid = ["--device", "cuda", "--grid", "seed", "--stride", str(args.stride)]
     if args.target_ms:
         grid += ["--target-ms", str(args.target_ms)]
-    dirs = {n: plant.install_dir(work / f"plant-{n}", p) for n, p in PLANTS.items()}
+    names = [n for n in args.plants.split(",") if n]
+    unknown = sorted(set(names) - set(PLANTS))
+    if unknown:
+        ap.error(f"unknown plant {unknown[0]!r} (choose from {', '.join(PLANTS)})")
+    dirs = {n: plant.install_dir(work / f"plant-{n}", PLANTS[n]) for n in names}
     t0 = time.perf_counter()
     a_docs, planted = [], {}
-    names = list(PLANTS)
     for i in range(max(args.records, len(names))):
         if i < args.records:
             a_docs.append(record(f"A{i + 1}", None, grid, work, log))

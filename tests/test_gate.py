@@ -31,7 +31,7 @@ def fam(name):
 # --- the pure rule -------------------------------------------------------------------------------
 def test_rule_table_matches_by_pattern():
     assert fam(WALL).name == "wall" and fam(WALL + "_fair").name == "wall"
-    assert fam("speedup.FastOverSlow.track_device").floor == 0.02
+    assert fam("speedup.FastOverSlow.track_device").floor == 0.03
     assert fam("host.HostWork.track_slow_cuda_launches").exact
     assert fam("host.HostWork.anything_new").exact, "new host-work counts slot in by pattern"
     assert fam("host.Instructions.track_slow_fair").name == "instructions"
@@ -122,6 +122,16 @@ def test_a_point_whose_base_records_spread_widely_is_advisory_on_its_own_spread(
     assert judge(wide, [1.6], wall, Rule(), figure_spread=0.02, spread_before=wide)[0] == "advisory"
     assert judge(wide, [1.9], wall, Rule(), figure_spread=0.02, spread_before=wide)[0] == "regressed"
     assert judge(calm, [1.3], wall, Rule(), figure_spread=0.02, spread_before=calm)[0] == "regressed"
+
+
+
+def test_a_head_whose_records_disagree_is_advisory_on_its_own_range():
+    wall = fam(WALL)
+    # bimodal point: the base's three records agree, two of the head's land in a slow state
+    base, head = [0.615, 0.615, 0.618], [0.88, 0.81, 0.70]
+    assert judge(base, head, wall, Rule(), spread_before=base)[0] == "advisory"
+    # a regression moves the head's records together: it fails
+    assert judge(base, [0.80, 0.81, 0.805], wall, Rule(), spread_before=base)[0] == "regressed"
 
 
 @pytest.mark.parametrize("kw", [{"k": -1}, {"floor": math.nan}, {"cap": math.inf},
