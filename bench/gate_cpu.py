@@ -1,10 +1,12 @@
 """How often the gate is right on this CPU: A/A records, planted slowdowns, confirm, the feed, cost.
 
-    python bench/gate_cpu.py [--repeats 3] [--plants 0.1,0.25,0.5] [--work DIR] [--out JSON]
+    python bench/gate_cpu.py [--repeats 3] [--plants 0.1,0.25,0.5] [--plant-kind call]
+                             [--work DIR] [--out JSON]
 
 Through a real ``mhabench track`` (asv, smoke grid, one thread): builds ``A``, ``A`` again and
-one build per planted fast-path slowdown (tests/plant.py ``Plant(busy_frac=F)``: every fast call
-busy-waits F of its own duration), each recorded ``--repeats`` times, builds interleaved. Then,
+one build per planted fast-path slowdown (tests/plant.py: ``--plant-kind call``,
+``Plant(call_frac=F)``, every fast call busy-waits F of its whole duration; ``kernel``,
+``Plant(busy_frac=F)``, F of the attention kernel's, which slows the call by less), each recorded ``--repeats`` times, builds interleaved. Then,
 with the gate's default rule:
 
 - A/A, leave one out: base = two records of A, head = its third (3 comparisons of builds that
@@ -58,11 +60,17 @@ def judge_sets(before_recs, after_recs, rule=g.Rule()):
     return g.compare(g.point_values(before_recs), g.point_values(after_recs), rule)
 
 
+def planted(kind: str, frac: float) -> "plant.Plant":
+    return plant.Plant(call_frac=frac) if kind == "call" else plant.Plant(busy_frac=frac)
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--plants", default="0.1,0.25,0.5", help="busy fractions, one build each")
+    ap.add_argument("--plant-kind", choices=("call", "kernel"), default="call",
+                    help="slow the whole fast call (call_frac) or its attention kernel (busy_frac)")
     ap.add_argument("--work", default="", help="keep everything here (default: a temp dir)")
     ap.add_argument("--out", default="", help="write the figures as JSON")
     ap.add_argument("--skip-confirm", action="store_true")
@@ -78,7 +86,7 @@ def main() -> int:
     day, t0 = 86_400, 1_700_000_000
     builds = [Build(torch_version, date=t0), Build(torch_version, date=t0 + day, variant="again")]
     for i, f in enumerate(fracs):
-        wheel = plant.build_wheel(work / "wheels" / f"p{f:g}", plant=plant.Plant(busy_frac=f))
+        wheel = plant.build_wheel(work / "wheels" / f"p{f:g}", plant=planted(args.plant_kind, f))
         builds.append(Build(torch_version, date=t0 + (2 + i) * day, variant=f"p{f:g}",
                             extra=(str(wheel),)))
     s = Settings(dir=work / "asv", project=REPO, grid="smoke", device="cpu", machine=MACHINE,
@@ -128,7 +136,7 @@ def main() -> int:
         report["feed_entries_by_step"] = f"unavailable: {exc}"
 
     if not args.skip_confirm:
-        report["confirm"] = run_confirms(work, fracs, recs, tags)
+        report["confirm"] = run_confirms(work, fracs, recs, tags, args.plant_kind)
     text = json.dumps(report, indent=1)
     print(text)
     if args.out:
@@ -151,7 +159,7 @@ def record(s: Settings, builds, commits, repeats: int) -> dict:
             "asv_run_status": status, "publish_status": asv(s, "publish", echo=False)}
 
 
-def run_confirms(work: Path, fracs, recs, tags) -> dict:
+def run_confirms(work: Path, fracs, recs, tags, kind: str = "call") -> dict:
     """A/A on every smoke point; the first plant's flagged points against that plant."""
     plain = plant.interpreter(work / "plain", REPO)
     out = {}
@@ -159,7 +167,7 @@ def run_confirms(work: Path, fracs, recs, tags) -> dict:
     out["aa_all_points"] = confirm(plain, plain, points, work / "confirm-aa.json")
     flagged = [v.point for v in judge_sets(recs[tags[0]], recs[tags[2]])
                if v.figure in WALL and v.status in g.FLAGGED]
-    pdir = plant.install_dir(work / "plant-confirm", plant.Plant(busy_frac=fracs[0]))
+    pdir = plant.install_dir(work / "plant-confirm", planted(kind, fracs[0]))
     slowed = plant.interpreter(work / "slowed", REPO, pdir)
     out[f"plant_{fracs[0]:g}_flagged"] = confirm(plain, slowed, sorted(set(flagged)),
                                                  work / "confirm-plant.json")
