@@ -60,7 +60,7 @@ def judge_sets(before_recs, after_recs, rule=g.Rule()):
     return g.compare(g.point_values(before_recs), g.point_values(after_recs), rule)
 
 
-def planted(kind: str, frac: float) -> "plant.Plant":
+def plant_of(kind: str, frac: float) -> "plant.Plant":
     return plant.Plant(call_frac=frac) if kind == "call" else plant.Plant(busy_frac=frac)
 
 
@@ -86,7 +86,7 @@ def main() -> int:
     day, t0 = 86_400, 1_700_000_000
     builds = [Build(torch_version, date=t0), Build(torch_version, date=t0 + day, variant="again")]
     for i, f in enumerate(fracs):
-        wheel = plant.build_wheel(work / "wheels" / f"p{f:g}", plant=planted(args.plant_kind, f))
+        wheel = plant.build_wheel(work / "wheels" / f"p{f:g}", plant=plant_of(args.plant_kind, f))
         builds.append(Build(torch_version, date=t0 + (2 + i) * day, variant=f"p{f:g}",
                             extra=(str(wheel),)))
     s = Settings(dir=work / "asv", project=REPO, grid="smoke", device="cpu", machine=MACHINE,
@@ -167,7 +167,7 @@ def run_confirms(work: Path, fracs, recs, tags, kind: str = "call") -> dict:
     out["aa_all_points"] = confirm(plain, plain, points, work / "confirm-aa.json")
     flagged = [v.point for v in judge_sets(recs[tags[0]], recs[tags[2]])
                if v.figure in WALL and v.status in g.FLAGGED]
-    pdir = plant.install_dir(work / "plant-confirm", planted(kind, fracs[0]))
+    pdir = plant.install_dir(work / "plant-confirm", plant_of(kind, fracs[0]))
     slowed = plant.interpreter(work / "slowed", REPO, pdir)
     out[f"plant_{fracs[0]:g}_flagged"] = confirm(plain, slowed, sorted(set(flagged)),
                                                  work / "confirm-plant.json")

@@ -221,7 +221,6 @@ def cmd_run(args) -> int:
     if args.dtype:
         canonical_dtype(args.dtype)
     from . import sweep as sw
-    from .results import errors_of
     device = device or sw.default_device()
     dtype = canonical_dtype(args.dtype or ("float16" if device.startswith("cuda") else "float32"))
     grid, points = resolve_points(args, device, dtype)
@@ -241,6 +240,24 @@ def cmd_run(args) -> int:
         from . import instructions as ins
         ins.check_points(points, args.instructions_allow_cuda)
         ins.valgrind()
+    from .supervise import _stop, start_worker
+    worker = start_worker(spec)  # imports torch and warms up while this process goes on
+    try:
+        return _run_with(args, device, dtype, grid, points, proto, outputs, journal_path, spec,
+                         counting, worker)
+    finally:
+        _stop(worker)
+
+
+def _run_with(args, device, dtype, grid, points, proto, outputs, journal_path, spec, counting,
+              worker) -> int:
+    from dataclasses import replace as _replace
+
+    from . import host_setup
+    from . import sweep as sw
+    from .results import errors_of
+    if counting:
+        from . import instructions as ins
     meta = sw.run_meta(device, proto, grid)
     if counting:
         from .availability import not_available
@@ -278,7 +295,8 @@ def cmd_run(args) -> int:
     bar = tqdm(total=len(points), disable=args.no_progress, unit="pt", file=sys.stderr)
     try:
         out = durable.run(points, spec, meta, dtype, outputs, journal_path,
-                          resume=bool(args.resume), on_entry=lambda e: bar.update(1))
+                          resume=bool(args.resume), on_entry=lambda e: bar.update(1),
+                          worker=worker)
     except durable.WorkerFailed as exc:
         bar.close()
         print(f"mhabench: error: {exc}", file=sys.stderr)

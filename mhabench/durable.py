@@ -42,12 +42,13 @@ def default_journal(outputs: Outputs) -> Path:
 
 def run(points: Sequence[Point], spec: WorkerSpec, meta: dict, dtype: str, outputs: Outputs,
         journal_path, resume: bool = False,
-        on_entry: Callable[[dict], None] | None = None) -> Outcome:
+        on_entry: Callable[[dict], None] | None = None, worker=None) -> Outcome:
     """Measure the points of ``points`` not yet in the journal and rebuild ``outputs``.
 
     ``resume``: reopen ``journal_path`` (refused, ConfigError, if it is from another torch
     build, protocol or grid); else a new journal is started there. ``meta["cost_s"]``
-    accumulates the cost split; ``on_entry`` sees each finished point (progress).
+    accumulates the cost split; ``on_entry`` sees each finished point (progress); ``worker``:
+    one :func:`mhabench.supervise.start_worker` began earlier, to measure with first.
     """
     head = header(meta, list(points), dtype, spec.extras)
     journal = Journal.resume(journal_path, head) if resume else Journal.create(journal_path, head)
@@ -76,7 +77,7 @@ def run(points: Sequence[Point], spec: WorkerSpec, meta: dict, dtype: str, outpu
     t0 = time.perf_counter()
     try:
         try:
-            supervise(todo, spec, entry, cost=meta.setdefault("cost_s", {}))
+            supervise(todo, spec, entry, cost=meta.setdefault("cost_s", {}), worker=worker)
         except KeyboardInterrupt:
             stopped = signal.SIGINT
         except Stopped as exc:

@@ -1,7 +1,8 @@
 """Run a sweep's points in a worker process, so that a crash or a hang costs one point.
 
 The parent starts ``python -m mhabench.worker`` (:func:`worker_command`), sends it a
-:class:`WorkerSpec` and the points, and reads one line per event back: ``R`` (ready), ``S label``
+:class:`WorkerSpec` (the worker then imports torch and warms up) and, on a second line, the
+points, and reads one line per event back: ``R`` (ready), ``S label``
 (a point started), ``C {cost}`` and ``E {entry}`` (a point finished: its journal line). Each
 entry is handed to ``on_entry`` (which journals it) before the worker is told to go on, so a
 finished point is on disk before the next one starts. If the worker dies (abort, segfault,
@@ -19,7 +20,7 @@ import signal
 import subprocess
 import sys
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Callable, Sequence
 
@@ -132,15 +133,48 @@ def _stop(proc: subprocess.Popen) -> None:
             pass
 
 
+def start_worker(spec: WorkerSpec) -> subprocess.Popen:
+    """A worker process, told ``spec`` at once: it imports torch and warms up while the caller
+    goes on (a ``mhabench run`` parent reads its peak and writes its metadata meanwhile), and
+    waits for its points (:func:`supervise`)."""
+    argv, env = worker_command(spec)
+    proc = subprocess.Popen(argv, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            start_new_session=False)
+    proc.mhabench_spec = spec  # what it was told, to tell whether it suits a later sweep
+    _send(proc, {"spec": spec.to_json()})
+    return proc
+
+
+def _send(proc: subprocess.Popen, doc: dict) -> None:
+    try:
+        proc.stdin.write((json.dumps(doc) + "\n").encode())
+        proc.stdin.flush()
+    except BrokenPipeError:
+        pass  # it died: its exit is read where its lines are
+
+
+def _suits(proc, spec: WorkerSpec) -> bool:
+    told = getattr(proc, "mhabench_spec", None)
+    return proc.poll() is None and told is not None and replace(
+        told, peak_tflops=0.0) == replace(spec, peak_tflops=0.0)
+
+
 def supervise(points: Sequence[Point], spec: WorkerSpec,
-              on_entry: Callable[[str, dict], None], cost: dict | None = None) -> None:
+              on_entry: Callable[[str, dict], None], cost: dict | None = None,
+              worker: subprocess.Popen | None = None) -> None:
     """Measure ``points`` in order in worker processes; every point ends as one ``on_entry(text,
-    parsed)`` call, measured or failed. ``cost`` accumulates the workers' cost split."""
+    parsed)`` call, measured or failed. ``cost`` accumulates the workers' cost split.
+    ``worker``: one :func:`start_worker` began earlier, used first if it was told this spec
+    (the peak aside), else stopped."""
     from .journal import failed_text
     todo = list(points)
     cost = {} if cost is None else cost
+    if worker is not None and not (todo and _suits(worker, spec)):
+        _stop(worker)
+        worker = None
     while todo:
-        done, reason = _run_worker(todo, spec, on_entry, cost)
+        done, reason = _run_worker(todo, spec, on_entry, cost, worker)
+        worker = None
         if done < len(todo) and reason:
             text = failed_text(todo[done], reason)
             on_entry(text, json.loads(text))
@@ -148,19 +182,16 @@ def supervise(points: Sequence[Point], spec: WorkerSpec,
         todo = todo[done:]
 
 
-def _run_worker(todo: list[Point], spec: WorkerSpec, on_entry, cost: dict) -> tuple[int, str]:
-    """One worker over ``todo``: (points it finished, why it stopped early or "")."""
-    argv, env = worker_command(spec)
-    proc = subprocess.Popen(argv, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                            start_new_session=False)
+def _run_worker(todo: list[Point], spec: WorkerSpec, on_entry, cost: dict,
+                proc: subprocess.Popen | None = None) -> tuple[int, str]:
+    """One worker (``proc``, or a new one) over ``todo``: (points it finished, why it stopped
+    early or "")."""
+    argv, _ = worker_command(spec)
+    proc = proc or start_worker(spec)
     done = 0
     try:
-        job = {"spec": spec.to_json(), "points": [asdict(p) for p in todo]}
-        try:
-            proc.stdin.write((json.dumps(job) + "\n").encode())
-            proc.stdin.flush()
-        except BrokenPipeError:
-            pass
+        _send(proc, {"points": [asdict(p) for p in todo],
+                     "peak_tflops": None if math.isnan(spec.peak_tflops) else spec.peak_tflops})
         lines = _Lines(proc.stdout.fileno())
         started = False
         timeout = spec.start_timeout

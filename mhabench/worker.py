@@ -1,6 +1,7 @@
 """The measuring process a supervisor starts (``python -m mhabench.worker``).
 
-Reads one JSON line on stdin (``{"spec", "points"}``), then for each point: ``S label``, the
+Reads one JSON line on stdin (``{"spec"}``), applies it and warms up (torch imported, one tiny
+attention call), says ``R``, reads a second (``{"points", "peak_tflops"}``), then for each point: ``S label``, the
 point measured by :func:`mhabench.sweep.measure`, ``C {cost}`` and ``E {journal line}`` on its
 own copy of stdout, and waits for the parent's go-ahead (a line on stdin) before the next one.
 Ends with ``D``. Anything the measuring code prints goes to stderr. SIGINT is ignored (the
@@ -42,22 +43,30 @@ def main() -> int:
     def send(kind: str, text: str = "") -> None:
         out.write(f"{kind} {text}\n".encode())
 
-    job = json.loads(sys.stdin.readline())
+    line = sys.stdin.readline()
+    if not line:
+        return 0  # the parent is gone before saying anything
     from .config import Point
     from .supervise import WorkerSpec
-    spec = WorkerSpec.from_json(job["spec"])
-    points = [Point(**p) for p in job["points"]]
+    spec = WorkerSpec.from_json(json.loads(line)["spec"])
     from . import sweep
     from .journal import entry_text
     from .host_setup import apply
     apply(spec.threads, spec.pin_cpu)
     _preload()
     send("R")
+    line = sys.stdin.readline()
+    if not line:
+        return 0  # the parent went on without this worker
+    job = json.loads(line)
+    points = [Point(**p) for p in job["points"]]
+    peak = job.get("peak_tflops")
+    peak = float("nan") if peak is None else peak
     for point in points:
         send("S", point.label)
         cost: dict = {}
         result = sweep.measure(point, spec.protocol, cost, spec.extras)
-        result.peak_tflops = spec.peak_tflops
+        result.peak_tflops = peak
         text = entry_text(result)
         send("C", json.dumps(cost))
         send("E", text)
