@@ -21,7 +21,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from mhabench.config import SEED_AXES  # noqa: E402
+from mhabench.measure.config import SEED_AXES  # noqa: E402
 
 CONF = {"version": 1, "project": "floor", "repo": ".", "dvcs": "git", "branches": ["main"],
         "environment_type": "virtualenv", "benchmark_dir": "benchmarks",

@@ -26,11 +26,11 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from mhabench.config import Point  # noqa: E402
-from mhabench.inputs import build  # noqa: E402
-from mhabench.stats import spread  # noqa: E402
-from mhabench.sweep import active_paths  # noqa: E402
-from mhabench.timing import Clock  # noqa: E402
+from mhabench.measure.config import Point  # noqa: E402
+from mhabench.measure.inputs import build  # noqa: E402
+from mhabench.measure.stats import spread  # noqa: E402
+from mhabench.measure.sweep import active_paths  # noqa: E402
+from mhabench.measure.timing import Clock  # noqa: E402
 
 #: Host-bound points of the seed grid (wall speedup moved most between runs on an H100).
 POINTS = [(128, 128, 1024, 16, 33), (16, 64, 512, 8, 1), (64, 256, 512, 16, 21),

@@ -5,7 +5,7 @@
 For the seed grid taken with ``--stride``, records the same labelled calls twice: once under the
 public ``torch.profiler`` (every host op recorded, one session for all points), read both by
 kernel -> launching aten op (the FunctionEvent tree's own link) and by kernel -> runtime call;
-and once as a sweep does, with :class:`mhabench.timing.DeviceTimes` (labels only, one session
+and once as a sweep does, with :class:`mhabench.measure.timing.DeviceTimes` (labels only, one session
 per point). Prints, per path, the largest relative difference of the per-call device times
 against the op-linked reading, each way's cost, and the SDPA backend and kernel names found per
 point; writes ``probe.json``.
@@ -24,12 +24,12 @@ from torch.autograd import DeviceType  # noqa: E402
 from torch.autograd.profiler import record_function  # noqa: E402
 from torch.profiler import ProfilerActivity, profile  # noqa: E402
 
-from mhabench import compat  # noqa: E402
-from mhabench.config import named_grid, stride  # noqa: E402
-from mhabench.inputs import build  # noqa: E402
-from mhabench.paths import backend_paths  # noqa: E402
-from mhabench.sweep import active_paths  # noqa: E402
-from mhabench.timing import LABEL, DeviceTimes, attribute_device_time  # noqa: E402
+from mhabench.measure import compat  # noqa: E402
+from mhabench.measure.config import named_grid, stride  # noqa: E402
+from mhabench.measure.inputs import build  # noqa: E402
+from mhabench.measure.paths import backend_paths  # noqa: E402
+from mhabench.measure.sweep import active_paths  # noqa: E402
+from mhabench.measure.timing import LABEL, DeviceTimes, attribute_device_time  # noqa: E402
 
 CALLS = 2
 

@@ -14,11 +14,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from mhabench.config import named_grid, stride  # noqa: E402
-from mhabench.inputs import build  # noqa: E402
-from mhabench.paths import backend_paths  # noqa: E402
-from mhabench.sweep import active_paths  # noqa: E402
-from mhabench.timing import Clock, DeviceTimes  # noqa: E402
+from mhabench.measure.config import named_grid, stride  # noqa: E402
+from mhabench.measure.inputs import build  # noqa: E402
+from mhabench.measure.paths import backend_paths  # noqa: E402
+from mhabench.measure.sweep import active_paths  # noqa: E402
+from mhabench.measure.timing import Clock, DeviceTimes  # noqa: E402
 
 
 def main() -> int:

@@ -5,11 +5,9 @@ raises ConfigError, which ``cli.main`` prints as one line and exits 2 on.
 """
 from __future__ import annotations
 
-import csv
-import io
 import math
 
-from .config import ConfigError
+from .measure.config import ConfigError
 
 METRIC_HELP = "figure to use: speedup (default), speedup_fair, device_speedup, device_speedup_fair"
 
@@ -58,7 +56,7 @@ def register(sub) -> None:
 
 
 def cmd_plot_asv(args) -> int:
-    from .plot import asv_tags, plot_asv_history
+    from .report.plot import asv_tags, plot_asv_history
     tags = asv_tags(args.html) if args.html else None
     from pathlib import Path
     out = args.out or Path(args.results_dir).resolve().parent / "plots"
@@ -74,8 +72,8 @@ def _check_metric(doc: dict, metric: str) -> None:
 
 
 def cmd_plot(args) -> int:
-    from .breakeven import load_doc
-    from .plot import plot_results
+    from .figures.breakeven import load_doc
+    from .report.plot import plot_results
     doc = load_doc(args.results)
     _check_metric(doc, args.metric)
     out = args.out or default_plot_dir(args.results)
@@ -99,7 +97,7 @@ def _cell(v, fmt: str = ".3f") -> str:
 
 def table_text(rows: list[dict], keys=None) -> str:
     from prettytable import PrettyTable
-    from .breakeven import TABLE_KEYS
+    from .figures.breakeven import TABLE_KEYS
     keys = list(keys or TABLE_KEYS)
     table = PrettyTable(keys)
     for r in rows:
@@ -107,22 +105,10 @@ def table_text(rows: list[dict], keys=None) -> str:
     return table.get_string()
 
 
-def csv_text(rows: list[dict], keys=None) -> str:
-    """CSV of the table; an absent value (no crossing, no points) is an empty cell."""
-    from .breakeven import TABLE_KEYS
-    keys = list(keys or TABLE_KEYS)
-    buf = io.StringIO()
-    w = csv.writer(buf, lineterminator="\n")
-    w.writerow(keys)
-    for r in rows:
-        w.writerow(["" if r[k] is None else r[k] for k in keys])
-    return buf.getvalue()
-
-
 def cmd_breakeven(args) -> int:
-    from .breakeven import break_even_table, load_doc
+    from .figures.breakeven import break_even_table, load_doc
     if args.csv:
-        from .fileio import check_output
+        from .measure.fileio import check_output
         check_output(args.csv, "--csv")
     doc = load_doc(args.results)
     _check_metric(doc, args.metric)
@@ -133,7 +119,8 @@ def cmd_breakeven(args) -> int:
     print(f"{args.metric} = slow/fast, higher is better (> 1: fast path wins); "
           f"break_even_padding '-': no crossing of 1 (see min/max)")
     if args.csv:
-        from .results import atomic_write
+        from .figures.breakeven import csv_text
+        from .measure.fileio import atomic_write
         try:
             atomic_write(args.csv, csv_text(rows))
         except OSError as exc:

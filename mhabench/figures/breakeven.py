@@ -7,11 +7,13 @@ neighbours in padding order. Pure functions, no torch.
 """
 from __future__ import annotations
 
+import csv
+import io
 import math
 import os
 from typing import Iterable, Mapping, Sequence
 
-from .config import ConfigError
+from ..measure.config import ConfigError
 
 SHAPE_KEYS = ("batch_size", "seq_len", "embed_dim", "num_heads", "dtype")
 TABLE_KEYS = SHAPE_KEYS + ("n_points", "break_even_padding", "min_speedup", "max_speedup")
@@ -58,7 +60,7 @@ def load_doc(source: str | os.PathLike | Mapping) -> dict:
     if isinstance(source, Mapping):
         doc, name = dict(source), "document"
     else:
-        from .fileio import read_json
+        from ..measure.fileio import read_json
         name = os.fspath(source)
         doc = read_json(name, "results JSON")
     results = doc.get("results") if isinstance(doc, dict) else None
@@ -146,3 +148,14 @@ def summary_table(results: Sequence[Mapping] | Mapping) -> list[dict]:
 
 def shape_of_row(row: Mapping) -> tuple:
     return tuple(row[k] for k in SHAPE_KEYS)
+
+
+def csv_text(rows: list[dict], keys=None) -> str:
+    """CSV of the table; an absent value (no crossing, no points) is an empty cell."""
+    keys = list(keys or TABLE_KEYS)
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(keys)
+    for r in rows:
+        w.writerow(["" if r[k] is None else r[k] for k in keys])
+    return buf.getvalue()

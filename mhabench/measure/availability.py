@@ -1,8 +1,8 @@
 """Which figures a run cannot give on this device and torch build, and why.
 
 A figure that cannot exist here is n/a with a one-line reason, in the run's output and its
-JSON, never a silent blank. The reasons come from what :mod:`mhabench.compat` finds in this
-torch; the figures are named by the metric keys of :meth:`mhabench.results.Result.metrics`
+JSON, never a silent blank. The reasons come from what :mod:`mhabench.measure.compat` finds in this
+torch; the figures are named by the metric keys of :meth:`mhabench.measure.results.Result.metrics`
 (``fnmatch`` patterns).
 """
 from __future__ import annotations

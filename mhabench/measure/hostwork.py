@@ -4,7 +4,7 @@ activities and the bytes copied between host and device.
 Host time moves with the machine; these integers move only when the work does, so a host-side
 regression (an extra check, an extra op, an extra synchronisation) shows as a changed count and
 a named op. They are read from the profiler session each point already runs (see
-:class:`mhabench.timing.DeviceTimes`): pure functions of its records, no calls of their own.
+:class:`mhabench.measure.timing.DeviceTimes`): pure functions of its records, no calls of their own.
 """
 from __future__ import annotations
 

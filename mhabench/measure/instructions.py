@@ -2,7 +2,7 @@
 
 One valgrind process measures a whole list of points (starting valgrind and importing torch
 under it takes most of a minute, so one per point would dominate). The worker, this module run
-as ``python -m mhabench.instructions worker POINTS OUT``, is started under
+as ``python -m mhabench.measure.instructions worker POINTS OUT``, is started under
 ``valgrind --tool=callgrind --collect-atstart=no``: nothing is counted until it toggles
 collection on around a path's measured calls, the way ``torch.utils.benchmark``'s
 ``collect_callgrind`` does (``torch._C._valgrind_toggle()``, the calls,
@@ -87,7 +87,7 @@ def worker_argv(points_file: str, out_file: str, callgrind_out: str,
     """
     return [exe, "--tool=callgrind", "--collect-atstart=no", "--instr-atstart=yes",
             "--dump-line=no", f"--callgrind-out-file={callgrind_out}", *valgrind_args,
-            python or sys.executable, "-m", "mhabench.instructions", "worker",
+            python or sys.executable, "-m", "mhabench.measure.instructions", "worker",
             points_file, out_file, callgrind_out]
 
 
@@ -96,7 +96,7 @@ def worker_env(base: dict | None = None) -> dict:
     the caller's entries, so a directory put first there keeps its ``sitecustomize``)."""
     env = dict(os.environ if base is None else base)
     env["PYTHONHASHSEED"] = HASH_SEED
-    root = str(FsPath(__file__).resolve().parent.parent)
+    root = str(FsPath(__file__).resolve().parents[2])
     parts = [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p]
     env["PYTHONPATH"] = os.pathsep.join(parts + ([root] if root not in parts else []))
     return env
@@ -194,7 +194,7 @@ def sweep(points, plan: Plan | None = None, env: dict | None = None,
 
 def attach(result, counts: dict) -> None:
     """Store a :func:`sweep`'s per-call counts on its point's
-    :class:`~mhabench.results.Result`; a point that could not be counted keeps NaN figures and
+    :class:`~mhabench.measure.results.Result`; a point that could not be counted keeps NaN figures and
     a note in its message (its other figures stand)."""
     entry = counts.get(result.point.label)
     if entry and entry["status"] == "ok":
@@ -350,6 +350,6 @@ def worker(points_file: str, out_file: str, prefix: str) -> int:
 if __name__ == "__main__":
     if len(sys.argv) == 5 and sys.argv[1] == "worker":
         sys.exit(worker(*sys.argv[2:]))
-    print("usage: python -m mhabench.instructions worker POINTS_JSON OUT_JSONL CALLGRIND_OUT",
+    print("usage: python -m mhabench.measure.instructions worker POINTS_JSON OUT_JSONL CALLGRIND_OUT",
           file=sys.stderr)
     sys.exit(2)

@@ -35,7 +35,7 @@ class Result:
     peak_tflops: float = math.nan                        # the device's calibrated matmul peak
     peak_mem: dict[str, float] = field(default_factory=dict)  # bytes per call above the baseline
     max_abs_err_fp32: float = math.nan                   # fast vs the fp32 math reference
-    #: per path, exact host-work counts per call (mhabench.hostwork.summary): kinds, ``ops``
+    #: per path, exact host-work counts per call (mhabench.measure.hostwork.summary): kinds, ``ops``
     host_work: dict[str, dict] = field(default_factory=dict)
     instructions: dict[str, float] = field(default_factory=dict)  # host instructions per call
 

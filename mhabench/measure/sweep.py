@@ -294,14 +294,14 @@ def _add(acc: dict, key: str, seconds: float) -> None:
 def calibrate_peak(device: str, dtype: str, force: bool = False) -> dict:
     """The device's matmul peak for the share-of-peak figures, as run metadata.
 
-    Measured once per (device, dtype, torch) by :func:`mhabench.peak.calibrate` and cached
+    Measured once per (device, dtype, torch) by :func:`mhabench.measure.peak.calibrate` and cached
     (on a CPU at a size that keeps it to about a second); a failure leaves the peak NaN (the share-of-peak figures then too), with the reason.
     """
     from . import peak
     t0 = time.perf_counter()
     entry = {"dtype": dtype, "cache": str(peak.cache_path())}
     try:
-        entry.update(peak.device_peak(device, dtype, force))  # checked: see mhabench.peak
+        entry.update(peak.device_peak(device, dtype, force))  # checked: see mhabench.measure.peak
     except Exception as exc:
         entry.update(tflops=math.nan, error=_one_line(exc))
     entry["seconds"] = round(time.perf_counter() - t0, 3)

@@ -214,7 +214,7 @@ class DeviceTimes:
 
     Use as a context manager; call :meth:`record` inside, read :attr:`per_call` (µs of device
     activity per call), :attr:`kernel_names` (what each label launched) and :attr:`host_work`
-    (per label, the exact host-work counts of each call: :func:`mhabench.hostwork.per_range`)
+    (per label, the exact host-work counts of each call: :func:`mhabench.measure.hostwork.per_range`)
     after, and :attr:`peak_mem` (bytes: the largest allocation during one of the label's calls,
     read around them at no cost). With ``ops`` the session also records every dispatched aten
     op, for the counts. On a CPU there are no kernels to sum: a session there exists only for

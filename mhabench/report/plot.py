@@ -15,9 +15,9 @@ import math
 import re
 from pathlib import Path
 
-from .asv_results import row_values, rows
-from .breakeven import break_even, group_by_shape, load_doc
-from .config import ConfigError
+from ..track.asv_results import row_values, rows
+from ..figures.breakeven import break_even, group_by_shape, load_doc
+from ..measure.config import ConfigError
 
 #: Per-round (per-call for kernel time) samples behind each metric: (samples key, slow path).
 METRIC_SAMPLES = {"speedup": ("rounds_us", "slow"), "speedup_fair": ("rounds_us", "slow_fair"),
@@ -83,7 +83,7 @@ def quartiles(result: dict, metric: str) -> tuple[float, float]:
 
 def _error_bars(results: list, metric: str) -> dict:
     """``{(shape, padding, value): (q1, q3)}`` over the document's results."""
-    from .breakeven import shape_of
+    from ..figures.breakeven import shape_of
     bars = {}
     for r in results:
         m = r.get("metrics", {})
@@ -175,7 +175,7 @@ def read_asv_results(asv_results_dir) -> list[dict]:
     value}}}``, sorted by commit date then file name. ``machine.json`` is skipped, as are files
     that do not have the result-file layout.
     """
-    from .fileio import read_json
+    from ..measure.fileio import read_json
     root = Path(asv_results_dir)
     if not root.is_dir():
         raise ConfigError(f"{root}: no such directory")
@@ -216,7 +216,7 @@ def _resolve_name(runs: list[dict], name: str) -> str:
 
 def _bench_info(asv_results_dir, name: str) -> dict:
     """The benchmark's entry in ``benchmarks.json`` beside the machine folders ({} if none)."""
-    from .fileio import read_json
+    from ..measure.fileio import read_json
     path = Path(asv_results_dir) / "benchmarks.json"
     if not path.exists():
         return {}
@@ -244,7 +244,7 @@ def _unquote(value) -> str:
 def asv_tags(asv_html_dir) -> dict[str, str]:
     """``{commit hash: tag}`` from ``asv publish``'s ``index.json`` (its ``tags``, tag -> revision,
     and ``revision_to_hash``); empty when there is no such file or it has no tags."""
-    from .fileio import read_json
+    from ..measure.fileio import read_json
     path = Path(asv_html_dir) / "index.json"
     if not path.exists():
         return {}

@@ -2,7 +2,7 @@
 and only the columns that hold a value on this device (data-driven: a figure no row has, such
 as kernel time on a CPU, is dropped, whatever columns are added later).
 
-The CSV (:mod:`mhabench.results`) keeps every column and the reference's spelling; this table
+The CSV (:mod:`mhabench.measure.results`) keeps every column and the reference's spelling; this table
 is for reading.
 """
 from __future__ import annotations

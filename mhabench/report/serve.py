@@ -3,7 +3,7 @@
 asv 0.6.6's page loads jQuery, flot and bootstrap from CDNs, and without them redirects to its
 error page; a plain ``http.server`` therefore shows nothing offline. This serves the report
 with local copies of those scripts (fetched once with ``npm pack`` into the assets folder,
-as ``view-check --assets`` does: :mod:`mhabench.report_view`).
+as ``view-check --assets`` does: :mod:`mhabench.report.view_check`).
 """
 from __future__ import annotations
 
@@ -12,13 +12,13 @@ import sys
 import time
 from pathlib import Path
 
-from .config import ConfigError
+from ..measure.config import ConfigError
 
 DEFAULT_PORT = 8080
 
 
 def default_assets() -> Path:
-    from .peak import cache_dir
+    from ..measure.peak import cache_dir
     return cache_dir() / "asv-cdn"
 
 
@@ -43,7 +43,7 @@ def _interrupt(signum, frame):
 
 
 def cmd_serve(args) -> int:
-    from .report_view import ViewError, fetch_assets, load_index, serve
+    from .view_check import ViewError, fetch_assets, load_index, serve
     html = Path(args.html_dir)
     load_index(html)  # ConfigError unless it is a published report
     if not 0 <= args.port < 65536:

@@ -29,7 +29,7 @@ import threading
 import urllib.parse
 from pathlib import Path
 
-from .config import ConfigError
+from ..measure.config import ConfigError
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
@@ -99,7 +99,7 @@ def load_index(html_dir: Path) -> dict:
     index = html_dir / "index.json"
     if not index.is_file():
         raise ConfigError(f"{index}: missing (is {html_dir} an `asv publish` output?)")
-    from .fileio import read_json
+    from ..measure.fileio import read_json
     doc = read_json(index, "asv index.json")
     if not isinstance(doc, dict) or not isinstance(doc.get("benchmarks"), dict):
         raise ConfigError(f"{index}: not asv's index.json (no 'benchmarks' object)")

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Sequence
 
-from .config import ConfigError, Point
+from ..measure.config import ConfigError, Point
 from .journal import Journal, Outputs, header, rebuild
 from .supervise import WorkerFailed, WorkerSpec, supervise  # noqa: F401 (WorkerFailed: for callers)
 
@@ -35,7 +35,7 @@ def default_journal(outputs: Outputs) -> Path:
     for p in (outputs.json, outputs.csv, outputs.errors):
         if p:
             return Path(p).with_name(Path(p).stem + ".journal.jsonl")
-    from .peak import cache_dir
+    from ..measure.peak import cache_dir
     stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime())
     return cache_dir() / "journals" / f"run-{stamp}-{os.getpid()}.jsonl"
 
@@ -110,7 +110,7 @@ def _held(fn, *args):
 def check_journal(path, outputs: Outputs, resume: bool) -> None:
     """The journal path before anything runs: writable, none of the outputs; it must exist for
     ``--resume``."""
-    from .fileio import check_output
+    from ..measure.fileio import check_output
     check_output(path, "--resume" if resume else "--journal")
     if resume and not Path(path).is_file():
         raise ConfigError(f"--resume {path}: no such journal")

@@ -21,8 +21,8 @@ import signal
 from dataclasses import dataclass
 from pathlib import Path
 
-from .config import ConfigError, Point
-from .fileio import atomic_write
+from ..measure.config import ConfigError, Point
+from ..measure.fileio import atomic_write
 
 VERSION = 1
 #: Header keys that must match for ``--resume``: the same build, protocol and grid.
@@ -34,7 +34,7 @@ STOP_SIGNALS = tuple(s for s in (signal.SIGINT, signal.SIGTERM, getattr(signal, 
 
 def fingerprint(points: list[Point], protocol: dict, dtype: str, extras: bool) -> dict:
     """What a journal's points were measured with; ``--resume`` needs all of it to match."""
-    from . import compat
+    from ..measure import compat
     return {"torch": compat.TORCH_VERSION, "torch_git": compat.TORCH_GIT, "protocol": protocol,
             "grid": [p.label for p in points],
             "device": points[0].device if points else "", "dtype": dtype, "extras": bool(extras)}
@@ -60,7 +60,7 @@ def check_fingerprint(path, head: dict) -> dict:
 def entry_text(result) -> str:
     """One point's journal line (JSON, no newline). A failure while deriving or serialising its
     figures marks this point failed, with the reason, instead of ending the sweep."""
-    from .results import ERROR, Result, row
+    from ..measure.results import ERROR, Result, row
     try:
         record = {k: v for k, v in result.to_record().items()
                   if k not in ("rounds", "device_calls")}
@@ -85,7 +85,7 @@ def _bare(result) -> str:
 
 def failed_text(point: Point, reason: str) -> str:
     """The line of a point whose worker died or hung: an error with the reason."""
-    from .results import ERROR, Result
+    from ..measure.results import ERROR, Result
     return entry_text(Result(point, status=ERROR, message=reason))
 
 
@@ -156,7 +156,7 @@ def _short(v) -> str:
 def read(path) -> tuple[dict, list[dict], int]:
     """(header, entries, bytes of whole lines). A last line without its newline (a kill in the
     middle of writing it) is dropped; anything else malformed is a ConfigError naming the line."""
-    from .fileio import read_bytes
+    from ..measure.fileio import read_bytes
     name = os.fspath(path)
     data = read_bytes(name, "journal")
     good = data.rfind(b"\n") + 1
@@ -198,7 +198,7 @@ class Outputs:
 
 
 def errors_of(entries: list[dict]) -> dict[str, int]:
-    """Failures per reference key, as :func:`mhabench.results.errors_of` counts them."""
+    """Failures per reference key, as :func:`mhabench.measure.results.errors_of` counts them."""
     errs: dict[str, int] = {}
     for e in entries:
         d = e["doc"]
@@ -211,7 +211,7 @@ def errors_of(entries: list[dict]) -> dict[str, int]:
 
 
 def json_text(entries: list[dict], meta: dict) -> str:
-    """The ``--json`` document (:func:`mhabench.results.json_doc`'s layout), joined from the
+    """The ``--json`` document (:func:`mhabench.measure.results.json_doc`'s layout), joined from the
     entries' already serialised docs."""
     head = json.dumps({"meta": meta, "errors": errors_of(entries)}, indent=1)[:-2]
     docs = ",\n  ".join(json.dumps(e["doc"]) for e in entries)
@@ -219,7 +219,7 @@ def json_text(entries: list[dict], meta: dict) -> str:
 
 
 def csv_text(entries: list[dict]) -> str:
-    from .results import COLUMNS
+    from ..measure.results import COLUMNS
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
     w.writerow(COLUMNS)
@@ -228,8 +228,8 @@ def csv_text(entries: list[dict]) -> str:
 
 
 def breakeven_text(entries: list[dict]) -> str:
-    from .analysis_cli import csv_text as table_csv
-    from .breakeven import SUMMARY_KEYS, summary_table
+    from ..figures.breakeven import SUMMARY_KEYS, summary_table
+    from ..figures.breakeven import csv_text as table_csv
     rows = summary_table([{"point": e["doc"]["point"], "metrics": e["doc"]["metrics"]}
                           for e in entries])
     return table_csv(rows, SUMMARY_KEYS)
@@ -273,5 +273,5 @@ def rebuild(entries: list[dict], meta: dict, out: Outputs) -> None:
 
 def results_of(entries: list[dict]):
     """The entries as Results (table and summary lines of the CLI)."""
-    from .results import Result
+    from ..measure.results import Result
     return [Result.from_json({**e["doc"], **e.get("record", {})}) for e in entries]

@@ -4,7 +4,7 @@ from __future__ import annotations
 import math
 import os
 
-from .config import ConfigError
+from ..measure.config import ConfigError
 
 
 def point_timeout(value: float | None) -> float:
@@ -27,9 +27,9 @@ def check_run(args, points, proto, device: str):
     """(outputs, journal path, worker spec) of a ``run`` call, or ConfigError."""
     from dataclasses import fields
 
-    from . import durable, footprint
-    from .cli import breakeven_path
-    from .fileio import check_outputs
+    from . import durable
+    from ..measure import footprint
+    from ..measure.fileio import check_outputs
     from .journal import Outputs
     from .supervise import WorkerSpec
     outputs = Outputs(args.save_path, args.error_save_path, args.json, breakeven_path(args))
@@ -51,3 +51,12 @@ def check_run(args, points, proto, device: str):
                       threads=getattr(args, "threads", None),
                       point_timeout=point_timeout(args.point_timeout))
     return outputs, journal_path, spec
+
+
+def breakeven_path(args):
+    """``--breakeven-path``, else NAME_breakeven.csv beside the CSV or the JSON, else None."""
+    from pathlib import Path
+    if args.breakeven_path:
+        return args.breakeven_path
+    base = args.save_path or args.json
+    return None if not base else str(Path(base).with_name(Path(base).stem + "_breakeven.csv"))

@@ -1,6 +1,6 @@
 """Run a sweep's points in a worker process, so that a crash or a hang costs one point.
 
-The parent starts ``python -m mhabench.worker`` (:func:`worker_command`), sends it a
+The parent starts ``python -m mhabench.run.worker`` (:func:`worker_command`), sends it a
 :class:`WorkerSpec` and the points, and reads one line per event back: ``R`` (ready), ``S label``
 (a point started), ``C {cost}`` and ``E {entry}`` (a point finished: its journal line). Each
 entry is handed to ``on_entry`` (which journals it) before the worker is told to go on, so a
@@ -23,8 +23,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable, Sequence
 
-from .config import Point
-from .timing import Protocol
+from ..measure.config import Point
+from ..measure.timing import Protocol
 
 #: Seconds a point may run before its worker is killed as hung (``--point-timeout``).
 POINT_TIMEOUT = 900.0
@@ -68,13 +68,13 @@ def worker_command(spec: WorkerSpec) -> tuple[list[str], dict[str, str]]:
     """The worker's argv and environment: the one place they are built. The worker imports this
     same mhabench (its source folder first on PYTHONPATH) and gets ``spec``'s per-process
     settings that must be in place before torch is imported."""
-    root = str(Path(__file__).resolve().parents[1])
+    root = str(Path(__file__).resolve().parents[2])
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join([root] + [p for p in env.get("PYTHONPATH", "").split(
         os.pathsep) if p and p != root])
     if spec.threads:
         env["OMP_NUM_THREADS"] = str(spec.threads)
-    argv = [*spec.prefix, sys.executable, "-m", "mhabench.worker"]
+    argv = [*spec.prefix, sys.executable, "-m", "mhabench.run.worker"]
     return argv, env
 
 

@@ -1,7 +1,7 @@
-"""The measuring process a supervisor starts (``python -m mhabench.worker``).
+"""The measuring process a supervisor starts (``python -m mhabench.run.worker``).
 
 Reads one JSON line on stdin (``{"spec", "points"}``), then for each point: ``S label``, the
-point measured by :func:`mhabench.sweep.measure`, ``C {cost}`` and ``E {journal line}`` on its
+point measured by :func:`mhabench.measure.sweep.measure`, ``C {cost}`` and ``E {journal line}`` on its
 own copy of stdout, and waits for the parent's go-ahead (a line on stdin) before the next one.
 Ends with ``D``. Anything the measuring code prints goes to stderr. SIGINT is ignored (the
 parent decides what an interruption means) and the worker dies with its parent.
@@ -43,13 +43,13 @@ def main() -> int:
         out.write(f"{kind} {text}\n".encode())
 
     job = json.loads(sys.stdin.readline())
-    from .config import Point
+    from ..measure.config import Point
     from .supervise import WorkerSpec
     spec = WorkerSpec.from_json(job["spec"])
     points = [Point(**p) for p in job["points"]]
-    from . import sweep
+    from ..measure import sweep
     from .journal import entry_text
-    from .host_setup import apply
+    from ..measure.host_setup import apply
     apply(spec.threads, spec.pin_cpu)
     _preload()
     send("R")

@@ -2,7 +2,7 @@
 
 Nothing here imports torch or touches CUDA: asv imports this module in the process it forks its
 workers from, and a CUDA context made before a fork breaks every worker. Only
-:mod:`mhabench.config` (pure Python) is used at import time.
+:mod:`mhabench.measure.config` (pure Python) is used at import time.
 
 Environment variables (read once, at import):
 
@@ -29,7 +29,7 @@ Environment variables (read once, at import):
     the sweep, sets a run's cost; ``core`` is the per-build profile. Its runs leave the other
     figures unrecorded for that build.
     ``host``: the host-work figures only (``benchmarks/host.py``: exact host-work counts and
-    callgrind instruction counts per call, :mod:`mhabench.instructions`), on a small host-bound
+    callgrind instruction counts per call, :mod:`mhabench.measure.instructions`), on a small host-bound
     grid such as ``smoke``, CPU; needs valgrind (without it the instruction figures are n/a).
     One valgrind process counts the whole grid after a sweep without the extras.
 ``MHABENCH_THREADS``
@@ -52,7 +52,7 @@ import os
 import sys
 from dataclasses import dataclass
 
-from mhabench.config import (SEED_AXES, SMOKE_AXES, Axes, ConfigError, Point, canonical_device,
+from mhabench.measure.config import (SEED_AXES, SMOKE_AXES, Axes, ConfigError, Point, canonical_device,
                              canonical_dtype, named_grid, parse_int_list)
 
 GRID_ENV = "MHABENCH_GRID"
@@ -179,7 +179,7 @@ def selection(environ=None) -> Selection:
                           f"(use {' or '.join(SUITES)})")
     if suite == "host" and not timeout_text:
         timeout += HOST_TIMEOUT
-    from mhabench.host_setup import parse_threads
+    from mhabench.measure.host_setup import parse_threads
     threads = parse_threads(env.get(THREADS_ENV), THREADS_ENV)
     return Selection(grid, device, dtype, axes, tuple(points), timeout, suite, threads)
 
@@ -195,11 +195,11 @@ def run_sweep(sel: Selection, journal: str | None = None) -> dict:
     """
     import time
 
-    from mhabench import sweep as sw  # imports torch: only here, in setup_cache's own process
-    from mhabench.availability import how_measured, not_available
-    from mhabench.timing import Protocol
+    from mhabench.measure import sweep as sw  # imports torch: only here, in setup_cache's own process
+    from mhabench.measure.availability import how_measured, not_available
+    from mhabench.measure.timing import Protocol
 
-    from mhabench import host_setup
+    from mhabench.measure import host_setup
 
     t0 = time.perf_counter()
     try:
@@ -238,13 +238,14 @@ JOURNAL = "mhabench-journal.jsonl"
 
 def supervised_sweep(sel: Selection, proto, peak: dict, journal: str | None = None,
                      threads: int | None = None) -> tuple[list[dict], dict]:
-    """The grid measured in worker processes (:mod:`mhabench.supervise`), each finished point
+    """The grid measured in worker processes (:mod:`mhabench.run.supervise`), each finished point
     journaled (at ``journal``, else in a temporary folder): a crash or hang at one point fails that point only.
     With ``MHABENCH_RECORD_DIR`` set, the full results (``mhabench run --json``'s layout) are
     written there as :func:`record_name` says. Returns (entries, cost split)."""
-    from mhabench import durable, sweep as sw
-    from mhabench.journal import Outputs
-    from mhabench.supervise import WorkerSpec
+    from mhabench.run import durable
+    from mhabench.measure import sweep as sw
+    from mhabench.run.journal import Outputs
+    from mhabench.run.supervise import WorkerSpec
     meta = sw.run_meta(sel.device, proto, sel.grid)
     meta.update(extras=sel.extras, suite=sel.suite, peak=peak, cost_s={})
     record = os.environ.get(RECORD_ENV)
@@ -354,8 +355,8 @@ def _count_instructions(entries: list[dict], cost: dict) -> dict[str, dict[str, 
     """The host suite's instruction counts, one valgrind process for the grid (after the
     supervised sweep): ``{label: {"instr_<path>": count}}``. Where valgrind or the device
     rules them out, every point says why and the figures are n/a."""
-    from mhabench import instructions as ins
-    from mhabench.journal import results_of
+    from mhabench.measure import instructions as ins
+    from mhabench.run.journal import results_of
     results = results_of(entries)
     try:
         cost["instructions"] = ins.add_counts(results)["seconds"]
@@ -384,7 +385,7 @@ COUNT = "count"
 
 def figure(key: str, unit: str, doc: str, invert: bool = False, version: str = "1",
            extra: bool = False, on: str = "any", host: str = "no"):
-    """A track_ method returning one metric of :meth:`mhabench.results.Result.metrics`.
+    """A track_ method returning one metric of :meth:`mhabench.measure.results.Result.metrics`.
 
     ``invert`` tracks 1 / the metric (a speedup becomes fast / slow, lower is better). The
     explicit ``version`` keeps a metric's history when this code changes; bump it only when the
@@ -439,7 +440,7 @@ def sweep_to_files(sel: Selection, directory: str) -> dict:
     ``setup_cache``, ``setup`` and the method in every one of its (method x point) workers."""
     out = run_sweep(sel, JOURNAL)
     bad = [f"{k}: {v['status']}" for k, v in out["points"].items() if v["status"] != "ok"]
-    from mhabench.host_setup import busy_warning, noise_warning
+    from mhabench.measure.host_setup import busy_warning, noise_warning
     for line in filter(None, [busy_warning({**out["meta"].get("host", {}),
                                             "cpu_count": os.cpu_count() or 1}),
                               noise_warning([p["metrics"].get("speedup_rel_iqr")

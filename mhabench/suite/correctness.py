@@ -13,5 +13,5 @@ class MaxAbsError(SweptPoint):
     track_fast_vs_fp32 = figure(
         "max_abs_err_fp32", "abs error",
         "Largest |fast - fp32 reference| over the real tokens: the attention written out in "
-        "fp32 math from the same weights (mhabench.reference). The fast path's own drift.",
+        "fp32 math from the same weights (mhabench.measure.reference). The fast path's own drift.",
         extra=True)

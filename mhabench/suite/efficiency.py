@@ -1,8 +1,8 @@
 """How close the fast path comes to the device's matmul peak: kernel time on CUDA, wall time on
 a CPU (where no kernel time exists; the CPU's fast path is its own host time).
 
-Useful FLOPs (real tokens only, :mod:`mhabench.flops`) over the fast path's median kernel
-time; the peak is the device's measured matmul rate (:mod:`mhabench.peak`, cached per device,
+Useful FLOPs (real tokens only, :mod:`mhabench.measure.flops`) over the fast path's median kernel
+time; the peak is the device's measured matmul rate (:mod:`mhabench.measure.peak`, cached per device,
 dtype and torch). Wall-based rates and the slow paths' rates are in ``mhabench run``'s CSV.
 """
 from .common import SweptPoint, figure

@@ -9,7 +9,7 @@ runs on a shared host; these figures move only when the work changes. Lower is b
   copied. Any change is a change of work: ``mhabench gate`` names the ops that appeared or
   vanished. The CUDA counts are not discovered on a CPU. In every suite.
 - ``Instructions`` (``MHABENCH_SUITE=host`` only): callgrind's instruction counts per call
-  (:mod:`mhabench.instructions`), one valgrind process for the grid, on the CPU: a change
+  (:mod:`mhabench.measure.instructions`), one valgrind process for the grid, on the CPU: a change
   beyond their A/A spread (about 0.3% on the smoke grid) is changed host work, Python or C++.
 """
 from .common import BYTES, COUNT, SweptPoint, figure

@@ -17,7 +17,7 @@ import os
 from dataclasses import dataclass
 from typing import Mapping
 
-from .config import ConfigError
+from ..measure.config import ConfigError
 
 
 def row_values(row: Mapping) -> dict[tuple, object]:

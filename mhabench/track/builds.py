@@ -1,6 +1,6 @@
 """Torch builds as commits: parse a build spec, order builds, and say what each commit holds.
 
-asv plots and compares along the commits of its ``repo``. :mod:`mhabench.track` makes a small git
+asv plots and compares along the commits of its ``repo``. :mod:`mhabench.track.track` makes a small git
 repository in which each commit stands for one torch build; this module is the pure part: which
 builds, in which order, with which requirement lines, dated when, tagged how. Nothing here runs
 git, pip or torch.
@@ -30,7 +30,7 @@ from dataclasses import dataclass, replace
 
 from packaging.version import InvalidVersion, Version
 
-from .config import ConfigError
+from ..measure.config import ConfigError
 
 #: Where nightlies come from (pip's ``--index-url``); the CUDA ones replace ``cpu`` with e.g. cu126.
 NIGHTLY_INDEX = "https://download.pytorch.org/whl/nightly/cpu"
@@ -51,7 +51,7 @@ class Build:
 
     ``version`` is the torch version string; ``date`` (UTC seconds) the build's date when known;
     ``git_version`` torch's own commit when known (a local build reports it; pip builds learn it
-    when installed, see :mod:`mhabench.track`); ``python`` the interpreter of a local build.
+    when installed, see :mod:`mhabench.track.track`); ``python`` the interpreter of a local build.
     """
 
     version: str
@@ -140,8 +140,8 @@ def release_date(version: str, index: str = PYPI_SIMPLE, timeout: float = 5.0) -
     simple page (what pip reads); None where the index cannot tell (offline, no upload times).
     Answers are cached beside the peak cache, so a machine gets the same date every time."""
     import urllib.request
-    from .peak import cache_dir
-    from .results import atomic_write
+    from ..measure.peak import cache_dir
+    from ..measure.results import atomic_write
     path = cache_dir() / DATES_FILE
     try:
         known = json.loads(path.read_text(encoding="utf-8"))

@@ -27,10 +27,10 @@ import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from .config import ConfigError, canonical_device, canonical_dtype
+from ..measure.config import ConfigError, canonical_device, canonical_dtype
 from .gate import FAMILIES, TIMES, Rule, family_of, split_replicate
-from .run_figures import FIGURES, value
-from .stats import median
+from ..figures.run_figures import FIGURES, value
+from ..measure.stats import median
 
 #: the figures confirm re-measures (the gate's ratios) -> the metrics of the times beside them
 RATIOS = {ratio: tuple(FIGURES[t][0] for t in times) for ratio, times in TIMES.items()}

@@ -43,8 +43,8 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 from .asv_results import Record, records
-from .config import ConfigError
-from .stats import median
+from ..measure.config import ConfigError
+from ..measure.stats import median
 
 PARAM_SHORT = ("B", "S", "E", "H", "b")
 REPLICATE = re.compile(r"^(?P<base>.+)-r(?P<n>\d+)$")
@@ -738,5 +738,5 @@ def cmd_gate(args) -> int:
 
 
 def _write(path: str, text: str) -> None:
-    from .results import atomic_write
+    from ..measure.results import atomic_write
     atomic_write(path, text)

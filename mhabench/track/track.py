@@ -4,7 +4,7 @@ Under ``--dir`` (default ``.asv/torch``):
 
 ``builds/``
     a git repository whose branch ``main`` is a chain of one commit per torch build, oldest
-    version first (see :mod:`mhabench.builds` for the order), tagged ``torch-<version>``. Each
+    version first (see :mod:`mhabench.track.builds` for the order), tagged ``torch-<version>``. Each
     commit holds ``build.json`` and, for pip builds, ``requirements.txt``. Author, committer and
     dates are fixed, so the same build list always gives the same hashes and stored results stay
     attached. Inserting a build between recorded ones re-hashes the commits after it; their stored
@@ -12,7 +12,8 @@ Under ``--dir`` (default ``.asv/torch``):
     measured twice.
 ``asv.conf.json``
     generated: ``repo`` is ``builds/``, ``build_command: []``; installing a commit is
-    ``pip install -r requirements.txt`` (the torch build) then this project from its source tree,
+    ``pip install -r requirements.txt`` (the torch build) then this project (its source tree, or
+    a copy of the installed package: :mod:`.project`),
     then recording the installed torch's version and git hash in ``installed/<commit>.json``.
 ``builds.json``, ``installed/``, ``results/``, ``html/``, ``env/``
     the build list and commit of each build, what each install reported, and asv's own output.
@@ -38,8 +39,8 @@ from pathlib import Path
 from .asv_feed import feed_settings
 from .asv_results import file_values
 from .builds import Build, commit_dates, local_build, merged, parse_spec
-from .config import ConfigError
-from .fileio import atomic_write
+from ..measure.config import ConfigError
+from ..measure.fileio import atomic_write
 
 GRID_ENV, DEVICE_ENV, DTYPE_ENV = "MHABENCH_GRID", "MHABENCH_DEVICE", "MHABENCH_DTYPE"
 SUITE_ENV = "MHABENCH_SUITE"
@@ -68,7 +69,7 @@ class Settings:
     """What one ``mhabench track`` call records, and where."""
 
     dir: Path
-    project: Path                   # this project's source tree, installed into each build's env
+    project: Path                   # the source tree (or copy) each build's env installs
     grid: str = "quick"
     device: str = "cpu"
     dtype: str = ""
@@ -212,7 +213,7 @@ def read_manifest(directory: Path) -> dict:
     path = directory / MANIFEST
     if not path.exists():
         return {}
-    from .fileio import read_json
+    from ..measure.fileio import read_json
     doc = read_json(path, "builds manifest")
     try:
         builds = [Build(**b) for b in doc["builds"]]
@@ -480,33 +481,27 @@ def register_track(sub) -> None:
 
 
 def cmd_track(args) -> int:
-    from .config import canonical_device, canonical_dtype
+    from ..measure.config import canonical_device, canonical_dtype
     canonical_device(args.device)
     if args.dtype:
         canonical_dtype(args.dtype)
-    from .host_setup import default_threads, parse_threads
+    from ..measure.host_setup import default_threads, parse_threads
     grid = args.grid or ("quick" if args.device.startswith("cuda") else "smoke")
     _check_grid(grid, args.device, args.dtype)
     threads = parse_threads(args.threads) or default_threads(args.device)
-    s = Settings(dir=Path(args.dir), project=Path(__file__).resolve().parents[1],
+    if not 1 <= args.repeats <= 100:
+        raise ConfigError(f"--repeats must be in 1..100, got {args.repeats}")
+    from .project import project
+    s = Settings(dir=Path(args.dir), project=project(Path(args.dir)),
                  grid=grid, device=args.device, dtype=args.dtype, machine=args.machine,
                  python=args.python, rerun=args.rerun, bench=args.bench, suite=args.suite,
                  threads=threads, repeats=args.repeats)
-    if not 1 <= s.repeats <= 100:
-        raise ConfigError(f"--repeats must be in 1..100, got {s.repeats}")
-    if not (s.project / "benchmarks" / "common.py").exists():
-        raise ConfigError(f"{s.project}: not an mhabench source tree (benchmarks/ missing); "
-                          "install mhabench editable (pip install -e .)")
     return track(s, args.builds, existing=args.existing, nightly_index=args.nightly_index)
 
 
 def _check_grid(grid: str, device: str, dtype: str) -> None:
     """The suite's own check of MHABENCH_* (raises ConfigError naming the bad value)."""
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-    try:
-        from benchmarks.common import selection
-    finally:
-        sys.path.pop(0)
+    from ..suite.common import selection
     env = {GRID_ENV: grid, DEVICE_ENV: device}
     if dtype:
         env[DTYPE_ENV] = dtype
