@@ -87,10 +87,30 @@ def measure(point: Point, proto: Protocol, cost: dict | None = None,
     the extras' ``extra_fp32``,
     ``extra_backends`` (inside the device pass's session, not counted in ``device_pass``) and
     ``extra_memory`` (only where no device pass carried the reading).
+
+    The passes, in order: :func:`_wall_pass`, then :func:`_device_pass` (CUDA) or
+    :func:`_host_counts` (a CPU), then :func:`_extras`; each returns here.
     """
     cost = {} if cost is None else cost
-    t0 = time.perf_counter()
     res = Result(point)
+    paths = _wall_pass(res, proto, cost, extras)
+    if paths is None or not res.timed:
+        return res
+    if proto.device_calls and point.device.startswith("cuda"):
+        _device_pass(res, paths, proto, cost, extras)
+    elif proto.device_calls and proto.host_work:
+        _host_counts(res, paths, cost)
+    if extras:
+        _extras(res, paths, cost)
+    return res
+
+
+def _wall_pass(res: Result, proto: Protocol, cost: dict, extras: bool) -> dict | None:
+    """Build, check fast against slow, then the wall rounds; the paths, or None if the point
+    failed (its status says why). The fp32 drift (an extra) runs here, between the check and
+    the rounds: it needs the fast output, which the rounds do not keep alive."""
+    point = res.point
+    t0 = time.perf_counter()
     paths = None
     try:
         inp = build(point)
@@ -114,32 +134,43 @@ def measure(point: Point, proto: Protocol, cost: dict | None = None,
         res.status, res.message, res.rounds = ERROR, _one_line(exc), {}
         inp = paths = fast_out = None
         _recover(point.device)
+    _add(cost, "wall_pass", time.perf_counter() - t0)
+    return paths
+
+
+def _device_pass(res: Result, paths: dict, proto: Protocol, cost: dict, extras: bool) -> None:
+    """Kernel times on CUDA (with the backend split and peak memory when ``extras``); a failure
+    leaves them NaN with a note."""
     t1 = time.perf_counter()
-    _add(cost, "wall_pass", t1 - t0)
-    if paths is None or not res.timed:
-        return res
-    if proto.device_calls and not point.device.startswith("cuda") and proto.host_work:
-        try:
-            add_host_work(res, paths)
-        except Exception as exc:
-            res.message = (res.message + "; " if res.message else "") + f"host work: {_one_line(exc)}"
-        _add(cost, "host_work_pass", time.perf_counter() - t1)
-    elif proto.device_calls and point.device.startswith("cuda"):
-        split = 0.0
-        try:
-            overhead = add_device_times(res, paths, proto, extras=extras)
-            split = overhead.pop("backends", 0.0)
-            if extras:
-                _add(cost, "extra_backends", split)
-            for k, v in overhead.items():
-                _add(cost, f"profiler_{k}", v)
-        except Exception as exc:
-            res.message = (res.message + "; " if res.message else "") + f"device time: {_one_line(exc)}"
-            _recover(point.device)
-        _add(cost, "device_pass", time.perf_counter() - t1 - split)
-    if extras and not res.peak_mem and point.device.startswith("cuda"):
+    split = 0.0
+    try:
+        overhead = add_device_times(res, paths, proto, extras=extras)
+        split = overhead.pop("backends", 0.0)
+        if extras:
+            _add(cost, "extra_backends", split)
+        for k, v in overhead.items():
+            _add(cost, f"profiler_{k}", v)
+    except Exception as exc:
+        res.message = (res.message + "; " if res.message else "") + f"device time: {_one_line(exc)}"
+        _recover(res.point.device)
+    _add(cost, "device_pass", time.perf_counter() - t1 - split)
+
+
+def _host_counts(res: Result, paths: dict, cost: dict) -> None:
+    """The host-work counts on a CPU, where no device pass carries them."""
+    t1 = time.perf_counter()
+    try:
+        add_host_work(res, paths)
+    except Exception as exc:
+        res.message = (res.message + "; " if res.message else "") + f"host work: {_one_line(exc)}"
+    _add(cost, "host_work_pass", time.perf_counter() - t1)
+
+
+def _extras(res: Result, paths: dict, cost: dict) -> None:
+    """The extras after the timed passes: peak memory on CUDA, where the device pass did not
+    read it (the fp32 drift ran in the wall pass, the backend split in the device pass)."""
+    if not res.peak_mem and res.point.device.startswith("cuda"):
         _extra(res, cost, "memory", _memory, res, paths)
-    return res
 
 
 def _drift(res: Result, inp, fast_out) -> None:
