@@ -12,26 +12,31 @@ from .measure.config import ConfigError
 METRIC_HELP = "figure to use: speedup (default), speedup_fair, device_speedup, device_speedup_fair"
 
 
-def register_plot(sub) -> None:
-    p = sub.add_parser("plot", help="draw speedup (higher is better) vs padding from a results JSON",
-                       description="Draw, per (embed dim, heads), the speedup (slow/fast, higher "
-                                   "is better) against the padding fraction, a line per (batch, "
-                                   "seq), with IQR error bars and the break-even marked.")
+def _over_results(sub, name: str, func, option: tuple[str, dict], **kw) -> None:
+    """A command over one ``run --json`` file: RESULTS.json, its own ``option``, ``--metric``."""
+    p = sub.add_parser(name, **kw)
     p.add_argument("results", metavar="RESULTS.json", help="file written by 'mhabench run --json'")
-    p.add_argument("--out", default=None, metavar="DIR",
-                   help="folder for the PNG files (default: NAME_plots beside RESULTS.json)")
+    p.add_argument(option[0], **option[1])
     p.add_argument("--metric", default="speedup", help=METRIC_HELP)
-    p.set_defaults(func=cmd_plot)
+    p.set_defaults(func=func)
+
+
+def register_plot(sub) -> None:
+    _over_results(sub, "plot", cmd_plot, ("--out", dict(
+                      default=None, metavar="DIR",
+                      help="folder for the PNG files (default: NAME_plots beside RESULTS.json)")),
+                  help="draw speedup (higher is better) vs padding from a results JSON",
+                  description="Draw, per (embed dim, heads), the speedup (slow/fast, higher "
+                              "is better) against the padding fraction, a line per (batch, "
+                              "seq), with IQR error bars and the break-even marked.")
 
 
 def register_breakeven(sub) -> None:
-    p = sub.add_parser("breakeven", help="padding fraction at which speedup (slow/fast) crosses 1, per shape",
-                       description="Per shape, the padding fraction at which the speedup crosses 1 "
-                                   "(linear interpolation between beta points, first crossing).")
-    p.add_argument("results", metavar="RESULTS.json", help="file written by 'mhabench run --json'")
-    p.add_argument("--csv", default=None, metavar="PATH", help="also write the table as CSV")
-    p.add_argument("--metric", default="speedup", help=METRIC_HELP)
-    p.set_defaults(func=cmd_breakeven)
+    _over_results(sub, "breakeven", cmd_breakeven, ("--csv", dict(
+                      default=None, metavar="PATH", help="also write the table as CSV")),
+                  help="padding fraction at which speedup (slow/fast) crosses 1, per shape",
+                  description="Per shape, the padding fraction at which the speedup crosses 1 "
+                              "(linear interpolation between beta points, first crossing).")
 
 
 def register_plot_asv(sub) -> None:

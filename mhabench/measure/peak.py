@@ -76,7 +76,7 @@ def load_cache() -> dict:
 
 
 def _store(key: str, entry: dict) -> None:
-    from .results import atomic_write
+    from .fileio import atomic_write
     data = load_cache()
     data[key] = entry
     atomic_write(cache_path(), json.dumps(data, indent=1, sort_keys=True))
@@ -95,12 +95,20 @@ def _cpu_name() -> str:
     return model or platform.processor() or platform.machine() or "cpu"
 
 
+def model_name(device: str) -> str:
+    """The GPU's name, or the CPU's model."""
+    import torch
+    if device.startswith("cuda"):
+        return torch.cuda.get_device_name(torch.device(device))
+    return _cpu_name()
+
+
 def device_name(device: str) -> str:
     """A name that tells devices apart: the GPU's name, or the CPU model and torch's thread count."""
     import torch
     if device.startswith("cuda"):
-        return torch.cuda.get_device_name(torch.device(device))
-    return f"{_cpu_name()} ({torch.get_num_threads()} threads)"
+        return model_name(device)
+    return f"{model_name(device)} ({torch.get_num_threads()} threads)"
 
 
 # --- measurement -----------------------------------------------------------------------------

@@ -40,16 +40,9 @@ def default_device() -> str:
 
 
 def device_name(device: str) -> str:
-    if device.startswith("cuda"):
-        return torch.cuda.get_device_name(torch.device(device))
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as fh:
-            for line in fh:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine() or "cpu"
+    """The GPU's name, or the CPU's model (run metadata)."""
+    from .peak import model_name
+    return model_name(device)
 
 
 def _one_line(exc: BaseException) -> str:

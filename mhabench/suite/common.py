@@ -28,7 +28,7 @@ Environment variables (read once, at import):
     one process per (method x point), several ms each, so on the seed grid the method count, not
     the sweep, sets a run's cost; ``core`` is the per-build profile. Its runs leave the other
     figures unrecorded for that build.
-    ``host``: the host-work figures only (``benchmarks/host.py``: exact host-work counts and
+    ``host``: the host-work figures only (``mhabench/suite/host.py``: exact host-work counts and
     callgrind instruction counts per call, :mod:`mhabench.measure.instructions`), on a small host-bound
     grid such as ``smoke``, CPU; needs valgrind (without it the instruction figures are n/a).
     One valgrind process counts the whole grid after a sweep without the extras.

@@ -141,7 +141,7 @@ def release_date(version: str, index: str = PYPI_SIMPLE, timeout: float = 5.0) -
     Answers are cached beside the peak cache, so a machine gets the same date every time."""
     import urllib.request
     from ..measure.peak import cache_dir
-    from ..measure.results import atomic_write
+    from ..measure.fileio import atomic_write
     path = cache_dir() / DATES_FILE
     try:
         known = json.loads(path.read_text(encoding="utf-8"))

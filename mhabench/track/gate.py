@@ -738,5 +738,5 @@ def cmd_gate(args) -> int:
 
 
 def _write(path: str, text: str) -> None:
-    from ..measure.results import atomic_write
+    from ..measure.fileio import atomic_write
     atomic_write(path, text)

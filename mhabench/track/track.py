@@ -77,7 +77,7 @@ class Settings:
     python: str = ""                # X.Y for asv's virtualenvs ("": the running interpreter's)
     rerun: bool = False
     bench: str = ""                 # asv's --bench regex ("": every benchmark)
-    suite: str = "full"             # MHABENCH_SUITE: full or core (benchmarks/common.py)
+    suite: str = "full"             # MHABENCH_SUITE: full or core (mhabench/suite/common.py)
     threads: int | None = None      # MHABENCH_THREADS (None: the suite's default for the device)
     regression_threshold: float = 0.05
     repeats: int = 1                # records per build, in fresh processes, builds interleaved
