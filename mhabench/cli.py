@@ -7,8 +7,8 @@ from dataclasses import replace
 import json
 import sys
 
-from .measure.config import (GRIDS, SEED_AXES, SMOKE_AXES, ConfigError, canonical_device, canonical_dtype,
-                     custom_axes, named_grid, parse_int_list, stride)
+from .measure.config import (GRIDS, SEED_AXES, SMOKE_AXES, ConfigError, canonical_device,
+                             canonical_dtype, custom_axes, named_grid, parse_int_list, stride)
 
 AXIS_FLAGS = {"batch_sizes": "--batch-sizes", "seq_lens": "--seq-lens", "embed_dims": "--embed-dims",
               "num_heads": "--heads", "beta_bs": "--betas"}

@@ -52,8 +52,9 @@ import os
 import sys
 from dataclasses import dataclass
 
-from mhabench.measure.config import (SEED_AXES, SMOKE_AXES, Axes, ConfigError, Point, canonical_device,
-                             canonical_dtype, named_grid, parse_int_list)
+from mhabench.measure.config import (SEED_AXES, SMOKE_AXES, Axes, ConfigError, Point,
+                                     canonical_device, canonical_dtype, named_grid,
+                                     parse_int_list)
 
 GRID_ENV = "MHABENCH_GRID"
 DEVICE_ENV = "MHABENCH_DEVICE"
