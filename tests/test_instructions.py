@@ -94,7 +94,8 @@ def test_worker_env_fixes_the_hash_seed_and_keeps_the_callers_path_first():
     assert env["PYTHONHASHSEED"] == ins.HASH_SEED and env["X"] == "1"
     parts = env["PYTHONPATH"].split(os.pathsep)
     assert parts[0] == "/plant"
-    assert Path(parts[-1], "mhabench", "instructions.py").resolve() == Path(ins.__file__).resolve()
+    assert Path(parts[-1], "mhabench", "measure", "instructions.py").resolve() == \
+        Path(ins.__file__).resolve()
 
 
 def test_dump_total_reads_totals_then_summary_and_refuses_neither():
