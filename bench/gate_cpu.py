@@ -39,9 +39,9 @@ sys.path[:0] = [str(REPO), str(REPO / "tests")]
 
 import plant  # noqa: E402
 
-from mhabench import gate as g  # noqa: E402
-from mhabench.builds import Build  # noqa: E402
-from mhabench.track import Settings, asv, prepare, run_builds  # noqa: E402
+from mhabench.track import gate as g  # noqa: E402
+from mhabench.track.builds import Build  # noqa: E402
+from mhabench.track.track import Settings, asv, prepare, run_builds  # noqa: E402
 
 MACHINE = "bench-cpu"
 WALL = ("speedup.FastOverSlow.track_wall", "speedup.FastOverSlow.track_wall_fair")

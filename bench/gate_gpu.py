@@ -11,8 +11,8 @@ then the remaining A records (A = this torch as installed; the plants are tests/
 - ``aten``: ``Plant(aten_ops=1)``, one extra tiny aten op per fast call;
 - ``host``: ``Plant(busy_s=20e-6)``, 20 µs of host busy-wait per fast call.
 
-The records are read as asv would have recorded them (:mod:`mhabench.run_figures`) and judged
-by :func:`mhabench.gate.compare` with the default rule. Printed, per comparison and figure,
+The records are read as asv would have recorded them (:mod:`mhabench.figures.run_figures`) and judged
+by :func:`mhabench.track.gate.compare` with the default rule. Printed, per comparison and figure,
 ``[failing, flagged, compared]`` points (failing: regressed; flagged: also advisory and changed):
 
 - A/A, replicated as ``track --repeats 3`` records builds: three disjoint splits of six A
@@ -44,9 +44,9 @@ sys.path[:0] = [str(REPO), str(REPO / "tests")]
 
 import plant  # noqa: E402
 
-from mhabench import gate as g  # noqa: E402
-from mhabench.run_figures import stack  # noqa: E402
-from mhabench.stats import median  # noqa: E402
+from mhabench.track import gate as g  # noqa: E402
+from mhabench.figures.run_figures import stack  # noqa: E402
+from mhabench.measure.stats import median  # noqa: E402
 
 PLANTS = {"kernel": plant.Plant(kernel_us=10), "aten": plant.Plant(aten_ops=1),
           "host": plant.Plant(busy_s=20e-6)}

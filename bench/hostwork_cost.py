@@ -24,11 +24,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from mhabench import compat  # noqa: E402
-from mhabench.config import canonical_dtype, named_grid, stride  # noqa: E402
-from mhabench.inputs import build  # noqa: E402
-from mhabench.sweep import active_paths  # noqa: E402
-from mhabench.timing import DeviceTimes, Protocol  # noqa: E402
+from mhabench.measure import compat  # noqa: E402
+from mhabench.measure.config import canonical_dtype, named_grid, stride  # noqa: E402
+from mhabench.measure.inputs import build  # noqa: E402
+from mhabench.measure.sweep import active_paths  # noqa: E402
+from mhabench.measure.timing import DeviceTimes, Protocol  # noqa: E402
 
 
 class CpuOnly(compat.KernelRecorder):

@@ -2,7 +2,7 @@
 
     python bench/instructions_aa.py [--runs 3] [--grid smoke] [--out FILE]
 
-Every run is one host sweep (:func:`mhabench.instructions.sweep`: one fresh valgrind process
+Every run is one host sweep (:func:`mhabench.measure.instructions.sweep`: one fresh valgrind process
 over the grid), in this order: ``--runs`` of the unchanged build; one with about 210 extra
 Python bytecodes per fast call (``Plant(py_loop=30)`` from tests/plant.py, put on
 ``PYTHONPATH`` through its ``sitecustomize``); one with one extra tiny aten op per fast call
@@ -26,10 +26,10 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))
 
-from mhabench import instructions as ins  # noqa: E402
-from mhabench.config import named_grid  # noqa: E402
-from mhabench.paths import PATHS  # noqa: E402
-from mhabench.stats import spread  # noqa: E402
+from mhabench.measure import instructions as ins  # noqa: E402
+from mhabench.measure.config import named_grid  # noqa: E402
+from mhabench.measure.paths import PATHS  # noqa: E402
+from mhabench.measure.stats import spread  # noqa: E402
 from plant import Plant, install_dir  # noqa: E402
 
 TARGET = 0.003

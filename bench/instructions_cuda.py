@@ -3,7 +3,7 @@
     python bench/instructions_cuda.py [--limit 240] [--points 2] [--device cuda] [--out FILE]
         [--valgrind-arg=--smc-check=none ...]
 
-One host sweep (:func:`mhabench.instructions.sweep`, one valgrind process) over the first
+One host sweep (:func:`mhabench.measure.instructions.sweep`, one valgrind process) over the first
 ``--points`` host-bound seed points on ``--device`` (fp16 on CUDA, fp32 on the CPU: run it
 with ``--device cpu`` too on the same machine to see what the CUDA build of torch costs
 without a GPU context), killed after ``--limit`` seconds. Prints the worker's stages with their
@@ -22,8 +22,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from mhabench import instructions as ins  # noqa: E402
-from mhabench.config import ConfigError, Point  # noqa: E402
+from mhabench.measure import instructions as ins  # noqa: E402
+from mhabench.measure.config import ConfigError, Point  # noqa: E402
 
 #: Host-bound points of the seed grid (the fast path's host share is highest there).
 POINTS = [(16, 64, 512, 8, 1), (128, 128, 1024, 16, 33), (64, 256, 512, 16, 21)]

@@ -21,11 +21,11 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from mhabench.config import named_grid, stride  # noqa: E402
-from mhabench.results import json_doc  # noqa: E402
-from mhabench.stats import spread  # noqa: E402
-from mhabench.sweep import run_meta, sweep  # noqa: E402
-from mhabench.timing import Protocol  # noqa: E402
+from mhabench.measure.config import named_grid, stride  # noqa: E402
+from mhabench.measure.results import json_doc  # noqa: E402
+from mhabench.measure.stats import spread  # noqa: E402
+from mhabench.measure.sweep import run_meta, sweep  # noqa: E402
+from mhabench.measure.timing import Protocol  # noqa: E402
 
 FIGURES = ("speedup", "device_speedup", "speedup_fair", "device_speedup_fair",
            "wall_fast_us", "wall_slow_us", "device_fast_us", "device_slow_us")
@@ -82,7 +82,7 @@ def main() -> int:
     ap.add_argument("--device-calls", type=int, default=None)
     ap.add_argument("--pin-cpu", default=None, metavar="CORE[,CORE...]")
     args = ap.parse_args()
-    from mhabench import host_setup  # the same process setup as mhabench run
+    from mhabench.measure import host_setup  # the same process setup as mhabench run
     host_setup.apply(host_setup.default_threads(args.device), args.pin_cpu)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)

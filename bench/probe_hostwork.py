@@ -16,10 +16,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from mhabench.config import named_grid, stride  # noqa: E402
-from mhabench.hostwork import KINDS  # noqa: E402
-from mhabench.sweep import measure  # noqa: E402
-from mhabench.timing import Protocol  # noqa: E402
+from mhabench.measure.config import named_grid, stride  # noqa: E402
+from mhabench.measure.hostwork import KINDS  # noqa: E402
+from mhabench.measure.sweep import measure  # noqa: E402
+from mhabench.measure.timing import Protocol  # noqa: E402
 
 
 def main() -> int:

@@ -3,7 +3,7 @@ processes, interleaved with the other candidates and the reference script, in on
 
     python bench/protocols.py --stride 8 --runs 3 --reference REF --out OUT [--candidates a,d,e]
 
-Candidates (mhabench.timing.MODES; docs/protocols.md has the figures):
+Candidates (mhabench.measure.timing.MODES; docs/protocols.md has the figures):
   a     rotation: one call of each path per round, rotating order, one sync at the end (50 ms)
   b     blocks of 5 synchronised calls of one path, blocks interleaved (50 ms)
   c     windows of 10 calls between two events, windows interleaved (50 ms)
@@ -34,8 +34,8 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 sys.path.insert(0, str(HERE))
 
-from mhabench.config import named_grid, stride  # noqa: E402
-from mhabench.stats import spread  # noqa: E402
+from mhabench.measure.config import named_grid, stride  # noqa: E402
+from mhabench.measure.stats import spread  # noqa: E402
 
 CANDIDATES = {
     "a": ({"mode": "rotation"}, 1),
@@ -52,9 +52,9 @@ def worker(args) -> int:
     """One fresh process: sweep the points with one protocol, write the JSON."""
     import torch
 
-    from mhabench.results import json_doc
-    from mhabench.sweep import run_meta, sweep
-    from mhabench.timing import Protocol
+    from mhabench.measure.results import json_doc
+    from mhabench.measure.sweep import run_meta, sweep
+    from mhabench.measure.timing import Protocol
     points = stride(named_grid(args.grid, args.dtype, args.device), args.stride)
     t0 = time.perf_counter()
     if args.reference:

@@ -1,5 +1,5 @@
 """What the worker process and the journal cost: the same points swept in one process (the
-plain ``mhabench.sweep.sweep``, files written once at the end) against swept by a supervised
+plain ``mhabench.measure.sweep.sweep``, files written once at the end) against swept by a supervised
 worker with every point journaled (fsynced) before the next and the files rebuilt from the
 journal, as ``mhabench run`` does. Each sweep runs in a fresh child process of this one, timed
 from here (interpreter, torch import and CUDA start-up included, as a ``mhabench run`` pays
@@ -23,12 +23,13 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from mhabench import durable, sweep as sw  # noqa: E402
-from mhabench.config import canonical_dtype, named_grid, stride  # noqa: E402
-from mhabench.journal import Outputs  # noqa: E402
-from mhabench.results import ResultFiles  # noqa: E402
-from mhabench.supervise import WorkerSpec  # noqa: E402
-from mhabench.timing import Protocol  # noqa: E402
+from mhabench.run import durable  # noqa: E402
+from mhabench.measure import sweep as sw
+from mhabench.measure.config import canonical_dtype, named_grid, stride  # noqa: E402
+from mhabench.run.journal import Outputs  # noqa: E402
+from mhabench.measure.results import ResultFiles  # noqa: E402
+from mhabench.run.supervise import WorkerSpec  # noqa: E402
+from mhabench.measure.timing import Protocol  # noqa: E402
 
 
 def in_process(points, proto, extras, out: Path) -> float:

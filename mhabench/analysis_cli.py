@@ -5,35 +5,38 @@ raises ConfigError, which ``cli.main`` prints as one line and exits 2 on.
 """
 from __future__ import annotations
 
-import csv
-import io
 import math
 
-from .config import ConfigError
+from .measure.config import ConfigError
 
 METRIC_HELP = "figure to use: speedup (default), speedup_fair, device_speedup, device_speedup_fair"
 
 
-def register_plot(sub) -> None:
-    p = sub.add_parser("plot", help="draw speedup (higher is better) vs padding from a results JSON",
-                       description="Draw, per (embed dim, heads), the speedup (slow/fast, higher "
-                                   "is better) against the padding fraction, a line per (batch, "
-                                   "seq), with IQR error bars and the break-even marked.")
+def _over_results(sub, name: str, func, option: tuple[str, dict], **kw) -> None:
+    """A command over one ``run --json`` file: RESULTS.json, its own ``option``, ``--metric``."""
+    p = sub.add_parser(name, **kw)
     p.add_argument("results", metavar="RESULTS.json", help="file written by 'mhabench run --json'")
-    p.add_argument("--out", default=None, metavar="DIR",
-                   help="folder for the PNG files (default: NAME_plots beside RESULTS.json)")
+    p.add_argument(option[0], **option[1])
     p.add_argument("--metric", default="speedup", help=METRIC_HELP)
-    p.set_defaults(func=cmd_plot)
+    p.set_defaults(func=func)
+
+
+def register_plot(sub) -> None:
+    _over_results(sub, "plot", cmd_plot, ("--out", dict(
+                      default=None, metavar="DIR",
+                      help="folder for the PNG files (default: NAME_plots beside RESULTS.json)")),
+                  help="draw speedup (higher is better) vs padding from a results JSON",
+                  description="Draw, per (embed dim, heads), the speedup (slow/fast, higher "
+                              "is better) against the padding fraction, a line per (batch, "
+                              "seq), with IQR error bars and the break-even marked.")
 
 
 def register_breakeven(sub) -> None:
-    p = sub.add_parser("breakeven", help="padding fraction at which speedup (slow/fast) crosses 1, per shape",
-                       description="Per shape, the padding fraction at which the speedup crosses 1 "
-                                   "(linear interpolation between beta points, first crossing).")
-    p.add_argument("results", metavar="RESULTS.json", help="file written by 'mhabench run --json'")
-    p.add_argument("--csv", default=None, metavar="PATH", help="also write the table as CSV")
-    p.add_argument("--metric", default="speedup", help=METRIC_HELP)
-    p.set_defaults(func=cmd_breakeven)
+    _over_results(sub, "breakeven", cmd_breakeven, ("--csv", dict(
+                      default=None, metavar="PATH", help="also write the table as CSV")),
+                  help="padding fraction at which speedup (slow/fast) crosses 1, per shape",
+                  description="Per shape, the padding fraction at which the speedup crosses 1 "
+                              "(linear interpolation between beta points, first crossing).")
 
 
 def register_plot_asv(sub) -> None:
@@ -58,7 +61,7 @@ def register(sub) -> None:
 
 
 def cmd_plot_asv(args) -> int:
-    from .plot import asv_tags, plot_asv_history
+    from .report.plot import asv_tags, plot_asv_history
     tags = asv_tags(args.html) if args.html else None
     from pathlib import Path
     out = args.out or Path(args.results_dir).resolve().parent / "plots"
@@ -74,8 +77,8 @@ def _check_metric(doc: dict, metric: str) -> None:
 
 
 def cmd_plot(args) -> int:
-    from .breakeven import load_doc
-    from .plot import plot_results
+    from .figures.breakeven import load_doc
+    from .report.plot import plot_results
     doc = load_doc(args.results)
     _check_metric(doc, args.metric)
     out = args.out or default_plot_dir(args.results)
@@ -99,7 +102,7 @@ def _cell(v, fmt: str = ".3f") -> str:
 
 def table_text(rows: list[dict], keys=None) -> str:
     from prettytable import PrettyTable
-    from .breakeven import TABLE_KEYS
+    from .figures.breakeven import TABLE_KEYS
     keys = list(keys or TABLE_KEYS)
     table = PrettyTable(keys)
     for r in rows:
@@ -107,22 +110,10 @@ def table_text(rows: list[dict], keys=None) -> str:
     return table.get_string()
 
 
-def csv_text(rows: list[dict], keys=None) -> str:
-    """CSV of the table; an absent value (no crossing, no points) is an empty cell."""
-    from .breakeven import TABLE_KEYS
-    keys = list(keys or TABLE_KEYS)
-    buf = io.StringIO()
-    w = csv.writer(buf, lineterminator="\n")
-    w.writerow(keys)
-    for r in rows:
-        w.writerow(["" if r[k] is None else r[k] for k in keys])
-    return buf.getvalue()
-
-
 def cmd_breakeven(args) -> int:
-    from .breakeven import break_even_table, load_doc
+    from .figures.breakeven import break_even_table, load_doc
     if args.csv:
-        from .fileio import check_output
+        from .measure.fileio import check_output
         check_output(args.csv, "--csv")
     doc = load_doc(args.results)
     _check_metric(doc, args.metric)
@@ -133,7 +124,8 @@ def cmd_breakeven(args) -> int:
     print(f"{args.metric} = slow/fast, higher is better (> 1: fast path wins); "
           f"break_even_padding '-': no crossing of 1 (see min/max)")
     if args.csv:
-        from .results import atomic_write
+        from .figures.breakeven import csv_text
+        from .measure.fileio import atomic_write
         try:
             atomic_write(args.csv, csv_text(rows))
         except OSError as exc:

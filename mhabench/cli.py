@@ -7,8 +7,8 @@ from dataclasses import replace
 import json
 import sys
 
-from .config import (GRIDS, SEED_AXES, SMOKE_AXES, ConfigError, canonical_device, canonical_dtype,
-                     custom_axes, named_grid, parse_int_list, stride)
+from .measure.config import (GRIDS, SEED_AXES, SMOKE_AXES, ConfigError, canonical_device,
+                             canonical_dtype, custom_axes, named_grid, parse_int_list, stride)
 
 AXIS_FLAGS = {"batch_sizes": "--batch-sizes", "seq_lens": "--seq-lens", "embed_dims": "--embed-dims",
               "num_heads": "--heads", "beta_bs": "--betas"}
@@ -94,17 +94,17 @@ def build_parser() -> argparse.ArgumentParser:
 def _extra_commands():
     """Sub-commands that live in their own modules (imported lazily, torch-free parsing)."""
     from .analysis_cli import register_breakeven, register_plot, register_plot_asv
-    from .confirm import register_confirm
-    from .gate import register_gate
-    from .report_view import register as register_view_check
-    from .serve import register as register_serve
-    from .track import register_track
+    from .track.confirm import register_confirm
+    from .track.gate import register_gate
+    from .report.view_check import register as register_view_check
+    from .report.serve import register as register_serve
+    from .track.track import register_track
     return [register_plot, register_breakeven, register_plot_asv, register_track, register_gate,
             register_confirm, register_view_check, register_serve]
 
 
 def resolve_points(args, device: str, dtype: str):
-    from .config import SEED
+    from .measure.config import SEED
     grid = args.grid or ("seed" if device.startswith("cuda") else "smoke")
     if grid not in GRIDS:
         raise ConfigError(f"unknown grid {grid!r} (choose from {', '.join(GRIDS)})")
@@ -126,7 +126,7 @@ def resolve_points(args, device: str, dtype: str):
     if args.stride < 1:
         raise ConfigError(f"--stride must be >= 1, got {args.stride}")
     if args.points is not None:
-        from .config import point_of_label
+        from .measure.config import point_of_label
         picked = [point_of_label(t, args.block_size, seed) for t in args.points.split(",") if t.strip()]
         if not picked or any((p.device, p.dtype) != (device, dtype) for p in picked):
             raise ConfigError(f"--points {args.points!r}: give labels of {dtype} on {device}")
@@ -135,7 +135,7 @@ def resolve_points(args, device: str, dtype: str):
 
 
 def resolve_protocol(args):
-    from .timing import Protocol
+    from .measure.timing import Protocol
     knobs = {k: getattr(args, k) for k in ("min_rounds", "max_rounds", "target_ms", "warmup_ms",
                                            "device_calls", "mode")
              if getattr(args, k) is not None}
@@ -143,28 +143,19 @@ def resolve_protocol(args):
 
 
 def print_table(results) -> None:
-    from .run_table import print_table as show
+    from .report.run_table import print_table as show
     show(results)
-
-
-def breakeven_path(args):
-    """``--breakeven-path``, else NAME_breakeven.csv beside the CSV or the JSON, else None."""
-    from pathlib import Path
-    if args.breakeven_path:
-        return args.breakeven_path
-    base = args.save_path or args.json
-    return None if not base else str(Path(base).with_name(Path(base).stem + "_breakeven.csv"))
 
 
 def breakeven_rows(results) -> list[dict]:
     from dataclasses import asdict
-    from .breakeven import summary_table
+    from .figures.breakeven import summary_table
     return summary_table([{"point": asdict(r.point), "metrics": r.metrics()} for r in results])
 
 
 def print_breakeven(rows) -> None:
     from .analysis_cli import table_text
-    from .breakeven import SUMMARY_KEYS
+    from .figures.breakeven import SUMMARY_KEYS
     print("break-even padding per shape (padding fraction at which fast = slow, interpolated "
           "between beta points; '-': no crossing; speedup = slow/fast, higher is better):")
     # a kernel-time column no shape has (a CPU run) is left out
@@ -174,7 +165,7 @@ def print_breakeven(rows) -> None:
 
 def peak_meta(args, device: str, dtype: str) -> dict:
     """Calibrate (or read from the cache) the matmul peak, saying so, unless ``--no-peak``."""
-    from . import sweep as sw
+    from .measure import sweep as sw
     if args.no_peak:
         return {"tflops": float("nan"), "skipped": True}
     print(f"peak: matmul peak of {device} in {dtype} (cached after the first run)...", end=" ",
@@ -189,9 +180,9 @@ def peak_meta(args, device: str, dtype: str) -> dict:
 
 @contextlib.contextmanager
 def peak_warnings():
-    """Print each :class:`mhabench.peak.PeakWarning` as one line on stderr."""
+    """Print each :class:`mhabench.measure.peak.PeakWarning` as one line on stderr."""
     import warnings
-    from .peak import PeakWarning
+    from .measure.peak import PeakWarning
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", PeakWarning)
         yield
@@ -202,7 +193,7 @@ def peak_warnings():
 
 def recheck_peak(results, meta: dict, device: str, dtype: str) -> None:
     """A rate above the peak proves the peak wrong: measure it again and use the new one."""
-    from .peak import recheck
+    from .measure.peak import recheck
     entry = meta["peak"]
     if entry.get("skipped") or "error" in entry:
         return
@@ -220,7 +211,7 @@ def cmd_run(args) -> int:
     device = canonical_device(args.device) if args.device else None
     if args.dtype:
         canonical_dtype(args.dtype)
-    from . import sweep as sw
+    from .measure import sweep as sw
     device = device or sw.default_device()
     dtype = canonical_dtype(args.dtype or ("float16" if device.startswith("cuda") else "float32"))
     grid, points = resolve_points(args, device, dtype)
@@ -228,19 +219,19 @@ def cmd_run(args) -> int:
     sw.require_device(device)
     from dataclasses import replace as _replace
 
-    from . import host_setup
+    from .measure import host_setup
     threads = host_setup.parse_threads(args.threads)
-    from .run_checks import check_run
+    from .run.run_checks import check_run
     outputs, journal_path, spec = check_run(args, points, proto, device)
     # the parent calibrates the peak with the settings the worker measures with
     applied = host_setup.apply(threads or host_setup.default_threads(device), args.pin_cpu)
     spec = _replace(spec, threads=applied["threads"], pin_cpu=args.pin_cpu)
     counting = args.instructions or args.instructions_allow_cuda
     if counting:
-        from . import instructions as ins
+        from .measure import instructions as ins
         ins.check_points(points, args.instructions_allow_cuda)
         ins.valgrind()
-    from .supervise import _stop, start_worker
+    from .run.supervise import _stop, start_worker
     worker = start_worker(spec)  # imports torch and warms up while this process goes on
     try:
         return _run_with(args, device, dtype, grid, points, proto, outputs, journal_path, spec,
@@ -253,14 +244,14 @@ def _run_with(args, device, dtype, grid, points, proto, outputs, journal_path, s
               worker) -> int:
     from dataclasses import replace as _replace
 
-    from . import host_setup
-    from . import sweep as sw
-    from .results import errors_of
+    from .measure import host_setup
+    from .measure import sweep as sw
+    from .measure.results import errors_of
     if counting:
-        from . import instructions as ins
+        from .measure import instructions as ins
     meta = sw.run_meta(device, proto, grid)
     if counting:
-        from .availability import not_available
+        from .measure.availability import not_available
         meta["n/a"] = not_available(device, instructions=True)
     host = meta.get("host_setup") or host_setup.host_meta()
     print(f"device: {device} ({sw.device_name(device)}); grid {grid}: {len(points)} points; "
@@ -269,7 +260,7 @@ def _run_with(args, device, dtype, grid, points, proto, outputs, journal_path, s
     busy = host_setup.busy_warning(host)
     if busy:
         print(busy, file=sys.stderr, flush=True)
-    from .availability import lines
+    from .measure.availability import lines
     for line in lines(meta["n/a"], meta["how_measured"]):
         print(line, flush=True)
     meta["peak"] = peak_meta(args, device, dtype)
@@ -287,8 +278,8 @@ def _run_with(args, device, dtype, grid, points, proto, outputs, journal_path, s
         meta["instructions"] = counts[""]
         meta["cost_s"]["instructions"] = counts[""]["seconds"]
     from tqdm import tqdm
-    from . import durable
-    from .journal import results_of
+    from .run import durable
+    from .run.journal import results_of
     spec = _replace(spec, peak_tflops=meta["peak"]["tflops"])
     print(f"journal: {journal_path} (mhabench run --resume {journal_path} goes on from it)",
           flush=True)
@@ -318,12 +309,12 @@ def _run_with(args, device, dtype, grid, points, proto, outputs, journal_path, s
         for r in results:
             ins.attach(r, counts)
     if changed or counting:
-        from .journal import entry_text, rebuild
+        from .run.journal import entry_text, rebuild
         rebuild([json.loads(entry_text(r)) for r in results], meta, outputs)
     if not args.no_table:
         print_table(results)
         print_breakeven(breakeven_rows(results))
-    from .host_setup import noise_warning
+    from .measure.host_setup import noise_warning
     for line in filter(None, [None if busy else host_setup.busy_warning(host_setup.host_meta()),
                               noise_warning([r.metrics()["speedup_rel_iqr"] for r in results])]):
         print(line, file=sys.stderr)

@@ -15,13 +15,13 @@ import numpy as np
 import pytest
 import torch
 
-from mhabench.config import Point
-from mhabench.timing import Protocol
+from mhabench.measure.config import Point
+from mhabench.measure.timing import Protocol
 
 
 def _reference_lengths(a, b, batch_size, seq_len, block_size, seed):
     """The length draw of the reference ``run`` (better_transformer_vs_mha_functional.py),
-    written out here step by step, independently of mhabench.lengths."""
+    written out here step by step, independently of mhabench.measure.lengths."""
     from scipy.stats import beta as beta_law
 
     random.seed(seed)
@@ -57,7 +57,7 @@ def tiny_point() -> Point:
 @pytest.fixture
 def padded_point(tiny_point) -> Point:
     """``tiny_point``, checked to contain at least one padded row (tests rely on it)."""
-    from mhabench.inputs import point_lengths
+    from mhabench.measure.inputs import point_lengths
     lengths = point_lengths(tiny_point)
     assert min(lengths) < tiny_point.seq_len, lengths
     return tiny_point
@@ -85,7 +85,7 @@ def _private_peak_cache(tmp_path_factory):
 @pytest.fixture(autouse=True)
 def _fastpath_restored():
     """Every test leaves the global MHA fast-path switch as it found it (where torch has one)."""
-    from mhabench.compat import fastpath_switch
+    from mhabench.measure.compat import fastpath_switch
     mha = fastpath_switch()
     if mha is None:
         yield
@@ -104,7 +104,7 @@ NO_SWITCH = f"torch {torch.__version__} has no global fast-path switch (torch.ba
 def fastpath_off():
     """Switch the MHA fast path off globally for the test body; always switched back
     afterwards. Skipped where torch has no global switch."""
-    from mhabench.compat import fastpath_disabled, fastpath_switch
+    from mhabench.measure.compat import fastpath_disabled, fastpath_switch
     if fastpath_switch() is None:
         pytest.skip(NO_SWITCH)
     with fastpath_disabled():
@@ -115,7 +115,7 @@ def fastpath_off():
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))  # the benchmarks package lives at the repository root
 
-from benchmarks import common  # noqa: E402
+from mhabench.suite import common  # noqa: E402
 
 ASV_ENV_KEYS = (common.GRID_ENV, common.DEVICE_ENV, common.DTYPE_ENV, common.TIMEOUT_ENV,
                 common.SUITE_ENV)

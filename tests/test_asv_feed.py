@@ -6,8 +6,8 @@ from pathlib import Path
 
 from asv import util
 
-from mhabench.asv_feed import FIRST_COMMITS_OFF, THRESHOLDS, feed_settings
-from mhabench.run_figures import FIGURES, record_values, stack
+from mhabench.track.asv_feed import FIRST_COMMITS_OFF, THRESHOLDS, feed_settings
+from mhabench.figures.run_figures import FIGURES, record_values, stack
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
@@ -44,8 +44,8 @@ def test_run_figures_track_what_the_benchmarks_track():
         fn = getattr(getattr({"speedup": speedup, "time_per_call": time_per_call,
                               "host": host}[mod], cls), meth)
         if fn is None:  # a CUDA-only figure, not discovered on this CPU: its key still exists
-            from mhabench.results import Result
-            from mhabench.config import Point
+            from mhabench.measure.results import Result
+            from mhabench.measure.config import Point
             assert key in Result(Point(2, 8, 32, 4, 1, device="cpu")).metrics(), name
             continue
         assert fn.metric == key, name

@@ -17,10 +17,10 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from benchmarks import common  # noqa: E402
+from mhabench.suite import common  # noqa: E402
 from conftest import ASV_ENV_KEYS, asv_env, asv_run  # noqa: E402
-from mhabench.asv_results import file_values  # noqa: E402
-from mhabench.config import SMOKE_AXES  # noqa: E402
+from mhabench.track.asv_results import file_values  # noqa: E402
+from mhabench.measure.config import SMOKE_AXES  # noqa: E402
 
 INSTRUCTIONS = [f"host.Instructions.track_{p}" for p in ("fast", "slow", "slow_fair")]
 #: the exact host-work counts that exist on a CPU: in the host suite and in every other
@@ -50,8 +50,8 @@ def test_host_suite_discovers_host_figures_only_and_others_none_of_them():
     full = _discover("full")
     assert not any(n.startswith("host.Instructions") for n in full)
     assert set(COUNTS) <= set(full)
-    code = ("from benchmarks import host; from mhabench.config import Point; "
-            "from mhabench.results import Result; "
+    code = ("from benchmarks import host; from mhabench.measure.config import Point; "
+            "from mhabench.measure.results import Result; "
             "keys = Result(Point(2, 8, 32, 4, 1, dtype='fp32', device='cpu')).metrics(); "
             "print(all(getattr(host.Instructions, f'track_{p}').metric in keys "
             "for p in ('fast', 'slow', 'slow_fair')))")

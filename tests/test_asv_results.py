@@ -1,7 +1,7 @@
 """Reading asv result files: combinations in product order, whole-row failures, plain values."""
 import math
 
-from mhabench.asv_results import file_values, row_values, rows
+from mhabench.track.asv_results import file_values, row_values, rows
 
 
 def test_row_values_follow_the_product_of_params():

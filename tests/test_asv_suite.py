@@ -21,10 +21,10 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))  # the benchmarks package lives at the repository root
 
-from benchmarks import common  # noqa: E402
+from mhabench.suite import common  # noqa: E402
 from conftest import ASV_ENV_KEYS, _branch, asv, asv_env, asv_run, repo_config  # noqa: E402
-from mhabench.asv_results import file_values  # noqa: E402
-from mhabench.config import SEED_AXES, SMOKE_AXES, ConfigError, named_grid  # noqa: E402
+from mhabench.track.asv_results import file_values  # noqa: E402
+from mhabench.measure.config import SEED_AXES, SMOKE_AXES, ConfigError, named_grid  # noqa: E402
 
 PLANTED = "custom:batch=2;seq=8;embed=12;heads=3,4;b=1"  # heads=3: the fast path refuses odd heads
 WALL = ["time_per_call.WallTime.track_fast", "time_per_call.WallTime.track_slow",
@@ -206,7 +206,7 @@ def _benchmarks() -> dict:
     for path in sorted((REPO / "benchmarks").glob("*.py")):
         mod = importlib.import_module(f"benchmarks.{path.stem}")
         for cname, cls in inspect.getmembers(mod, inspect.isclass):
-            if cls.__module__ != mod.__name__:
+            if cls.__module__ != f"mhabench.suite.{path.stem}":  # the entry re-exports them
                 continue
             for n in dir(cls):
                 if n.startswith("track_") and getattr(cls, n) is not None:
@@ -249,8 +249,8 @@ def test_worker_source_stays_short():
 
 def test_every_track_method_reads_a_metric_the_library_produces():
     """Renaming a key of Result.metrics() must not silently turn a figure into n/a."""
-    from mhabench.config import Point
-    from mhabench.results import Result
+    from mhabench.measure.config import Point
+    from mhabench.measure.results import Result
 
     keys = Result(Point(2, 8, 32, 4, 1, dtype="fp32", device="cpu")).metrics().keys()
     for name, (cls, n) in _benchmarks().items():
@@ -363,7 +363,7 @@ def test_asv_run_and_publish_smoke_grid_on_cpu(smoke_report, tmp_path):
         assert series and all(v is not None for v in series[0][1]), (name, series)
 
     # the suite's own results, drawn across builds by mhabench's asv reader
-    from mhabench.plot import asv_history, asv_tags, plot_asv_history
+    from mhabench.report.plot import asv_history, asv_tags, plot_asv_history
     name = "speedup.FastOverSlow.track_wall"
     (h,) = asv_history(d / "results", name, asv_tags(d / "html")).values()
     assert h["builds"] == [head[:8]]
@@ -373,7 +373,7 @@ def test_asv_run_and_publish_smoke_grid_on_cpu(smoke_report, tmp_path):
         assert h["series"][label] == [res[name][tuple(str(v) for v in combo)]]
     written = plot_asv_history(d / "results", tmp_path / "plots", name)
     assert [Path(p).name for p in written] == [f"asv_{name}_ci-cpu.png"]
-    from mhabench.plot import asv_figures
+    from mhabench.report.plot import asv_figures
     (fig,) = asv_figures(d / "results", name).values()
     (ax,) = fig.axes
     legend = [t.get_text() for t in ax.get_legend().get_texts()]

@@ -3,9 +3,9 @@ from __future__ import annotations
 
 import math
 
-from mhabench import availability as av
-from mhabench import compat
-from mhabench.sweep import measure, run_meta
+from mhabench.measure import availability as av
+from mhabench.measure import compat
+from mhabench.measure.sweep import measure, run_meta
 
 
 def test_every_figure_of_a_cpu_point_is_measured_or_explained(padded_point, small_proto):

@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 
 from mhabench import cli
-from mhabench.config import named_grid
-from mhabench.timing import Protocol
+from mhabench.measure.config import named_grid
+from mhabench.measure.timing import Protocol
 
 TINY = ["--min-rounds", "2", "--max-rounds", "2", "--target-ms", "1", "--warmup-ms", "0.5",
         "--no-progress", "--no-peak", "--no-table"]
@@ -47,7 +47,7 @@ def asv_result(**change) -> dict:
 
 
 def journal_header(**change) -> dict:
-    from mhabench.journal import VERSION, fingerprint
+    from mhabench.run.journal import VERSION, fingerprint
     points = named_grid("smoke", "fp32", "cpu")
     head = {"journal": VERSION, **fingerprint(points, asdict(TINY_PROTO), "float32", True),
             "meta": {}}
@@ -316,7 +316,7 @@ def test_bad_input_is_one_line_exit_2_and_writes_nothing(tmp_path, argv, setup, 
 
 
 def test_files_honour_the_umask(tmp_path):
-    from mhabench.fileio import atomic_write
+    from mhabench.measure.fileio import atomic_write
     old = os.umask(0o027)
     try:
         atomic_write(tmp_path / "a.txt", "x")

@@ -1,4 +1,4 @@
-"""mhabench.breakeven on hand-made points and documents, and ``mhabench breakeven``."""
+"""mhabench.figures.breakeven on hand-made points and documents, and ``mhabench breakeven``."""
 from __future__ import annotations
 
 import contextlib
@@ -10,10 +10,10 @@ import math
 import pytest
 
 from mhabench import cli
-from mhabench.breakeven import (SUMMARY_KEYS, break_even, break_even_table, load_doc,
+from mhabench.figures.breakeven import (SUMMARY_KEYS, break_even, break_even_table, load_doc,
                                 merge_duplicates, summary_table)
-from mhabench.config import ConfigError, Point
-from mhabench.results import ERROR, Result, json_doc
+from mhabench.measure.config import ConfigError, Point
+from mhabench.measure.results import ERROR, Result, json_doc
 
 
 # --- break_even ------------------------------------------------------------------------------

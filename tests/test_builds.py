@@ -5,9 +5,9 @@ import datetime as dt
 
 import pytest
 
-from mhabench.builds import (FIRST_DATE, NIGHTLY_INDEX, UNKNOWN_STEP, Build, commit_dates,
+from mhabench.track.builds import (FIRST_DATE, NIGHTLY_INDEX, UNKNOWN_STEP, Build, commit_dates,
                              local_build, merged, ordered, parse_spec)
-from mhabench.config import ConfigError
+from mhabench.measure.config import ConfigError
 
 
 def _day(y, m, d):
@@ -86,7 +86,7 @@ def test_an_unknown_date_says_so_in_the_commit_message():
 
 
 def test_dated_uses_the_lookup_for_releases_only():
-    from mhabench.builds import dated
+    from mhabench.track.builds import dated
     day = _day(2025, 3, 4)
     assert dated(parse_spec("2.13.0"), lambda v: day).date == day
     assert dated(parse_spec("2.13.0"), lambda v: None).date is None
@@ -100,7 +100,7 @@ def test_release_date_reads_the_index_upload_times_and_caches_them(tmp_path, mon
     import io
     import json as _json
     import urllib.request
-    from mhabench.builds import release_date
+    from mhabench.track.builds import release_date
     monkeypatch.setenv("MHABENCH_CACHE_DIR", str(tmp_path))
     page = {"files": [{"filename": "torch-2.13.0-cp311-none-any.whl",
                        "upload-time": "2026-03-05T10:00:00Z"},

@@ -6,10 +6,10 @@ import math
 import pytest
 import torch
 
-from mhabench import compat
-from mhabench.check import TOLERANCES, Check, compare, masked
-from mhabench.inputs import build
-from mhabench.paths import make_paths, run_fast_checked
+from mhabench.measure import compat
+from mhabench.measure.check import TOLERANCES, Check, compare, masked
+from mhabench.measure.inputs import build
+from mhabench.measure.paths import make_paths, run_fast_checked
 
 LENGTHS = [5, 2, 8]
 S, E = 8, 4

@@ -14,8 +14,8 @@ import pytest
 import torch
 
 from mhabench import cli
-from mhabench.config import named_grid
-from mhabench.results import COLUMNS
+from mhabench.measure.config import named_grid
+from mhabench.measure.results import COLUMNS
 
 REF_HEADER = ["dtype", "batch_size", "sequence_length", "n_heads", "embed_dim",
               "time_native_mha_slow(\u00b5s)", "time_native_mha_fast (\u00b5s)",
@@ -61,7 +61,7 @@ def test_smoke_run_succeeds(smoke_run):
 
 
 def test_smoke_run_breakeven_table_and_csv(smoke_run):
-    from mhabench.breakeven import SUMMARY_KEYS
+    from mhabench.figures.breakeven import SUMMARY_KEYS
     d, _, out, _ = smoke_run
     assert "break-even padding per shape" in out
     rows = _csv_rows(d / "out_breakeven.csv")
@@ -100,7 +100,7 @@ def test_smoke_run_efficiency_figures(smoke_run):
 
 
 def test_no_peak_skips_calibration(tmp_path, monkeypatch):
-    from mhabench import peak
+    from mhabench.measure import peak
 
     def forbidden(*a, **k):
         raise AssertionError("calibrated despite --no-peak")
@@ -261,7 +261,7 @@ def test_no_subcommand_exits_2():
 @pytest.fixture
 def no_measuring(monkeypatch):
     """Replace the sweep so that a wrongly accepted input costs nothing."""
-    from mhabench import supervise
+    from mhabench.run import supervise
     monkeypatch.setattr(supervise, "supervise", lambda *a, **kw: None)
 
 
@@ -332,7 +332,7 @@ def test_smoke_table_fits_160_columns_and_keeps_every_cpu_figure(smoke_run):
 
 
 def test_run_table_drops_only_columns_no_row_has():
-    from mhabench.run_table import drop_empty
+    from mhabench.report.run_table import drop_empty
     headers, rows = drop_empty(["a", "b", "c"], [["1", "", ""], ["", "", "3"]])
     assert headers == ["a", "c"] and rows == [["1", ""], ["", "3"]]
     assert drop_empty(["a"], []) == (["a"], [])

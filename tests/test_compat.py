@@ -7,7 +7,7 @@ import warnings
 import pytest
 import torch
 
-from mhabench import compat
+from mhabench.measure import compat
 
 
 def test_dtype_of():

@@ -5,8 +5,8 @@ import dataclasses
 
 import pytest
 
-from mhabench import config
-from mhabench.config import (Axes, ConfigError, Point, canonical_device, canonical_dtype,
+from mhabench.measure import config
+from mhabench.measure.config import (Axes, ConfigError, Point, canonical_device, canonical_dtype,
                              custom_axes, named_grid, parse_int_list, stride)
 
 # The reference script's loops, spelled out here (not read from mhabench).

@@ -16,7 +16,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import plant  # noqa: E402
 
-from mhabench.confirm import decide, full_label  # noqa: E402
+from mhabench.track.confirm import decide, full_label  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 POINT = "B4-S16-E32-H4-b61"

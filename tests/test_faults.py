@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from mhabench.config import named_grid
+from mhabench.measure.config import named_grid
 
 REPO = Path(__file__).resolve().parents[1]
 FAULTS = Path(__file__).resolve().parent / "faults"
@@ -252,7 +252,7 @@ def test_a_sweep_crash_inside_asv_keeps_every_other_point(tmp_path, head):
             "--set-commit-hash", head, "--machine", "m", "--show-stderr", "--bench", ASV_BENCH]
     proc = asv(argv, cwd=d, env=env)
     assert proc.returncode == 2, proc.stdout[-4000:] + proc.stderr[-4000:]  # one point failed
-    from mhabench.asv_results import file_values
+    from mhabench.track.asv_results import file_values
     (path,) = (d / "results" / "m").glob(f"{head[:8]}-*.json")
     values = file_values(json.loads(path.read_text()))["speedup.FastOverSlow.track_wall"]
     failed = ("2", "8", "12", "4", "1")

@@ -1,4 +1,4 @@
-"""mhabench.flops: hand counts, padded vs useful, TFLOP/s, and torch's own FLOP counter."""
+"""mhabench.measure.flops: hand counts, padded vs useful, TFLOP/s, and torch's own FLOP counter."""
 from __future__ import annotations
 
 import math
@@ -8,7 +8,7 @@ import pytest
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from mhabench.flops import (attention_flops, flops_breakdown, padded_flops, projection_flops,
+from mhabench.measure.flops import (attention_flops, flops_breakdown, padded_flops, projection_flops,
                             sequence_flops, tflops, useful_flops)
 
 

@@ -12,8 +12,8 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from asv_files import LABELS, write_result  # noqa: E402
 
-from mhabench.config import ConfigError  # noqa: E402
-from mhabench.gate import (FAMILIES, Rule, allowance, family_of, gate, judge,  # noqa: E402
+from mhabench.measure.config import ConfigError  # noqa: E402
+from mhabench.track.gate import (FAMILIES, Rule, allowance, family_of, gate, judge,  # noqa: E402
                            label, op_diff, point_sigma, pooled_sigma, rel_range, rel_sigma,
                            se_of_median, threshold)
 

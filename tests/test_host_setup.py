@@ -1,4 +1,4 @@
-"""mhabench.host_setup: threads and cores applied to this process, and the host's state."""
+"""mhabench.measure.host_setup: threads and cores applied to this process, and the host's state."""
 from __future__ import annotations
 
 import os
@@ -6,8 +6,8 @@ import os
 import pytest
 import torch
 
-from mhabench import host_setup
-from mhabench.config import ConfigError
+from mhabench.measure import host_setup
+from mhabench.measure.config import ConfigError
 
 
 @pytest.fixture

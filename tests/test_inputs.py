@@ -4,8 +4,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from mhabench.config import Point
-from mhabench.inputs import Inputs, build, point_lengths
+from mhabench.measure.config import Point
+from mhabench.measure.inputs import Inputs, build, point_lengths
 
 POINTS = [
     Point(3, 8, 32, 4, 61, dtype="fp32", device="cpu"),

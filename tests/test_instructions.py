@@ -1,4 +1,4 @@
-"""Host instruction counts (mhabench.instructions): the valgrind command line, reading dumps,
+"""Host instruction counts (mhabench.measure.instructions): the valgrind command line, reading dumps,
 the sweep's bookkeeping across a crashed worker, and ``mhabench run --instructions``.
 
 Most of it runs a stand-in for valgrind (a script that writes the worker's JSON lines without
@@ -19,8 +19,8 @@ from pathlib import Path
 import pytest
 
 from mhabench import cli
-from mhabench import instructions as ins
-from mhabench.config import ConfigError, Point, named_grid
+from mhabench.measure import instructions as ins
+from mhabench.measure.config import ConfigError, Point, named_grid
 
 POINTS = named_grid("smoke", "fp32", "cpu")[:3]
 
@@ -82,7 +82,7 @@ def test_worker_argv_runs_callgrind_on_the_interpreter_itself():
     assert argv[0] == "valgrind" and "--tool=callgrind" in argv
     assert "--collect-atstart=no" in argv and "--callgrind-out-file=/w/cg.out" in argv
     i = argv.index(sys.executable)
-    assert argv[i + 1:] == ["-m", "mhabench.instructions", "worker", "p.json", "o.jsonl",
+    assert argv[i + 1:] == ["-m", "mhabench.measure.instructions", "worker", "p.json", "o.jsonl",
                             "/w/cg.out"]
     assert not any(a.startswith("--") for a in argv[i:])  # valgrind's options come before it
     assert ins.worker_argv("p", "o", "c", python="/usr/bin/python3.11")[argv.index(
@@ -94,7 +94,8 @@ def test_worker_env_fixes_the_hash_seed_and_keeps_the_callers_path_first():
     assert env["PYTHONHASHSEED"] == ins.HASH_SEED and env["X"] == "1"
     parts = env["PYTHONPATH"].split(os.pathsep)
     assert parts[0] == "/plant"
-    assert Path(parts[-1], "mhabench", "instructions.py").resolve() == Path(ins.__file__).resolve()
+    assert Path(parts[-1], "mhabench", "measure", "instructions.py").resolve() == \
+        Path(ins.__file__).resolve()
 
 
 def test_dump_total_reads_totals_then_summary_and_refuses_neither():
@@ -212,7 +213,7 @@ def test_run_instructions_without_valgrind_is_one_line_and_writes_nothing(tmp_pa
 
 
 def test_results_without_counts_have_nan_instruction_figures():
-    from mhabench.results import COLUMNS, Result, row
+    from mhabench.measure.results import COLUMNS, Result, row
     r = Result(POINTS[0])
     m = r.metrics()
     assert all(math.isnan(m[f"instr_{p}"]) for p in ("fast", "slow", "slow_fair"))

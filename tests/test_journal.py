@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from mhabench import journal as jr
-from mhabench.config import ConfigError, Point, named_grid
-from mhabench.results import ERROR, Result
-from mhabench.supervise import WorkerSpec, describe_exit, worker_command
-from mhabench.timing import Protocol
+from mhabench.run import journal as jr
+from mhabench.measure.config import ConfigError, Point, named_grid
+from mhabench.measure.results import ERROR, Result
+from mhabench.run.supervise import WorkerSpec, describe_exit, worker_command
+from mhabench.measure.timing import Protocol
 
 POINTS = named_grid("smoke", "fp32", "cpu")
 
@@ -131,7 +131,7 @@ def test_worker_command_is_prefixable_and_carries_per_process_settings(monkeypat
     monkeypatch.setenv("PYTHONPATH", "/elsewhere")
     spec = WorkerSpec(Protocol(), threads=3, prefix=("valgrind", "--tool=callgrind"))
     argv, env = worker_command(spec)
-    assert argv == ["valgrind", "--tool=callgrind", sys.executable, "-m", "mhabench.worker"]
+    assert argv == ["valgrind", "--tool=callgrind", sys.executable, "-m", "mhabench.run.worker"]
     root = str(Path(__file__).resolve().parents[1])
     assert env["PYTHONPATH"].split(":") == [root, "/elsewhere"] and env["OMP_NUM_THREADS"] == "3"
     assert WorkerSpec.from_json(json.loads(json.dumps(spec.to_json()))) == spec
@@ -145,7 +145,7 @@ def test_describe_exit(code, words):
 
 # --- checks before a run ------------------------------------------------------------------------
 def test_a_point_too_large_for_the_host_is_refused(monkeypatch):
-    from mhabench import footprint
+    from mhabench.measure import footprint
     big = Point(10**9, 8, 32, 4, 1, dtype="fp32", device="cpu")
     with pytest.raises(ConfigError, match=big.label):
         footprint.check([POINTS[0], big], "cpu")
@@ -156,7 +156,7 @@ def test_a_point_too_large_for_the_host_is_refused(monkeypatch):
 
 def test_the_suite_refuses_a_results_dir_of_another_grid(tmp_path):
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-    from benchmarks import common
+    from mhabench.suite import common
     sel = common.selection({})
     conf = tmp_path / "asv.conf.json"
     conf.write_text('// comment\n{"results_dir": "res"}\n')

@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 import torch
 
-from mhabench.config import Point, named_grid
-from mhabench.inputs import point_lengths
-from mhabench.lengths import beta_lengths, padding_fraction, seed_all
+from mhabench.measure.config import Point, named_grid
+from mhabench.measure.inputs import point_lengths
+from mhabench.measure.lengths import beta_lengths, padding_fraction, seed_all
 
 SEED_GRID = named_grid("seed", "fp16", "cuda")
 

@@ -7,12 +7,12 @@ import contextlib
 import pytest
 import torch
 
-from mhabench import compat, memory, sweep
-from mhabench.config import Point
-from mhabench.inputs import build
-from mhabench.paths import Path, make_paths
-from mhabench.results import Result
-from mhabench.timing import Protocol
+from mhabench.measure import compat, memory, sweep
+from mhabench.measure.config import Point
+from mhabench.measure.inputs import build
+from mhabench.measure.paths import Path, make_paths
+from mhabench.measure.results import Result
+from mhabench.measure.timing import Protocol
 
 
 def test_cpu_has_no_figure(tiny_point):
@@ -143,7 +143,7 @@ class _Session:
     as ``kernels`` says (µs), so the backend that served a call can be read back."""
 
     def __init__(self, monkeypatch, kernels):
-        from mhabench import timing
+        from mhabench.measure import timing
         self.kernels, self.opened, self.sessions = kernels, [], 0
         monkeypatch.setattr(timing, "record_function", self._label)
         monkeypatch.setattr(compat, "raw_profile", self._profile)
@@ -211,7 +211,7 @@ def test_split_measures_the_skipped_backend_when_the_guess_was_wrong(fake_cuda, 
 def test_host_work_rides_on_one_call_per_path_in_a_session_of_its_own(fake_cuda, monkeypatch):
     """device_calls=3 with host-work counts: 2 calls per path in the first session, 1 in a
     second one that records the ops; the device figures keep all 3 calls."""
-    from mhabench import timing
+    from mhabench.measure import timing
     sessions = []
 
     class Rec(_NoRecorder):

@@ -15,7 +15,7 @@ LOCAL = {"mhabench", "benchmarks"}
 
 def _imports(folder: Path) -> set[str]:
     names = set()
-    for path in folder.glob("*.py"):
+    for path in folder.rglob("*.py"):  # the stage packages too
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
             if isinstance(node, ast.Import):
                 names.update(a.name.split(".")[0] for a in node.names)

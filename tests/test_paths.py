@@ -7,10 +7,10 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from mhabench import compat
-from mhabench.check import masked
-from mhabench.inputs import build
-from mhabench.paths import PATHS, FastPathNotTaken, Path, _fair_context, make_paths, run_fast_checked
+from mhabench.measure import compat
+from mhabench.measure.check import masked
+from mhabench.measure.inputs import build
+from mhabench.measure.paths import PATHS, FastPathNotTaken, Path, _fair_context, make_paths, run_fast_checked
 
 
 @pytest.fixture

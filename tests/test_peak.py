@@ -1,4 +1,4 @@
-"""mhabench.peak on the CPU: a real measurement, the cache, forcing, and no torch at import."""
+"""mhabench.measure.peak on the CPU: a real measurement, the cache, forcing, and no torch at import."""
 from __future__ import annotations
 
 import json
@@ -10,8 +10,8 @@ import sys
 import pytest
 import torch
 
-from mhabench import peak
-from mhabench.config import ConfigError
+from mhabench.measure import peak
+from mhabench.measure.config import ConfigError
 
 
 @pytest.fixture
@@ -104,7 +104,7 @@ def test_cuda_without_cuda_is_a_config_error(cache, counted):
 
 
 def test_import_does_not_import_torch():
-    code = "import sys, mhabench.peak; sys.exit(1 if 'torch' in sys.modules else 0)"
+    code = "import sys, mhabench.measure.peak; sys.exit(1 if 'torch' in sys.modules else 0)"
     assert subprocess.run([sys.executable, "-c", code]).returncode == 0
 
 
@@ -207,8 +207,8 @@ def test_recheck_measures_again_when_a_rate_exceeds_the_peak(cache, counted):
 
 
 def test_no_stored_share_is_above_1():
-    from mhabench.config import Point
-    from mhabench.results import Result
+    from mhabench.measure.config import Point
+    from mhabench.measure.results import Result
     r = Result(Point(2, 8, 32, 4, 1, dtype="fp32", device="cpu"), lengths=[8, 8],
                rounds={"fast": [1.0], "slow": [2.0]}, peak_tflops=1e-9)
     m = r.metrics()

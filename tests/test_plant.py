@@ -14,9 +14,9 @@ REPO = Path(__file__).resolve().parents[1]
 
 CODE = r"""
 import json, torch
-from mhabench.config import Point
-from mhabench.inputs import build
-from mhabench.paths import make_paths
+from mhabench.measure.config import Point
+from mhabench.measure.inputs import build
+from mhabench.measure.paths import make_paths
 inp = build(Point(2, 8, 32, 4, 1, dtype="float32", device="cpu"))
 paths = make_paths(inp)
 state = torch._mhabench_plant

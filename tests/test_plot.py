@@ -1,4 +1,4 @@
-"""mhabench.plot: figures hold the input data; PNGs are written; asv history; ``mhabench plot``."""
+"""mhabench.report.plot: figures hold the input data; PNGs are written; asv history; ``mhabench plot``."""
 from __future__ import annotations
 
 import contextlib
@@ -14,10 +14,10 @@ import pytest
 matplotlib = pytest.importorskip("matplotlib")
 
 from mhabench import cli  # noqa: E402
-from mhabench.config import ConfigError, Point  # noqa: E402
-from mhabench.plot import (asv_figures, asv_history, asv_tags, build_label,  # noqa: E402
+from mhabench.measure.config import ConfigError, Point  # noqa: E402
+from mhabench.report.plot import (asv_figures, asv_history, asv_tags, build_label,  # noqa: E402
                            plot_asv_history, plot_results, results_figures)
-from mhabench.results import ERROR, Result, json_doc  # noqa: E402
+from mhabench.measure.results import ERROR, Result, json_doc  # noqa: E402
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -307,7 +307,7 @@ def test_plot_draws_iqr_bars_of_the_per_round_ratios(smoke_json):
 
 
 def test_varying_labels_keep_only_what_tells_lines_apart():
-    from mhabench.plot import varying_labels
+    from mhabench.report.plot import varying_labels
     labels = ["batch_size=2, seq_len=8, embed_dim=32", "batch_size=4, seq_len=8, embed_dim=32"]
     legend, constant = varying_labels(labels)
     assert legend == {labels[0]: "batch_size=2", labels[1]: "batch_size=4"}
@@ -316,7 +316,7 @@ def test_varying_labels_keep_only_what_tells_lines_apart():
 
 
 def test_asv_axis_says_which_way_is_better():
-    from mhabench.plot import direction
+    from mhabench.report.plot import direction
     assert direction("speedup.FastOverSlow.track_wall", "fast/slow").startswith("lower is better")
     assert "below 1" in direction("speedup.FastOverSlow.track_wall", "ratio")
     assert direction("efficiency.Efficiency.track_fast_tflops", "TFLOP/s") == "higher is better"

@@ -6,10 +6,10 @@ import copy
 import pytest
 import torch
 
-from mhabench import reference
-from mhabench.config import Point
-from mhabench.inputs import build
-from mhabench.paths import make_paths, run_fast_checked
+from mhabench.measure import reference
+from mhabench.measure.config import Point
+from mhabench.measure.inputs import build
+from mhabench.measure.paths import make_paths, run_fast_checked
 
 
 def test_reference_matches_the_slow_path_in_fp32(padded_point):

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from PIL import Image, ImageDraw
 
-from mhabench import report_view as rv
+from mhabench.report import view_check as rv
 from mhabench.cli import main
 
 BENCH = "speedup.FastOverSlow.track_wall"

@@ -9,8 +9,8 @@ import os
 
 import pytest
 
-from mhabench.config import Point
-from mhabench.results import (COLUMNS, ERROR, MISMATCH, NO_FASTPATH, OK, REFERENCE_COLUMNS, Result,
+from mhabench.measure.config import Point
+from mhabench.measure.results import (COLUMNS, ERROR, MISMATCH, NO_FASTPATH, OK, REFERENCE_COLUMNS, Result,
                               ResultFiles, atomic_write, csv_text, errors_of, json_doc,
                               write_all)
 

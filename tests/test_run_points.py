@@ -5,8 +5,9 @@ import json
 
 import pytest
 
-from mhabench import cli, sweep
-from mhabench.config import ConfigError, point_of_label, named_grid
+from mhabench import cli
+from mhabench.measure import sweep
+from mhabench.measure.config import ConfigError, point_of_label, named_grid
 
 
 def test_point_of_label_inverts_point_label():

@@ -8,7 +8,7 @@ import sys
 import urllib.request
 from pathlib import Path
 
-from mhabench import report_view as rv
+from mhabench.report import view_check as rv
 from mhabench.cli import main
 
 JQUERY = "https://code.jquery.com/jquery-3.3.1.min.js"

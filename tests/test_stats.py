@@ -5,7 +5,7 @@ import math
 
 import pytest
 
-from mhabench.stats import iqr, mad, median, quantile, ratios, spread
+from mhabench.measure.stats import iqr, mad, median, quantile, ratios, spread
 
 
 @pytest.mark.parametrize("xs,expected", [([3.0, 1.0, 2.0], 2.0), ([4, 1, 3, 2], 2.5), ([7], 7.0),

@@ -6,12 +6,12 @@ import math
 import pytest
 import torch
 
-from mhabench import compat, sweep
-from mhabench.config import ConfigError, Point
-from mhabench.inputs import build
-from mhabench.paths import Path
-from mhabench.results import ERROR, MISMATCH, NO_FASTPATH, OK, Result
-from mhabench.timing import Protocol
+from mhabench.measure import compat, sweep
+from mhabench.measure.config import ConfigError, Point
+from mhabench.measure.inputs import build
+from mhabench.measure.paths import Path
+from mhabench.measure.results import ERROR, MISMATCH, NO_FASTPATH, OK, Result
+from mhabench.measure.timing import Protocol
 
 PATH_NAMES = {"fast", "slow", "slow_fair"}
 
@@ -202,7 +202,7 @@ def test_measure_records_lengths_drift_and_no_memory_on_cpu(padded_point, small_
 def test_extras_stay_out_of_the_timed_rounds(padded_point, small_proto, monkeypatch):
     """The extras add calls, but none inside the timed rounds: there, exactly one call per path
     per round, as before, and one batch of timed calls."""
-    from mhabench import timing
+    from mhabench.measure import timing
     calls, timed, in_rounds = [], [], []
     real_paths, real_calls = sweep.active_paths, timing.Clock.calls
 
@@ -261,7 +261,7 @@ def test_sweep_gives_every_result_the_peak(small_proto):
 
 
 def test_calibrate_peak_reports_failure_without_raising(monkeypatch):
-    from mhabench import peak
+    from mhabench.measure import peak
 
     def broken(*a, **k):
         raise RuntimeError("no matmul today")

@@ -9,10 +9,10 @@ import time
 import pytest
 import torch
 
-from mhabench.config import ConfigError
-from mhabench.inputs import build
-from mhabench.paths import Path, make_paths
-from mhabench.timing import (LABEL, Clock, DeviceTimes, Protocol, attribute_device_time, rounds_for,
+from mhabench.measure.config import ConfigError
+from mhabench.measure.inputs import build
+from mhabench.measure.paths import Path, make_paths
+from mhabench.measure.timing import (LABEL, Clock, DeviceTimes, Protocol, attribute_device_time, rounds_for,
                              wall_rounds, warmup)
 
 
@@ -246,8 +246,8 @@ def test_attribution_over_a_real_cpu_session():
     session ties them: a kernel carries the correlation id of the runtime call that launched it."""
     from torch.autograd.profiler import record_function
 
-    from mhabench import compat
-    from mhabench.timing import kernel_names
+    from mhabench.measure import compat
+    from mhabench.measure.timing import kernel_names
     x = torch.randn(8, 8)
     with compat.KernelRecorder("cpu") as rec:
         x + 1  # an op outside any range
@@ -297,7 +297,7 @@ def test_raw_profile_ties_device_work_to_launches_and_skips_label_records():
     """A label's device-side annotation may share its id with a launch: it must not count."""
     from torch.autograd import DeviceType
 
-    from mhabench import compat
+    from mhabench.measure import compat
     cpu, gpu = DeviceType.CPU, DeviceType.CUDA
     events = [_Rec(cpu, LABEL + "fast", 7, 100, 50), _Rec(cpu, "cudaLaunchKernel", 7, 110),
               _Rec(cpu, "cuLaunchKernelEx", 8, 120), _Rec(cpu, "aten::mm", 9, 115),
@@ -318,5 +318,5 @@ def test_raw_profile_ties_device_work_to_launches_and_skips_label_records():
     (["ampere_fp16_s16816gemm", "softmax_warp_forward"], ""),
 ])
 def test_sdpa_backend_from_kernel_names(names, backend):
-    from mhabench import compat
+    from mhabench.measure import compat
     assert compat.sdpa_backend_of(names) == backend

@@ -19,10 +19,10 @@ from pathlib import Path
 
 import pytest
 
-from mhabench import gate as gate_mod
-from mhabench.builds import Build, parse_spec
-from mhabench.config import ConfigError
-from mhabench.track import (Settings, asv_config, prepare, read_manifest, recorded, run_builds,
+from mhabench.track import gate as gate_mod
+from mhabench.track.builds import Build, parse_spec
+from mhabench.measure.config import ConfigError
+from mhabench.track.track import (Settings, asv_config, prepare, read_manifest, recorded, run_builds,
                             source_digest, write_repo)
 
 REPO = Path(__file__).resolve().parents[1]
@@ -55,7 +55,7 @@ def _settings(d: Path, tmp: Path, repeats: int = 1) -> Settings:
 
 
 def _asv(s: Settings, *args) -> subprocess.CompletedProcess:
-    from mhabench.track import asv_env
+    from mhabench.track.track import asv_env
     cmd = [sys.executable, "-m", "asv", args[0], "--config", str(s.dir / "asv.conf.json"),
            *args[1:]]
     return subprocess.run(cmd, cwd=s.dir, env=asv_env(s), capture_output=True, text=True,
@@ -263,7 +263,7 @@ def test_track_bad_input_is_one_line_exit_2_and_writes_nothing(tmp_path, args, n
 
 
 def test_repeats_interleave_builds_on_replicate_machines(tmp_path, monkeypatch):
-    from mhabench import track as track_mod
+    from mhabench.track import track as track_mod
     calls = []
 
     def fake(s, *args, machine="", **k):
@@ -286,7 +286,7 @@ def test_repeats_interleave_builds_on_replicate_machines(tmp_path, monkeypatch):
 
 
 def test_asv_gets_a_record_dir_per_machine_and_the_feed_settings():
-    from mhabench.track import RECORD_ENV, asv_env
+    from mhabench.track.track import RECORD_ENV, asv_env
     s = Settings(dir=Path("d"), project=REPO, grid="smoke", machine=MACHINE)
     assert asv_env(s, MACHINE + "-r2")[RECORD_ENV] == str(
         (Path("d") / "records" / (MACHINE + "-r2")).resolve())
@@ -298,7 +298,7 @@ def test_asv_gets_a_record_dir_per_machine_and_the_feed_settings():
 
 
 def test_bench_selects_benchmarks_in_every_asv_run(tmp_path, monkeypatch):
-    from mhabench import track as track_mod
+    from mhabench.track import track as track_mod
     calls = []
     monkeypatch.setattr(track_mod, "asv", lambda s, *args, **k: calls.append(args) or 0)
     s = Settings(dir=tmp_path, project=REPO, grid="smoke", device="cpu", machine=MACHINE,
@@ -312,7 +312,7 @@ def test_bench_selects_benchmarks_in_every_asv_run(tmp_path, monkeypatch):
 
 
 def test_suite_reaches_asv_through_the_environment(monkeypatch):
-    from mhabench.track import SUITE_ENV, asv_env
+    from mhabench.track.track import SUITE_ENV, asv_env
     monkeypatch.setenv(SUITE_ENV, "full")
     for suite in ("core", "full"):
         s = Settings(dir=Path("d"), project=REPO, grid="smoke", suite=suite)
@@ -320,7 +320,7 @@ def test_suite_reaches_asv_through_the_environment(monkeypatch):
 
 
 def test_threads_are_an_environment_parameter_of_the_generated_config():
-    from mhabench.track import THREADS_ENV, asv_env
+    from mhabench.track.track import THREADS_ENV, asv_env
     s = Settings(dir=Path("d"), project=REPO, grid="smoke", threads=1)
     assert asv_config(s)["matrix"]["env_nobuild"] == {THREADS_ENV: ["1"]}
     assert asv_env(s)[THREADS_ENV] == "1"
@@ -330,7 +330,7 @@ def test_threads_are_an_environment_parameter_of_the_generated_config():
 
 def test_track_defaults_to_the_smoke_grid_on_a_cpu(tmp_path, monkeypatch):
     from mhabench import cli
-    from mhabench import track as track_mod
+    from mhabench.track import track as track_mod
     seen = []
     monkeypatch.setattr(track_mod, "track", lambda s, *a, **k: seen.append(s) or 0)
     assert cli.main(["track", "2.13.0", "--dir", str(tmp_path)]) == 0

@@ -48,7 +48,7 @@ def _patch_sweep(sw):
         if "hang" in kinds:
             time.sleep(3600)
         if "nofast" in kinds:
-            from mhabench import compat
+            from mhabench.measure import compat
             with compat.fastpath_disabled():
                 return real_measure(point, proto, cost, extras)
         r = real_measure(point, proto, cost, extras)
@@ -84,9 +84,9 @@ def _patch_journal(jr):
     jr.atomic_write = atomic_write
 
 
-PATCHES = {"mhabench.sweep": _patch_sweep}
+PATCHES = {"mhabench.measure.sweep": _patch_sweep}
 if "any" in FAULTS and "slowwrite" in FAULTS["any"]:
-    PATCHES["mhabench.journal"] = _patch_journal
+    PATCHES["mhabench.run.journal"] = _patch_journal
 
 
 class _AfterImport(importlib.abc.MetaPathFinder):

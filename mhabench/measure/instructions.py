@@ -1,0 +1,355 @@
+"""Host instruction counts per call and path, from callgrind: host cost the host's speed cannot move.
+
+One valgrind process measures a whole list of points (starting valgrind and importing torch
+under it takes most of a minute, so one per point would dominate). The worker, this module run
+as ``python -m mhabench.measure.instructions worker POINTS OUT``, is started under
+``valgrind --tool=callgrind --collect-atstart=no``: nothing is counted until it toggles
+collection on around a path's measured calls, the way ``torch.utils.benchmark``'s
+``collect_callgrind`` does (``torch._C._valgrind_toggle()``, the calls,
+``torch._C._valgrind_toggle_and_dump_stats()``). Each toggle-and-dump writes
+``<callgrind-out-file>.<n>``; its ``totals:`` (or ``summary:``) line over the call count is the
+per-call figure. The worker appends one JSON line per point to OUT, so a crash keeps the
+finished points and :func:`sweep` restarts the worker at the next point.
+
+Counts hold still when the process does: one torch thread, the garbage collector off around
+the measured calls, a fixed ``PYTHONHASHSEED``, warm-up calls before collection starts.
+"""
+from __future__ import annotations
+
+import glob
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path as FsPath
+
+from .config import ConfigError, Point
+
+#: Measured calls per path: 3 fresh processes agreed within 0.33% at every smoke point and path
+#: with these, within 0.3% at 23 of the 24 (bench/instructions_aa.py). With 10 calls of each
+#: slow path, slow_fair (~0.5 M instructions per call) spread up to 0.36%.
+CALLS = {"fast": 20, "slow": 20, "slow_fair": 20}
+WARMUP_CALLS = 3
+HASH_SEED = "0"
+#: What a worker prints on stderr at each stage, with seconds since its start (read by
+#: bench/instructions_cuda.py to say how far a run got).
+STAGE = "mhabench-instructions"
+
+
+@dataclass(frozen=True)
+class Plan:
+    """How a sweep counts: calls per path, warm-up calls, and a wall-clock limit for it all."""
+
+    calls: dict = field(default_factory=lambda: dict(CALLS))
+    warmup: int = WARMUP_CALLS
+    timeout_s: float | None = None
+    allow_cuda: bool = False
+    valgrind_args: tuple = ()   # more valgrind options, before the interpreter
+
+    def __post_init__(self):
+        for path, n in self.calls.items():
+            if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+                raise ConfigError(f"calls for path {path!r} must be a positive integer, got {n!r}")
+        if isinstance(self.warmup, bool) or not isinstance(self.warmup, int) or self.warmup < 0:
+            raise ConfigError(f"warm-up calls must be a non-negative integer, got {self.warmup!r}")
+
+
+# --- the parent side -------------------------------------------------------------------------
+def valgrind() -> str:
+    """The valgrind executable, or ConfigError (one line) saying how to get it."""
+    exe = shutil.which("valgrind")
+    if not exe:
+        raise ConfigError("valgrind not found (instruction counts need it: "
+                          "apt-get install -y valgrind)")
+    return exe
+
+
+def check_points(points, allow_cuda: bool = False) -> None:
+    """Instruction counts are a CPU figure: torch with CUDA under callgrind takes minutes to
+    reach its first call. ``allow_cuda`` lets a deliberate try through."""
+    cuda = [p.label for p in points if p.device.startswith("cuda")]
+    if cuda and not allow_cuda:
+        raise ConfigError(f"instruction counts run on the CPU only, got device {points[0].device!r}"
+                          f" (point {cuda[0]})")
+
+
+def worker_argv(points_file: str, out_file: str, callgrind_out: str,
+                python: str | None = None, exe: str = "valgrind",
+                valgrind_args: tuple = ()) -> list[str]:
+    """The one command line of a sweep's valgrind process.
+
+    ``python`` defaults to ``sys.executable``, the interpreter itself: a launcher script (a
+    pyenv shim, say) would have valgrind instrument the shell instead of Python.
+    """
+    return [exe, "--tool=callgrind", "--collect-atstart=no", "--instr-atstart=yes",
+            "--dump-line=no", f"--callgrind-out-file={callgrind_out}", *valgrind_args,
+            python or sys.executable, "-m", "mhabench.measure.instructions", "worker",
+            points_file, out_file, callgrind_out]
+
+
+def worker_env(base: dict | None = None) -> dict:
+    """The caller's environment, a fixed hash seed, and this mhabench on ``PYTHONPATH`` (after
+    the caller's entries, so a directory put first there keeps its ``sitecustomize``)."""
+    env = dict(os.environ if base is None else base)
+    env["PYTHONHASHSEED"] = HASH_SEED
+    root = str(FsPath(__file__).resolve().parents[2])
+    parts = [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p]
+    env["PYTHONPATH"] = os.pathsep.join(parts + ([root] if root not in parts else []))
+    return env
+
+
+def read_lines(path: str) -> list[dict]:
+    """The worker's finished points (a line cut short by a crash is left out)."""
+    out = []
+    try:
+        with open(path, encoding="utf-8") as fh:
+            for line in fh:
+                try:
+                    out.append(json.loads(line))
+                except json.JSONDecodeError:
+                    break
+    except FileNotFoundError:
+        pass
+    return out
+
+
+def sweep(points, plan: Plan | None = None, env: dict | None = None,
+          on_point=None, workdir: str | None = None) -> dict[str, dict]:
+    """Count instructions at every point in one valgrind process; ``{label: entry}``.
+
+    An entry is ``{"status": "ok"|"error", "message", "instructions": {path: per call},
+    "totals": {path: count}, "calls": {path: n}}``. A point the worker died at is an error
+    entry and the worker restarts at the next point (a worker dead before its first point
+    fails them all: that is no point's fault); past ``plan.timeout_s`` the process is killed
+    and the points not reached are errors saying so. ``on_point(label, entry)`` sees
+    each entry as it is read. Meta of the run is in the entry under ``""``: seconds (wall and
+    the valgrind processes' CPU), restarts, calls, the stage lines of the worker's log.
+    """
+    plan = plan or Plan()
+    points = list(points)
+    check_points(points, plan.allow_cuda)
+    exe = valgrind()
+    t0, cpu0 = time.monotonic(), _children_cpu_s()
+    own = workdir is None
+    work = tempfile.mkdtemp(prefix="mhabench-instr-") if own else workdir
+    os.makedirs(work, exist_ok=True)
+    results: dict[str, dict] = {}
+    stages: list[str] = []
+    restarts = 0
+    try:
+        todo = points
+        while todo:
+            pts_file = os.path.join(work, "points.json")
+            out_file = os.path.join(work, "counts.jsonl")
+            with open(pts_file, "w", encoding="utf-8") as fh:
+                json.dump({"plan": {"calls": plan.calls, "warmup": plan.warmup},
+                           "points": [asdict(p) for p in todo]}, fh)
+            FsPath(out_file).unlink(missing_ok=True)
+            log_file = os.path.join(work, "worker.log")
+            left = None if plan.timeout_s is None else plan.timeout_s - (time.monotonic() - t0)
+            rc, timed_out = _run_worker(
+                worker_argv(pts_file, out_file, os.path.join(work, "callgrind.out"), exe=exe,
+                            valgrind_args=plan.valgrind_args),
+                worker_env(env), log_file, left)
+            run_stages = _stage_lines(log_file)
+            stages += run_stages
+            done = read_lines(out_file)
+            for entry in done:
+                label = entry.pop("label")
+                results[label] = entry
+                if on_point:
+                    on_point(label, entry)
+            todo = todo[len(done):]
+            if not todo:
+                break
+            died = f"worker died (exit status {rc}): {_log_tail(log_file)}"
+            if timed_out or not any(": point " in line for line in run_stages):
+                # out of time, or dead before any point: no point of its own to blame
+                why = f"not reached within {plan.timeout_s:g} s" if timed_out else died
+                lost, todo = todo, []
+            else:
+                lost, todo = todo[:1], todo[1:]
+                why = died
+            for p in lost:
+                results[p.label] = _error(why)
+                if on_point:
+                    on_point(p.label, results[p.label])
+            if not todo:
+                break
+            restarts += 1
+        for f in glob.glob(os.path.join(work, "callgrind.out*")):
+            os.unlink(f)
+    finally:
+        if own:
+            shutil.rmtree(work, ignore_errors=True)
+    results[""] = {"seconds": round(time.monotonic() - t0, 2),
+                   "cpu_s": round(_children_cpu_s() - cpu0, 2), "restarts": restarts,
+                   "calls": dict(plan.calls), "warmup": plan.warmup, "stages": stages}
+    return results
+
+
+def attach(result, counts: dict) -> None:
+    """Store a :func:`sweep`'s per-call counts on its point's
+    :class:`~mhabench.measure.results.Result`; a point that could not be counted keeps NaN figures and
+    a note in its message (its other figures stand)."""
+    entry = counts.get(result.point.label)
+    if entry and entry["status"] == "ok":
+        result.instructions = dict(entry["instructions"])
+    elif entry:
+        result.message = f"{result.message}; instructions: {entry['message']}".lstrip("; ")
+
+
+def add_counts(results, plan: Plan | None = None, env: dict | None = None) -> dict:
+    """Count at every result's point in one :func:`sweep`, :func:`attach` each; the meta."""
+    counts = sweep([r.point for r in results], plan, env)
+    for r in results:
+        attach(r, counts)
+    return counts[""]
+
+
+def _children_cpu_s() -> float:
+    """CPU seconds of this process's finished children (valgrind's own, on a shared machine
+    the figure its wall time hides)."""
+    import resource
+    ru = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return ru.ru_utime + ru.ru_stime
+
+
+def _error(message: str) -> dict:
+    return {"status": "error", "message": message, "instructions": {}, "totals": {}, "calls": {}}
+
+
+def _run_worker(argv, env, log_file, timeout_s):
+    """Run the valgrind process, its output to ``log_file``; kill it past ``timeout_s``."""
+    with open(log_file, "w", encoding="utf-8") as log:
+        proc = subprocess.Popen(argv, env=env, stdout=log, stderr=subprocess.STDOUT)
+        try:
+            return proc.wait(timeout=timeout_s), False
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+            return proc.returncode, True
+        except BaseException:  # Ctrl-C: leave no valgrind process behind
+            proc.kill()
+            proc.wait()
+            raise
+
+
+def _stage_lines(log_file: str) -> list[str]:
+    with open(log_file, encoding="utf-8", errors="replace") as fh:
+        return [line.strip() for line in fh if line.startswith(STAGE)]
+
+
+def _log_tail(log_file: str) -> str:
+    with open(log_file, encoding="utf-8", errors="replace") as fh:
+        lines = [line.strip() for line in fh if line.strip() and not line.startswith("==")]
+    return lines[-1][:200] if lines else "no output"
+
+
+def per_call(totals: dict, calls: dict) -> dict[str, float]:
+    """Instructions per call: a path's dumped total over its measured calls."""
+    return {p: totals[p] / calls[p] for p in totals}
+
+
+def dump_total(text: str) -> int:
+    """The event count of a callgrind dump: its ``totals:`` line, else its ``summary:`` line
+    (the first event, Ir, where several are collected)."""
+    found = {}
+    for line in text.splitlines():
+        for key in ("totals:", "summary:"):
+            if line.startswith(key):
+                found[key] = int(line.split()[1])
+    for key in ("totals:", "summary:"):
+        if key in found:
+            return found[key]
+    raise ValueError("callgrind dump has no totals: or summary: line")
+
+
+# --- the worker (runs under valgrind) ---------------------------------------------------------
+def _stage(t0: float, what: str) -> None:
+    print(f"{STAGE}: {time.monotonic() - t0:.1f} s: {what}", file=sys.stderr, flush=True)
+
+
+def _read_dump(prefix: str) -> int:
+    """Read and delete the dump the last toggle-and-dump wrote."""
+    files = [f for f in glob.glob(prefix + ".*") if f.rsplit(".", 1)[1].isdigit()]
+    if len(files) != 1:
+        raise RuntimeError(f"expected one callgrind dump at {prefix}.<n>, found {len(files)}")
+    with open(files[0], encoding="utf-8", errors="replace") as fh:
+        total = dump_total(fh.read())
+    os.unlink(files[0])
+    return total
+
+
+def count_point(point: Point, calls: dict, warmup: int, prefix: str) -> dict:
+    """Warm up every path, then count each path's calls with collection toggled around them."""
+    import gc
+
+    import torch
+
+    from .inputs import build
+    from .paths import run_fast_checked
+    from .sweep import active_paths
+
+    inp = build(point)
+    paths = active_paths(inp)
+    run_fast_checked(paths["fast"])  # the fast path must really run
+    for path in paths.values():
+        with path.context():
+            for _ in range(warmup):
+                path.call()
+    totals, used = {}, {}
+    for name, path in paths.items():
+        n = calls.get(name)
+        if not n:
+            continue
+        with path.context():
+            gc.collect()
+            gc.disable()
+            try:
+                torch._C._valgrind_toggle()
+                for _ in range(n):
+                    path.call()
+                torch._C._valgrind_toggle_and_dump_stats()
+            finally:
+                gc.enable()
+        totals[name], used[name] = _read_dump(prefix), n
+    return {"status": "ok", "message": "", "instructions": per_call(totals, used),
+            "totals": totals, "calls": used}
+
+
+def worker(points_file: str, out_file: str, prefix: str) -> int:
+    t0 = time.monotonic()
+    _stage(t0, "started")
+    import torch
+    torch.set_num_threads(1)
+    _stage(t0, f"imported torch {torch.__version__}")
+    if not torch._C._valgrind_supported_platform():
+        print(f"{STAGE}: this torch build has no valgrind support", file=sys.stderr)
+        return 3
+    with open(points_file, encoding="utf-8") as fh:
+        spec = json.load(fh)
+    plan = spec["plan"]
+    for d in spec["points"]:
+        point = Point(**d)
+        _stage(t0, f"point {point.label}")
+        try:
+            entry = count_point(point, plan["calls"], plan["warmup"], prefix)
+        except Exception as exc:  # one point's failure is that point's
+            entry = _error(f"{type(exc).__name__}: {(str(exc).strip().splitlines() or [''])[0]}")
+        with open(out_file, "a", encoding="utf-8") as fh:
+            fh.write(json.dumps({"label": point.label, **entry}) + "\n")
+        _stage(t0, f"done {point.label}")
+    return 0
+
+
+if __name__ == "__main__":
+    if len(sys.argv) == 5 and sys.argv[1] == "worker":
+        sys.exit(worker(*sys.argv[2:]))
+    print("usage: python -m mhabench.measure.instructions worker POINTS_JSON OUT_JSONL CALLGRIND_OUT",
+          file=sys.stderr)
+    sys.exit(2)

@@ -1,0 +1,318 @@
+"""Wall time by interleaved single calls, and device time from the profiler's kernel records.
+
+Wall time: each path is warmed up for a fixed time, then measured in rounds; a round makes one
+call of every path, in an order that changes from round to round, each call timed on its own
+(CUDA events recorded around it, read after one synchronisation at the end; ``perf_counter_ns``
+on the CPU). Rounds go on until ``target_ms`` is spent (within ``min_rounds``..``max_rounds``).
+Host jitter then lands in a few samples, which medians discard, instead of in a window's mean,
+and a slow stretch of the host hits every path alike. The speedup is the median of per-round
+ratios; every sample is kept.
+
+Device time: the summed durations of the device activity (kernels, copies) each call launched,
+read from a profiler session that records only the labelled calls and the device side; host
+jitter cannot move it.
+"""
+from __future__ import annotations
+
+import bisect
+import gc
+import itertools
+import math
+import statistics
+import time
+from dataclasses import dataclass
+from typing import Mapping
+
+import torch
+from torch.autograd.profiler import record_function
+
+from . import compat, hostwork
+from .config import ConfigError
+from .memory import PeakTracker
+from .paths import Path
+
+ORDERS = list(itertools.permutations(range(3)))
+
+
+#: How a point's wall-time budget is spent (see :func:`wall_rounds`; docs/protocols.md has the
+#: A/A figures each was chosen or dropped on).
+MODES = ("rotation", "blocks", "windows", "long")
+
+
+@dataclass(frozen=True)
+class Protocol:
+    """How long and how often to measure. Defaults fit the seed grid within the reference's cost."""
+
+    warmup_ms: float = 5.0      # per path, at least ``min_warmup`` calls
+    min_warmup: int = 2
+    target_ms: float = 50.0     # measuring time per point, all paths together
+    min_rounds: int = 15        # rotation, blocks, windows
+    max_rounds: int = 200
+    device_calls: int = 4       # profiled calls per path, median taken (0: no device time)
+    host_work: bool = True      # exact host-work counts from the same session (aten ops...)
+    mode: str = "rotation"      # one of MODES
+    block_calls: int = 5        # blocks: synchronised calls of one path per block
+    window_calls: int = 10      # windows: calls between two events, no synchronisation inside
+    long_rounds: int = 2        # long: rounds of one long window per path, order alternated
+    long_min_calls: int = 20    # long: calls per window at least
+
+    def __post_init__(self):
+        if self.mode not in MODES:
+            raise ConfigError(f"unknown protocol mode {self.mode!r} (choose from {', '.join(MODES)})")
+        for name in ("block_calls", "window_calls", "long_rounds", "long_min_calls"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
+        for name, (low, high) in LIMITS.items():
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) \
+                    or not low <= v <= high or (name in ("warmup_ms", "target_ms") and v <= 0):
+                above = "above 0, at most" if name.endswith("_ms") else f"from {low:g} to"
+                raise ConfigError(f"{name} must be a finite number {above} {high:g}, got {v}")
+        if self.max_rounds < self.min_rounds:
+            raise ConfigError(f"max_rounds {self.max_rounds} is below min_rounds {self.min_rounds}")
+
+
+#: Bounds of each protocol knob: beyond them a sweep would never end (an hour of warm-up per
+#: path, millions of rounds) or measure nothing.
+LIMITS = {"warmup_ms": (0, 600_000.0), "min_warmup": (1, 100_000), "target_ms": (0, 3_600_000.0),
+          "min_rounds": (1, 1_000_000), "max_rounds": (1, 1_000_000), "device_calls": (0, 10_000)}
+
+
+class Clock:
+    """Times single calls on one device: CUDA events on a GPU, ``perf_counter_ns`` on a CPU."""
+
+    def __init__(self, device: str):
+        self.cuda = device.startswith("cuda")
+
+    def sync(self):
+        if self.cuda:
+            torch.cuda.synchronize()
+
+    def once(self, path: Path) -> float:
+        """Microseconds of one synchronised call (used for warm-up and estimates)."""
+        return self.calls([path])[0]
+
+    def window(self, path: Path, n: int) -> float:
+        """µs per call of ``n`` back-to-back calls of ``path`` between two events, with a
+        synchronisation before and after (none inside), as the reference times a path."""
+        with path.context():
+            if self.cuda:
+                s, e = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+                self.sync()
+                s.record()
+                for _ in range(n):
+                    path.call()
+                e.record()
+                self.sync()
+                return s.elapsed_time(e) * 1000.0 / n
+            t0 = time.perf_counter_ns()
+            for _ in range(n):
+                path.call()
+            return (time.perf_counter_ns() - t0) / 1000.0 / n
+
+    def calls(self, seq: list[Path]) -> list[float]:
+        """Call each path of ``seq`` once, in order; µs per call, one synchronisation at the end."""
+        if self.cuda:
+            marks = []
+            self.sync()
+            for path in seq:
+                s, e = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+                with path.context():
+                    s.record()
+                    path.call()
+                    e.record()
+                marks.append((s, e))
+            self.sync()
+            return [s.elapsed_time(e) * 1000.0 for s, e in marks]
+        out = []
+        for path in seq:
+            with path.context():
+                t0 = time.perf_counter_ns()
+                path.call()
+                out.append((time.perf_counter_ns() - t0) / 1000.0)
+        return out
+
+
+def warmup(clock: Clock, path: Path, proto: Protocol) -> float:
+    """Run ``path`` for ``warmup_ms`` (at least ``min_warmup`` calls); return the median µs per
+    call of the second half (the first calls pay one-off set-up)."""
+    times: list[float] = []
+    while len(times) < proto.min_warmup or sum(times) < proto.warmup_ms * 1000.0:
+        times.append(clock.once(path))
+    return float(statistics.median(times[len(times) // 2:]))
+
+
+def rounds_for(round_us: float, proto: Protocol) -> int:
+    """Rounds that fit ``target_ms`` when one round (a call of each path) takes ``round_us``."""
+    n = round(proto.target_ms * 1000.0 / max(round_us, 1e-3))
+    return int(min(proto.max_rounds, max(proto.min_rounds, n)))
+
+
+def wall_rounds(paths: Mapping[str, Path], proto: Protocol, device: str) -> dict[str, list[float]]:
+    """Warm up, then measure by ``proto.mode``; returns µs per call, per path, in round order
+    (one sample per call, block call or window, the same count for every path).
+
+    ``rotation``: a round is one call of every path in a rotating order, each between two
+    events, all enqueued with one synchronisation at the end. ``blocks``: a round is
+    ``block_calls`` synchronised calls of each path in turn. ``windows``: a round is one window
+    of ``window_calls`` back-to-back calls per path (:meth:`Clock.window`). ``long``:
+    ``long_rounds`` rounds of one long window per path (the budget split evenly, at least
+    ``long_min_calls`` calls), the order of the paths reversed every other round.
+    """
+    clock = Clock(device)
+    names = list(paths)
+    est = {n: warmup(clock, paths[n], proto) for n in names}
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        if proto.mode == "rotation":
+            return _rotation(clock, paths, names, rounds_for(sum(est.values()), proto))
+        out: dict[str, list[float]] = {n: [] for n in names}
+        if proto.mode == "long":
+            share_us = proto.target_ms * 1000.0 / (proto.long_rounds * len(names))
+            calls = {n: max(proto.long_min_calls, round(share_us / max(est[n], 1e-3)))
+                     for n in names}
+            for r in range(proto.long_rounds):
+                for n in (names if r % 2 == 0 else names[::-1]):
+                    out[n].append(clock.window(paths[n], calls[n]))
+            return out
+        per = proto.block_calls if proto.mode == "blocks" else proto.window_calls
+        rounds = rounds_for(per * sum(est.values()), proto)
+        for r in range(rounds):
+            order = ORDERS[r % len(ORDERS)] if len(names) == 3 else range(len(names))
+            for i in order:
+                n = names[i]
+                if proto.mode == "blocks":
+                    out[n].extend(clock.window(paths[n], 1) for _ in range(per))
+                else:
+                    out[n].append(clock.window(paths[n], per))
+        return out
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
+def _rotation(clock: Clock, paths, names, rounds: int) -> dict[str, list[float]]:
+    seq, owner = [], []
+    for r in range(rounds):
+        order = ORDERS[r % len(ORDERS)] if len(names) == 3 else range(len(names))
+        for i in order:
+            seq.append(paths[names[i]])
+            owner.append(names[i])
+    times = clock.calls(seq)
+    out: dict[str, list[float]] = {n: [] for n in names}
+    for n, t in zip(owner, times):
+        out[n].append(t)
+    return out
+
+
+LABEL = "mhabench::"
+
+
+class DeviceTimes:
+    """One profiler session over labelled calls: kernel time and host work per call, per label.
+
+    Use as a context manager; call :meth:`record` inside, read :attr:`per_call` (µs of device
+    activity per call), :attr:`kernel_names` (what each label launched) and :attr:`host_work`
+    (per label, the exact host-work counts of each call: :func:`mhabench.measure.hostwork.per_range`)
+    after, and :attr:`peak_mem` (bytes: the largest allocation during one of the label's calls,
+    read around them at no cost). With ``ops`` the session also records every dispatched aten
+    op, for the counts. On a CPU there are no kernels to sum: a session there exists only for
+    the host-work counts (``ops``), and without ``ops`` nothing is recorded.
+    :attr:`overhead_s` says what the session itself cost (start, stop, reading the records).
+    """
+
+    def __init__(self, device: str, ops: bool = False):
+        self.device = device
+        self.cuda = device.startswith("cuda")
+        self.ops = ops
+        self.active = self.cuda or ops
+        self.per_call: dict[str, list[float]] = {}
+        self.kernel_names: dict[str, set[str]] = {}
+        self.host_work: dict[str, list[dict]] = {}
+        self.peak_mem: dict[str, float] = {}
+        self._dropped: set[str] = set()
+        self.overhead_s = {"start": 0.0, "stop": 0.0, "parse": 0.0}
+        self._rec = None
+
+    def __enter__(self):
+        if self.active:
+            t0 = time.perf_counter()
+            self._rec = compat.KernelRecorder(self.device, ops=self.ops)
+            self._rec.__enter__()
+            self.overhead_s["start"] = time.perf_counter() - t0
+        return self
+
+    def record(self, label: str, path: Path, calls: int) -> None:
+        """``calls`` labelled calls of ``path``. If one raises, the label is dropped from the
+        session's figures (what its calls launched is not counted) and the error re-raised."""
+        if not self.active:
+            return
+        try:
+            with path.context(), PeakTracker(self.device) as peak:
+                for _ in range(calls):
+                    with record_function(LABEL + label):
+                        path.call()
+        except BaseException:
+            self._dropped.add(label)
+            raise
+        self.peak_mem[label] = peak.bytes
+
+    def __exit__(self, *exc):
+        if self._rec is None:
+            return False
+        t0 = time.perf_counter()
+        self._rec.__exit__(*exc)
+        t1 = time.perf_counter()
+        if exc[0] is None:
+            prof = compat.raw_profile(self._rec.events(), LABEL)
+            ranges = [r for r in prof.ranges if r[2] not in self._dropped]
+            if self.cuda:
+                self.per_call = attribute_device_time(ranges, prof.launches, prof.kernels)
+                self.kernel_names = kernel_names(ranges, prof.launches, prof.kernels)
+            if self.ops:
+                self.host_work = hostwork.per_range(ranges, prof.host, prof.launches,
+                                                    prof.kernels, prof.copy_bytes)
+        self.overhead_s["stop"], self.overhead_s["parse"] = t1 - t0, time.perf_counter() - t1
+        return False
+
+
+def _range_of(ranges, starts, t):
+    """Index of the range holding host time ``t``, or -1."""
+    i = bisect.bisect_right(starts, t) - 1
+    return i if i >= 0 and t <= ranges[i][1] else -1
+
+
+def kernel_names(ranges, ops, kernels) -> dict[str, set[str]]:
+    """Per label, the names of the device activities launched in its ranges (see below)."""
+    ranges = sorted(ranges)
+    starts = [r[0] for r in ranges]
+    out: dict[str, set[str]] = {}
+    for op_id, _, _, name in kernels:
+        t = ops.get(op_id)
+        i = -1 if t is None else _range_of(ranges, starts, t)
+        if i >= 0:
+            out.setdefault(ranges[i][2], set()).add(name)
+    return out
+
+
+def attribute_device_time(ranges, ops, kernels) -> dict[str, list[float]]:
+    """Sum device activity per labelled range, in µs; one list entry per range, in time order.
+
+    ``ranges``: ``(start_ns, end_ns, label)`` of the labelled calls (not nested);
+    ``ops``: launch id -> host start_ns; ``kernels``: ``(launch id, device start_ns,
+    duration_ns[, name])`` (a record that appears twice counts once). A kernel belongs to the
+    range its launch started in.
+    """
+    ranges = sorted(ranges)
+    starts = [r[0] for r in ranges]
+    totals = [0.0] * len(ranges)
+    for op_id, _, dur, *_ in set(kernels):
+        t = ops.get(op_id)
+        i = -1 if t is None else _range_of(ranges, starts, t)
+        if i >= 0:
+            totals[i] += dur / 1000.0
+    out: dict[str, list[float]] = {}
+    for (_, _, label), total in zip(ranges, totals):
+        out.setdefault(label, []).append(total)
+    return out

@@ -1,0 +1,81 @@
+"""The measuring process a supervisor starts (``python -m mhabench.run.worker``).
+
+Reads one JSON line on stdin (``{"spec"}``), applies it and warms up (torch imported, one tiny
+attention call), says ``R``, reads a second (``{"points", "peak_tflops"}``), then for each
+point: ``S label``, the point measured by :func:`mhabench.measure.sweep.measure`, ``C {cost}``
+and ``E {journal line}`` on its
+own copy of stdout, and waits for the parent's go-ahead (a line on stdin) before the next one.
+Ends with ``D``. Anything the measuring code prints goes to stderr. SIGINT is ignored (the
+parent decides what an interruption means) and the worker dies with its parent.
+"""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sys
+
+
+def _die_with_parent() -> None:
+    try:
+        import ctypes
+        ctypes.CDLL(None).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG (Linux)
+    except (OSError, AttributeError):
+        pass
+
+
+def _preload() -> None:
+    """Import what a first point would import lazily (scipy's beta law, the attention code's
+    own imports, seconds on a busy host), so that the point timer counts measuring only."""
+    import scipy.stats  # noqa: F401
+    import torch
+    m = torch.nn.MultiheadAttention(8, 2, batch_first=True).eval()
+    x = torch.zeros(1, 2, 8)
+    with torch.inference_mode():
+        m(x, x, x, key_padding_mask=torch.tensor([[False, True]]), need_weights=False)
+
+
+def main() -> int:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    _die_with_parent()
+    out = os.fdopen(os.dup(1), "wb", buffering=0)
+    os.dup2(2, 1)
+
+    def send(kind: str, text: str = "") -> None:
+        out.write(f"{kind} {text}\n".encode())
+
+    line = sys.stdin.readline()
+    if not line:
+        return 0  # the parent is gone before saying anything
+    from ..measure.config import Point
+    from .supervise import WorkerSpec
+    spec = WorkerSpec.from_json(json.loads(line)["spec"])
+    from ..measure import sweep
+    from .journal import entry_text
+    from ..measure.host_setup import apply
+    apply(spec.threads, spec.pin_cpu)
+    _preload()
+    send("R")
+    line = sys.stdin.readline()
+    if not line:
+        return 0  # the parent went on without this worker
+    job = json.loads(line)
+    points = [Point(**p) for p in job["points"]]
+    peak = job.get("peak_tflops")
+    peak = float("nan") if peak is None else peak
+    for point in points:
+        send("S", point.label)
+        cost: dict = {}
+        result = sweep.measure(point, spec.protocol, cost, spec.extras)
+        result.peak_tflops = peak
+        text = entry_text(result)
+        send("C", json.dumps(cost))
+        send("E", text)
+        if not sys.stdin.readline():
+            return 0  # the parent is gone
+    send("D")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
