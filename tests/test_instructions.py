@@ -104,8 +104,14 @@ def test_dump_total_reads_totals_then_summary_and_refuses_neither():
     assert ins.dump_total("events: Ir Dr\nsummary: 77 9\n") == 77
     with pytest.raises(ValueError):
         ins.dump_total("events: Ir\nfn=(1) f\n")
-    assert ins.per_call({"fast": 600, "slow": 900}, {"fast": 20, "slow": 10}) == \
-        {"fast": 30.0, "slow": 90.0}
+
+
+def test_calls_split_into_dumps_and_the_median_dump_is_the_figure():
+    assert ins.split_calls(20, 4) == [5, 5, 5, 5]
+    assert ins.split_calls(10, 4) == [3, 3, 2, 2] and ins.split_calls(2, 4) == [1, 1]
+    assert sum(ins.split_calls(7)) == 7
+    # one dump whose calls met a slow path moves it, not the figure
+    assert ins.median_per_call([(500, 5), (505, 5), (900, 5), (495, 5)]) == 100.5
 
 
 def test_read_lines_keeps_finished_points_and_drops_a_line_cut_short(tmp_path):

@@ -6,9 +6,9 @@ as ``python -m mhabench.measure.instructions worker POINTS OUT``, is started und
 ``valgrind --tool=callgrind --collect-atstart=no``: nothing is counted until it toggles
 collection on around a path's measured calls, the way ``torch.utils.benchmark``'s
 ``collect_callgrind`` does (``torch._C._valgrind_toggle()``, the calls,
-``torch._C._valgrind_toggle_and_dump_stats()``). Each toggle-and-dump writes
-``<callgrind-out-file>.<n>``; its ``totals:`` (or ``summary:``) line over the call count is the
-per-call figure. The worker appends one JSON line per point to OUT, so a crash keeps the
+``torch._C._valgrind_toggle_and_dump_stats()``), in :data:`DUMPS` runs per path. Each
+toggle-and-dump writes ``<callgrind-out-file>.<n>``; its ``totals:`` (or ``summary:``) line over
+its calls is one per-call count, and the median over the dumps is the figure. The worker appends one JSON line per point to OUT, so a crash keeps the
 finished points and :func:`sweep` restarts the worker at the next point.
 
 Counts hold still when the process does: one torch thread, the garbage collector off around
@@ -33,6 +33,10 @@ from .config import ConfigError, Point
 #: with these, within 0.3% at 23 of the 24 (bench/instructions_aa.py). With 10 calls of each
 #: slow path, slow_fair (~0.5 M instructions per call) spread up to 0.36%.
 CALLS = {"fast": 20, "slow": 20, "slow_fair": 20}
+#: Dumps a path's calls are split into; the figure is the median of their per-call counts, so
+#: one call that meets a slow path of the allocator or the interpreter moves one dump, not the
+#: figure (``torch.utils.benchmark``'s ``collect_callgrind`` takes repeats for the same reason).
+DUMPS = 4
 WARMUP_CALLS = 3
 HASH_SEED = "0"
 #: What a worker prints on stderr at each stage, with seconds since its start (read by
@@ -250,9 +254,16 @@ def _log_tail(log_file: str) -> str:
     return lines[-1][:200] if lines else "no output"
 
 
-def per_call(totals: dict, calls: dict) -> dict[str, float]:
-    """Instructions per call: a path's dumped total over its measured calls."""
-    return {p: totals[p] / calls[p] for p in totals}
+def split_calls(n: int, dumps: int = DUMPS) -> list[int]:
+    """``n`` calls in ``min(dumps, n)`` runs of near-equal size (the larger first)."""
+    k = max(1, min(dumps, n))
+    return [n // k + (i < n % k) for i in range(k)]
+
+
+def median_per_call(dumped: list[tuple[int, int]]) -> float:
+    """The median over dumps of (instructions / calls), from ``[(instructions, calls)]``."""
+    from .stats import median
+    return median([total / n for total, n in dumped])
 
 
 def dump_total(text: str) -> int:
@@ -302,24 +313,29 @@ def count_point(point: Point, calls: dict, warmup: int, prefix: str) -> dict:
         with path.context():
             for _ in range(warmup):
                 path.call()
-    totals, used = {}, {}
+    totals, used, figures, dumps = {}, {}, {}, {}
     for name, path in paths.items():
         n = calls.get(name)
         if not n:
             continue
+        dumped = []
         with path.context():
-            gc.collect()
-            gc.disable()
-            try:
-                torch._C._valgrind_toggle()
-                for _ in range(n):
-                    path.call()
-                torch._C._valgrind_toggle_and_dump_stats()
-            finally:
-                gc.enable()
-        totals[name], used[name] = _read_dump(prefix), n
-    return {"status": "ok", "message": "", "instructions": per_call(totals, used),
-            "totals": totals, "calls": used}
+            for size in split_calls(n):
+                gc.collect()
+                gc.disable()
+                try:
+                    torch._C._valgrind_toggle()
+                    for _ in range(size):
+                        path.call()
+                    torch._C._valgrind_toggle_and_dump_stats()
+                finally:
+                    gc.enable()
+                dumped.append((_read_dump(prefix), size))
+        totals[name], used[name] = sum(t for t, _ in dumped), n
+        figures[name] = median_per_call(dumped)
+        dumps[name] = [round(t / size, 1) for t, size in dumped]
+    return {"status": "ok", "message": "", "instructions": figures,
+            "totals": totals, "calls": used, "per_dump": dumps}
 
 
 def worker(points_file: str, out_file: str, prefix: str) -> int:
