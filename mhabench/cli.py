@@ -231,13 +231,13 @@ def cmd_run(args) -> int:
         from .measure import instructions as ins
         ins.check_points(points, args.instructions_allow_cuda)
         ins.valgrind()
-    from .run.supervise import _stop, start_worker
+    from .run.supervise import start_worker
     worker = start_worker(spec)  # imports torch and warms up while this process goes on
     try:
         return _run_with(args, device, dtype, grid, points, proto, outputs, journal_path, spec,
                          counting, worker)
     finally:
-        _stop(worker)
+        worker.stop()
 
 
 def _run_with(args, device, dtype, grid, points, proto, outputs, journal_path, spec, counting,

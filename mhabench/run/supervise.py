@@ -133,16 +133,31 @@ def _stop(proc: subprocess.Popen) -> None:
             pass
 
 
-def start_worker(spec: WorkerSpec) -> subprocess.Popen:
+@dataclass
+class Worker:
+    """A started worker process and the spec it was told (:func:`start_worker`)."""
+
+    proc: subprocess.Popen
+    spec: WorkerSpec
+
+    def suits(self, spec: WorkerSpec) -> bool:
+        """Alive and told ``spec`` (the peak aside: the points' line carries it)."""
+        return self.proc.poll() is None and replace(self.spec, peak_tflops=0.0) == replace(
+            spec, peak_tflops=0.0)
+
+    def stop(self) -> None:
+        _stop(self.proc)
+
+
+def start_worker(spec: WorkerSpec) -> Worker:
     """A worker process, told ``spec`` at once: it imports torch and warms up while the caller
     goes on (a ``mhabench run`` parent reads its peak and writes its metadata meanwhile), and
     waits for its points (:func:`supervise`)."""
     argv, env = worker_command(spec)
     proc = subprocess.Popen(argv, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                             start_new_session=False)
-    proc.mhabench_spec = spec  # what it was told, to tell whether it suits a later sweep
     _send(proc, {"spec": spec.to_json()})
-    return proc
+    return Worker(proc, spec)
 
 
 def _send(proc: subprocess.Popen, doc: dict) -> None:
@@ -153,15 +168,9 @@ def _send(proc: subprocess.Popen, doc: dict) -> None:
         pass  # it died: its exit is read where its lines are
 
 
-def _suits(proc, spec: WorkerSpec) -> bool:
-    told = getattr(proc, "mhabench_spec", None)
-    return proc.poll() is None and told is not None and replace(
-        told, peak_tflops=0.0) == replace(spec, peak_tflops=0.0)
-
-
 def supervise(points: Sequence[Point], spec: WorkerSpec,
               on_entry: Callable[[str, dict], None], cost: dict | None = None,
-              worker: subprocess.Popen | None = None) -> None:
+              worker: Worker | None = None) -> None:
     """Measure ``points`` in order in worker processes; every point ends as one ``on_entry(text,
     parsed)`` call, measured or failed. ``cost`` accumulates the workers' cost split.
     ``worker``: one :func:`start_worker` began earlier, used first if it was told this spec
@@ -169,8 +178,8 @@ def supervise(points: Sequence[Point], spec: WorkerSpec,
     from .journal import failed_text
     todo = list(points)
     cost = {} if cost is None else cost
-    if worker is not None and not (todo and _suits(worker, spec)):
-        _stop(worker)
+    if worker is not None and not (todo and worker.suits(spec)):
+        worker.stop()
         worker = None
     while todo:
         done, reason = _run_worker(todo, spec, on_entry, cost, worker)
@@ -183,11 +192,11 @@ def supervise(points: Sequence[Point], spec: WorkerSpec,
 
 
 def _run_worker(todo: list[Point], spec: WorkerSpec, on_entry, cost: dict,
-                proc: subprocess.Popen | None = None) -> tuple[int, str]:
-    """One worker (``proc``, or a new one) over ``todo``: (points it finished, why it stopped
+                worker: Worker | None = None) -> tuple[int, str]:
+    """One worker (``worker``, or a new one) over ``todo``: (points it finished, why it stopped
     early or "")."""
     argv, _ = worker_command(spec)
-    proc = proc or start_worker(spec)
+    proc = (worker or start_worker(spec)).proc
     done = 0
     try:
         _send(proc, {"points": [asdict(p) for p in todo],

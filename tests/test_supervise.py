@@ -1,0 +1,37 @@
+"""A worker started ahead of its sweep: used when it was told the sweep's spec, stopped when
+not, and either way every point is measured."""
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+
+from mhabench.measure.config import Point
+from mhabench.measure.timing import Protocol
+from mhabench.run.supervise import WorkerSpec, start_worker, supervise
+
+POINTS = [Point(2, 8, 32, 4, b, dtype="float32", device="cpu") for b in (1, 61)]
+SPEC = WorkerSpec(Protocol(warmup_ms=0.5, target_ms=2.0, min_rounds=3, device_calls=0),
+                  extras=False, threads=1, peak_tflops=1.5)
+
+
+def _sweep(spec, worker):
+    got = []
+    supervise(POINTS, spec, lambda text, parsed: got.append(json.loads(text)), worker=worker)
+    return got
+
+
+def test_a_worker_started_ahead_measures_the_sweep_and_the_peak_comes_later():
+    early = start_worker(replace(SPEC, peak_tflops=float("nan")))  # peak not known yet
+    assert early.suits(SPEC)
+    got = _sweep(SPEC, early)
+    assert early.proc.poll() == 0, "the early worker ran the sweep to its end"
+    assert [g["record"]["status"] for g in got] == ["ok", "ok"]
+    assert [g["record"]["peak_tflops"] for g in got] == [1.5, 1.5]
+
+
+def test_a_worker_told_another_spec_is_stopped_and_a_fresh_one_measures():
+    early = start_worker(replace(SPEC, threads=2))
+    assert not early.suits(SPEC)
+    got = _sweep(SPEC, early)
+    assert early.proc.poll() is not None and early.proc.returncode != 0, "stopped, not used"
+    assert [g["record"]["status"] for g in got] == ["ok", "ok"]
