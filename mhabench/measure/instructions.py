@@ -8,8 +8,9 @@ collection on around a path's measured calls, the way ``torch.utils.benchmark``'
 ``collect_callgrind`` does (``torch._C._valgrind_toggle()``, the calls,
 ``torch._C._valgrind_toggle_and_dump_stats()``), in :data:`DUMPS` runs per path. Each
 toggle-and-dump writes ``<callgrind-out-file>.<n>``; its ``totals:`` (or ``summary:``) line over
-its calls is one per-call count, and the median over the dumps is the figure. The worker appends one JSON line per point to OUT, so a crash keeps the
-finished points and :func:`sweep` restarts the worker at the next point.
+its calls is one per-call count, and the median over the dumps is the figure. The worker
+appends one JSON line per point to OUT, so a crash keeps the finished points and :func:`sweep`
+restarts the worker at the next point.
 
 Counts hold still when the process does: one torch thread, the garbage collector off around
 the measured calls, a fixed ``PYTHONHASHSEED``, warm-up calls before collection starts.

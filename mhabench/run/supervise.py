@@ -160,9 +160,10 @@ def start_worker(spec: WorkerSpec) -> Worker:
     return Worker(proc, spec)
 
 
-def _send(proc: subprocess.Popen, doc: dict) -> None:
+def _send(proc: subprocess.Popen, doc: dict | None = None) -> None:
+    """One line to the worker: ``doc`` as JSON, or an empty line (the go-ahead)."""
     try:
-        proc.stdin.write((json.dumps(doc) + "\n").encode())
+        proc.stdin.write(("" if doc is None else json.dumps(doc)).encode() + b"\n")
         proc.stdin.flush()
     except BrokenPipeError:
         pass  # it died: its exit is read where its lines are
@@ -230,11 +231,7 @@ def _run_worker(todo: list[Point], spec: WorkerSpec, on_entry, cost: dict,
                 text = payload.decode()
                 on_entry(text, json.loads(text))
                 done += 1
-                try:
-                    proc.stdin.write(b"\n")
-                    proc.stdin.flush()
-                except BrokenPipeError:
-                    pass
+                _send(proc)
             elif kind == b"D":
                 proc.wait()
                 return done, ""
