@@ -1,8 +1,10 @@
 """A worker started ahead of its sweep: used when it was told the sweep's spec, stopped when
-not, and either way every point is measured."""
+not, and either way every point is measured. The journal's fsync of a point runs while the
+worker builds the next, and that point's timed rounds wait for it."""
 from __future__ import annotations
 
 import json
+import time
 from dataclasses import replace
 
 from mhabench.measure.config import Point
@@ -35,3 +37,19 @@ def test_a_worker_told_another_spec_is_stopped_and_a_fresh_one_measures():
     got = _sweep(SPEC, early)
     assert early.proc.poll() is not None and early.proc.returncode != 0, "stopped, not used"
     assert [g["record"]["status"] for g in got] == ["ok", "ok"]
+
+
+def test_each_entry_is_synced_once_and_the_next_points_rounds_wait_for_it():
+    points = POINTS + [Point(2, 8, 32, 4, 17, dtype="float32", device="cpu")]
+    events, cost = [], {}
+
+    def sync():
+        time.sleep(0.3)  # a slow disk
+        events.append("sync")
+
+    supervise(points, SPEC, lambda text, parsed: events.append(parsed["label"]), cost=cost,
+              sync=sync)
+    assert events == [e for p in points for e in (p.label, "sync")]
+    assert cost["journal_sync"] >= 0.3 * len(points)
+    # the worker's rounds of points 2 and 3 waited out most of the sync of the point before
+    assert cost["journal_wait"] >= 0.2 * (len(points) - 1), cost

@@ -65,7 +65,7 @@ def active_paths(inp):
 
 
 def measure(point: Point, proto: Protocol, cost: dict | None = None,
-            extras: bool = True) -> Result:
+            extras: bool = True, before_rounds: Callable[[], None] | None = None) -> Result:
     """Correctness, wall time and (on CUDA) device time of one point, with the figures beyond
     the reference (``extras``: drift against the fp32 reference, peak memory, the SDPA backend
     split), none of which runs inside the timed rounds.
@@ -79,14 +79,16 @@ def measure(point: Point, proto: Protocol, cost: dict | None = None,
     (of which the profiler's own ``profiler_start``/``profiler_stop``/``profiler_parse``), and
     the extras' ``extra_fp32``,
     ``extra_backends`` (inside the device pass's session, not counted in ``device_pass``) and
-    ``extra_memory`` (only where no device pass carried the reading).
+    ``extra_memory`` (only where no device pass carried the reading). ``before_rounds`` runs
+    once the inputs are built and checked, just before the timed rounds: a supervised worker
+    waits there until the point before is fsynced to the journal.
 
     The passes, in order: :func:`_wall_pass`, then :func:`_device_pass` (CUDA) or
     :func:`_host_counts` (a CPU), then :func:`_extras`; each returns here.
     """
     cost = {} if cost is None else cost
     res = Result(point)
-    paths = _wall_pass(res, proto, cost, extras)
+    paths = _wall_pass(res, proto, cost, extras, before_rounds)
     if paths is None or not res.timed:
         return res
     if proto.device_calls and point.device.startswith("cuda"):
@@ -98,7 +100,8 @@ def measure(point: Point, proto: Protocol, cost: dict | None = None,
     return res
 
 
-def _wall_pass(res: Result, proto: Protocol, cost: dict, extras: bool) -> dict | None:
+def _wall_pass(res: Result, proto: Protocol, cost: dict, extras: bool,
+               before_rounds: Callable[[], None] | None = None) -> dict | None:
     """Build, check fast against slow, then the wall rounds; the paths, or None if the point
     failed (its status says why). The fp32 drift (an extra) runs here, between the check and
     the rounds: it needs the fast output, which the rounds do not keep alive."""
@@ -119,6 +122,10 @@ def _wall_pass(res: Result, proto: Protocol, cost: dict, extras: bool) -> dict |
         if extras:
             t0 += _extra(res, cost, "fp32", _drift, res, inp, fast_out)  # counted apart
         del fast_out
+        if before_rounds:  # its wait is counted apart, as ``journal_wait``
+            t1 = time.perf_counter()
+            before_rounds()
+            t0 += _add(cost, "journal_wait", time.perf_counter() - t1)
         res.rounds = wall_rounds(paths, proto, point.device)
     except FastPathNotTaken as exc:
         res.status, res.message = NO_FASTPATH, str(exc)
@@ -311,8 +318,9 @@ def sweep(points: Iterable[Point], proto: Protocol,
     return results
 
 
-def _add(acc: dict, key: str, seconds: float) -> None:
+def _add(acc: dict, key: str, seconds: float) -> float:
     acc[key] = round(acc.get(key, 0.0) + seconds, 4)
+    return seconds
 
 
 def calibrate_peak(device: str, dtype: str, force: bool = False) -> dict:

@@ -1,5 +1,6 @@
-"""A sweep that loses nothing: supervised points, each journaled before the next, files rebuilt
-from the journal at the end, on SIGINT / SIGTERM / SIGHUP, and on SIGUSR1 (on request)."""
+"""A sweep that loses nothing: supervised points, each journaled before the next (fsynced while
+the next one's inputs are built), files rebuilt from the journal at the end, on SIGINT /
+SIGTERM / SIGHUP, and on SIGUSR1 (on request)."""
 from __future__ import annotations
 
 import os
@@ -42,13 +43,16 @@ def default_journal(outputs: Outputs) -> Path:
 
 def run(points: Sequence[Point], spec: WorkerSpec, meta: dict, dtype: str, outputs: Outputs,
         journal_path, resume: bool = False,
-        on_entry: Callable[[dict], None] | None = None, worker=None) -> Outcome:
+        on_entry: Callable[[dict], None] | None = None, worker=None,
+        sync_ahead: bool = True) -> Outcome:
     """Measure the points of ``points`` not yet in the journal and rebuild ``outputs``.
 
     ``resume``: reopen ``journal_path`` (refused, ConfigError, if it is from another torch
     build, protocol or grid); else a new journal is started there. ``meta["cost_s"]``
     accumulates the cost split; ``on_entry`` sees each finished point (progress); ``worker``:
     one :func:`mhabench.run.supervise.start_worker` began earlier, to measure with first.
+    ``sync_ahead`` false: each line is fsynced before the worker's go-ahead, on the sweep's
+    critical path (``bench/supervise_cost.py`` compares the two).
     """
     head = header(meta, list(points), dtype, spec.extras)
     journal = Journal.resume(journal_path, head) if resume else Journal.create(journal_path, head)
@@ -57,7 +61,7 @@ def run(points: Sequence[Point], spec: WorkerSpec, meta: dict, dtype: str, outpu
     asked = []
 
     def entry(text: str, parsed: dict) -> None:
-        _held(journal.append, text, parsed)
+        _held(journal.append, text, parsed, not sync_ahead)
         if on_entry:
             on_entry(parsed)
         if asked:
@@ -77,7 +81,8 @@ def run(points: Sequence[Point], spec: WorkerSpec, meta: dict, dtype: str, outpu
     t0 = time.perf_counter()
     try:
         try:
-            supervise(todo, spec, entry, cost=meta.setdefault("cost_s", {}), worker=worker)
+            supervise(todo, spec, entry, cost=meta.setdefault("cost_s", {}), worker=worker,
+                      sync=journal.sync if sync_ahead else None)
         except KeyboardInterrupt:
             stopped = signal.SIGINT
         except Stopped as exc:

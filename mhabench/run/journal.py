@@ -2,9 +2,10 @@
 
 Line 1 is a header: what the points were measured with (torch version and git hash, protocol,
 grid labels, device, dtype, extras) and the run's metadata. Each further line is one finished
-point, appended, flushed and fsynced before the next point starts: ``{"label", "doc"`` (the
-point's ``--json`` entry), ``"row"`` (its CSV cells), ``"record"`` (the Result's other fields,
-for :meth:`Result.from_json`)``}``. A kill at any moment loses at most the point in progress;
+point, written and flushed before the next point starts and fsynced before the next point's
+timed rounds (the worker builds its inputs meanwhile): ``{"label", "doc"`` (the point's
+``--json`` entry), ``"row"`` (its CSV cells), ``"record"`` (the Result's other fields, for
+:meth:`Result.from_json`)``}``. A kill at any moment loses at most the point in progress;
 a line cut short by a kill mid-write is dropped on reading.
 
 The CSV, errors JSON and full JSON are rebuilt from the entries (:func:`rebuild`), each
@@ -119,17 +120,23 @@ class Journal:
     def labels(self) -> set[str]:
         return {e["label"] for e in self.entries}
 
-    def append(self, text: str, parsed: dict | None = None) -> dict:
-        """Write one entry line (its JSON text), durably, and keep it; returns it parsed."""
-        self._write(text)
+    def append(self, text: str, parsed: dict | None = None, sync: bool = True) -> dict:
+        """Write one entry line (its JSON text) and keep it; returns it parsed. The line is
+        flushed to the OS at once, which a killed process cannot undo, and fsynced (against a
+        crash of the machine) here, or by :meth:`sync` when ``sync`` is false."""
+        self._write(text, sync)
         parsed = json.loads(text) if parsed is None else parsed
         self.entries.append(parsed)
         return parsed
 
-    def _write(self, text: str) -> None:
+    def sync(self) -> None:
+        os.fsync(self._fh.fileno())
+
+    def _write(self, text: str, sync: bool = True) -> None:
         self._fh.write(text + "\n")
         self._fh.flush()
-        os.fsync(self._fh.fileno())
+        if sync:
+            self.sync()
 
     def close(self) -> None:
         self._fh.close()

@@ -4,8 +4,10 @@ The parent starts ``python -m mhabench.run.worker`` (:func:`worker_command`), se
 :class:`WorkerSpec` (the worker then imports torch and warms up) and, on a second line, the
 points, and reads one line per event back: ``R`` (ready), ``S label``
 (a point started), ``C {cost}`` and ``E {entry}`` (a point finished: its journal line). Each
-entry is handed to ``on_entry`` (which journals it) before the worker is told to go on, so a
-finished point is on disk before the next one starts. If the worker dies (abort, segfault,
+entry is handed to ``on_entry`` (which writes it to the journal) before the worker is told to
+go on (an empty line), so a finished point is written before the next one starts; then
+``sync`` (the journal's fsync) runs while the worker builds the next point's inputs, and an
+``F`` line tells it that it may start that point's timed rounds. If the worker dies (abort, segfault,
 ``os._exit``, the kernel's out-of-memory kill) or sends nothing for ``point_timeout`` seconds
 while a point runs, that point is recorded as failed with the reason and a new worker starts
 at the next point.
@@ -160,10 +162,20 @@ def start_worker(spec: WorkerSpec) -> Worker:
     return Worker(proc, spec)
 
 
-def _send(proc: subprocess.Popen, doc: dict | None = None) -> None:
-    """One line to the worker: ``doc`` as JSON, or an empty line (the go-ahead)."""
+def _add(cost: dict, key: str, seconds: float) -> None:
+    cost[key] = round(cost.get(key, 0.0) + seconds, 4)
+
+
+#: The line that tells a worker the point before is fsynced: its next point's rounds may start.
+SYNCED = "F"
+
+
+def _send(proc: subprocess.Popen, doc: dict | str | None = None) -> None:
+    """One line to the worker: ``doc`` as JSON (a str as it is), or an empty line (the
+    go-ahead)."""
+    text = "" if doc is None else doc if isinstance(doc, str) else json.dumps(doc)
     try:
-        proc.stdin.write(("" if doc is None else json.dumps(doc)).encode() + b"\n")
+        proc.stdin.write(text.encode() + b"\n")
         proc.stdin.flush()
     except BrokenPipeError:
         pass  # it died: its exit is read where its lines are
@@ -171,29 +183,32 @@ def _send(proc: subprocess.Popen, doc: dict | None = None) -> None:
 
 def supervise(points: Sequence[Point], spec: WorkerSpec,
               on_entry: Callable[[str, dict], None], cost: dict | None = None,
-              worker: Worker | None = None) -> None:
+              worker: Worker | None = None, sync: Callable[[], None] | None = None) -> None:
     """Measure ``points`` in order in worker processes; every point ends as one ``on_entry(text,
-    parsed)`` call, measured or failed. ``cost`` accumulates the workers' cost split.
-    ``worker``: one :func:`start_worker` began earlier, used first if it was told this spec
-    (the peak aside), else stopped."""
+    parsed)`` call, measured or failed, followed by one ``sync()`` (if given) before the next
+    point's timed rounds. ``cost`` accumulates the workers' cost split. ``worker``: one
+    :func:`start_worker` began earlier, used first if it was told this spec (the peak aside),
+    else stopped."""
     from .journal import failed_text
     todo = list(points)
     cost = {} if cost is None else cost
     if worker is not None and not (todo and worker.suits(spec)):
         worker.stop()
         worker = None
+    sync = sync or (lambda: None)
     while todo:
-        done, reason = _run_worker(todo, spec, on_entry, cost, worker)
+        done, reason = _run_worker(todo, spec, on_entry, cost, worker, sync)
         worker = None
         if done < len(todo) and reason:
             text = failed_text(todo[done], reason)
             on_entry(text, json.loads(text))
+            sync()
             done += 1
         todo = todo[done:]
 
 
 def _run_worker(todo: list[Point], spec: WorkerSpec, on_entry, cost: dict,
-                worker: Worker | None = None) -> tuple[int, str]:
+                worker: Worker | None, sync: Callable[[], None]) -> tuple[int, str]:
     """One worker (``worker``, or a new one) over ``todo``: (points it finished, why it stopped
     early or "")."""
     argv, _ = worker_command(spec)
@@ -203,6 +218,7 @@ def _run_worker(todo: list[Point], spec: WorkerSpec, on_entry, cost: dict,
         _send(proc, {"points": [asdict(p) for p in todo],
                      "peak_tflops": None if math.isnan(spec.peak_tflops) else spec.peak_tflops})
         lines = _Lines(proc.stdout.fileno())
+        asked = time.perf_counter()
         started = False
         timeout = spec.start_timeout
         while True:
@@ -222,16 +238,23 @@ def _run_worker(todo: list[Point], spec: WorkerSpec, on_entry, cost: dict,
             kind, _, payload = line.partition(b" ")
             if kind == b"R":
                 started, timeout = True, spec.point_timeout
+                _add(cost, "worker_ready_wait", time.perf_counter() - asked)
             elif kind == b"S":
                 timeout = spec.point_timeout
             elif kind == b"C":
                 for k, v in json.loads(payload).items():
-                    cost[k] = round(cost.get(k, 0.0) + v, 4)
+                    _add(cost, k, v)
             elif kind == b"E":
+                t0 = time.perf_counter()
                 text = payload.decode()
                 on_entry(text, json.loads(text))
                 done += 1
                 _send(proc)
+                t1 = time.perf_counter()
+                sync()
+                _send(proc, SYNCED)
+                _add(cost, "parent_entry", t1 - t0)
+                _add(cost, "journal_sync", time.perf_counter() - t1)
             elif kind == b"D":
                 proc.wait()
                 return done, ""

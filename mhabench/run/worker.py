@@ -3,10 +3,13 @@
 Reads one JSON line on stdin (``{"spec"}``), applies it and warms up (torch imported, one tiny
 attention call), says ``R``, reads a second (``{"points", "peak_tflops"}``), then for each
 point: ``S label``, the point measured by :func:`mhabench.measure.sweep.measure`, ``C {cost}``
-and ``E {journal line}`` on its
-own copy of stdout, and waits for the parent's go-ahead (a line on stdin) before the next one.
-Ends with ``D``. Anything the measuring code prints goes to stderr. SIGINT is ignored (the
-parent decides what an interruption means) and the worker dies with its parent.
+and ``E {journal line}`` on its own copy of stdout, and waits for the parent's go-ahead (an
+empty line: the entry is written) before the next point, and for ``F`` (it is fsynced) before
+that point's timed rounds. Ends with ``D``. A point's cost carries the seconds the point before
+waited for its go-ahead (``handoff``) and its own rounds for the fsync (``journal_wait``): what
+supervision adds to a sweep per point. Anything the measuring code prints goes to stderr.
+SIGINT is ignored (the parent decides what an interruption means) and the worker dies with its
+parent.
 """
 from __future__ import annotations
 
@@ -14,6 +17,7 @@ import json
 import os
 import signal
 import sys
+import time
 
 
 def _die_with_parent() -> None:
@@ -63,16 +67,30 @@ def main() -> int:
     points = [Point(**p) for p in job["points"]]
     peak = job.get("peak_tflops")
     peak = float("nan") if peak is None else peak
+    owed = [False]  # an F line due: the entry before is written, not yet fsynced
+
+    def synced() -> None:
+        if owed[0]:
+            if not sys.stdin.readline():
+                sys.exit(0)  # the parent is gone
+            owed[0] = False
+
+    handoff = 0.0  # seconds the point before waited for its go-ahead: goes in this point's cost
     for point in points:
         send("S", point.label)
-        cost: dict = {}
-        result = sweep.measure(point, spec.protocol, cost, spec.extras)
+        cost: dict = {"handoff": handoff} if handoff else {}
+        result = sweep.measure(point, spec.protocol, cost, spec.extras, before_rounds=synced)
+        synced()  # a point that failed before its rounds
         result.peak_tflops = peak
         text = entry_text(result)
         send("C", json.dumps(cost))
+        t0 = time.perf_counter()
         send("E", text)
         if not sys.stdin.readline():
             return 0  # the parent is gone
+        handoff = time.perf_counter() - t0
+        owed[0] = True
+    synced()
     send("D")
     return 0
 

@@ -31,7 +31,7 @@ def _patch_sweep(sw):
     real_measure, real_build, real_compare = sw.measure, sw.build, sw.compare
     state = {}
 
-    def measure(point, proto, cost=None, extras=True):
+    def measure(point, proto, cost=None, extras=True, **kw):
         kinds = _kinds(point) | FAULTS.get("any", set())
         if "slow" in kinds:
             time.sleep(0.5)
@@ -50,8 +50,8 @@ def _patch_sweep(sw):
         if "nofast" in kinds:
             from mhabench.measure import compat
             with compat.fastpath_disabled():
-                return real_measure(point, proto, cost, extras)
-        r = real_measure(point, proto, cost, extras)
+                return real_measure(point, proto, cost, extras, **kw)
+        r = real_measure(point, proto, cost, extras, **kw)
         if "serialise" in kinds:
             r.lengths = [object()]
         return r
