@@ -28,7 +28,8 @@ from mhabench.measure import compat  # noqa: E402
 from mhabench.measure.config import canonical_dtype, named_grid, stride  # noqa: E402
 from mhabench.measure.inputs import build  # noqa: E402
 from mhabench.measure.sweep import active_paths  # noqa: E402
-from mhabench.measure.timing import DeviceTimes, Protocol  # noqa: E402
+from mhabench.measure.protocol import Protocol  # noqa: E402
+from mhabench.measure.timing import DeviceTimes  # noqa: E402
 
 
 class CpuOnly(compat.KernelRecorder):

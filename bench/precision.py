@@ -25,7 +25,7 @@ from mhabench.measure.config import named_grid, stride  # noqa: E402
 from mhabench.measure.results import json_doc  # noqa: E402
 from mhabench.measure.stats import spread  # noqa: E402
 from mhabench.measure.sweep import run_meta, sweep  # noqa: E402
-from mhabench.measure.timing import Protocol  # noqa: E402
+from mhabench.measure.protocol import Protocol  # noqa: E402
 
 FIGURES = ("speedup", "device_speedup", "speedup_fair", "device_speedup_fair",
            "wall_fast_us", "wall_slow_us", "device_fast_us", "device_slow_us")

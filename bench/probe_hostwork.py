@@ -19,7 +19,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from mhabench.measure.config import named_grid, stride  # noqa: E402
 from mhabench.measure.hostwork import KINDS  # noqa: E402
 from mhabench.measure.sweep import measure  # noqa: E402
-from mhabench.measure.timing import Protocol  # noqa: E402
+from mhabench.measure.protocol import Protocol  # noqa: E402
 
 
 def main() -> int:

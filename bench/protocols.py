@@ -3,8 +3,9 @@ processes, interleaved with the other candidates and the reference script, in on
 
     python bench/protocols.py --stride 8 --runs 3 --reference REF --out OUT [--candidates a,d,e]
 
-Candidates (mhabench.measure.timing.MODES; docs/protocols.md has the figures):
+Candidates (mhabench.measure.protocol.MODES; docs/protocols.md has the figures):
   a     rotation: one call of each path per round, rotating order, one sync at the end (50 ms)
+  a40   as a with 40 ms per point and 10 rounds at least (15 for a)
   b     blocks of 5 synchronised calls of one path, blocks interleaved (50 ms)
   c     windows of 10 calls between two events, windows interleaved (50 ms)
   d     long: 2 rounds of one window per path (>= 20 calls), order reversed in round 2 (50 ms)
@@ -38,7 +39,8 @@ from mhabench.measure.config import named_grid, stride  # noqa: E402
 from mhabench.measure.stats import spread  # noqa: E402
 
 CANDIDATES = {
-    "a": ({"mode": "rotation"}, 1),
+    "a": ({"mode": "rotation", "target_ms": 50.0, "min_rounds": 15}, 1),
+    "a40": ({"mode": "rotation", "target_ms": 40.0, "min_rounds": 10}, 1),
     "b": ({"mode": "blocks"}, 1),
     "c": ({"mode": "windows"}, 1),
     "d": ({"mode": "long"}, 1),
@@ -54,7 +56,7 @@ def worker(args) -> int:
 
     from mhabench.measure.results import json_doc
     from mhabench.measure.sweep import run_meta, sweep
-    from mhabench.measure.timing import Protocol
+    from mhabench.measure.protocol import Protocol
     points = stride(named_grid(args.grid, args.dtype, args.device), args.stride)
     t0 = time.perf_counter()
     if args.reference:

@@ -29,13 +29,18 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from mhabench.run.supervise import WorkerSpec, spawn_worker  # noqa: E402 (no torch yet)
+
+#: A supervised child spawns its worker before it imports torch, as ``mhabench run`` does.
+SPARE = spawn_worker() if __name__ == "__main__" and "--one" in sys.argv and \
+    sys.argv[sys.argv.index("--one") + 1:][:1] != ["in-process"] else None
+
 from mhabench.run import durable  # noqa: E402
 from mhabench.measure import sweep as sw  # noqa: E402
 from mhabench.measure.config import canonical_dtype, named_grid, stride  # noqa: E402
 from mhabench.run.journal import Outputs  # noqa: E402
 from mhabench.measure.results import ResultFiles  # noqa: E402
-from mhabench.run.supervise import WorkerSpec, start_worker  # noqa: E402
-from mhabench.measure.timing import Protocol  # noqa: E402
+from mhabench.measure.protocol import Protocol  # noqa: E402
 
 
 def in_process(points, proto, extras, out: Path) -> float:
@@ -49,7 +54,7 @@ def in_process(points, proto, extras, out: Path) -> float:
 def supervised(points, proto, extras, dtype, out: Path, sync_ahead: bool = True) -> float:
     t0 = time.perf_counter()
     spec = WorkerSpec(proto, extras=extras)
-    worker = start_worker(spec)  # started ahead, as ``mhabench run`` does
+    worker = SPARE.tell(spec)  # spawned first thing, told its spec now, as in ``mhabench run``
     meta = sw.run_meta(points[0].device, proto, "bench")
     files = Outputs(str(out / "r.csv"), str(out / "e.json"), str(out / "a.json"))
     durable.run(points, spec, meta, dtype, files, out / "j.jsonl", worker=worker,

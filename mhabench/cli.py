@@ -135,7 +135,7 @@ def resolve_points(args, device: str, dtype: str):
 
 
 def resolve_protocol(args):
-    from .measure.timing import Protocol
+    from .measure.protocol import Protocol
     knobs = {k: getattr(args, k) for k in ("min_rounds", "max_rounds", "target_ms", "warmup_ms",
                                            "device_calls", "mode")
              if getattr(args, k) is not None}
@@ -208,6 +208,15 @@ def recheck_peak(results, meta: dict, device: str, dtype: str) -> None:
 
 
 def cmd_run(args) -> int:
+    from .run.supervise import spawn_worker
+    spare = spawn_worker()  # imports torch while this process checks and prepares the run
+    try:
+        return _run_checked(args, spare)
+    finally:
+        spare.stop()
+
+
+def _run_checked(args, spare) -> int:
     device = canonical_device(args.device) if args.device else None
     if args.dtype:
         canonical_dtype(args.dtype)
@@ -232,7 +241,8 @@ def cmd_run(args) -> int:
         ins.check_points(points, args.instructions_allow_cuda)
         ins.valgrind()
     from .run.supervise import start_worker
-    worker = start_worker(spec)  # imports torch and warms up while this process goes on
+    # the spare gets its spec now and warms up while this process reads the peak and so on
+    worker = spare.tell(spec) if spare.suits(spec) else start_worker(spec)
     try:
         return _run_with(args, device, dtype, grid, points, proto, outputs, journal_path, spec,
                          counting, worker)

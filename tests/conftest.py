@@ -16,7 +16,7 @@ import pytest
 import torch
 
 from mhabench.measure.config import Point
-from mhabench.measure.timing import Protocol
+from mhabench.measure.protocol import Protocol
 
 
 def _reference_lengths(a, b, batch_size, seq_len, block_size, seed):

@@ -17,7 +17,7 @@ import pytest
 
 from mhabench import cli
 from mhabench.measure.config import named_grid
-from mhabench.measure.timing import Protocol
+from mhabench.measure.protocol import Protocol
 
 TINY = ["--min-rounds", "2", "--max-rounds", "2", "--target-ms", "1", "--warmup-ms", "0.5",
         "--no-progress", "--no-peak", "--no-table"]

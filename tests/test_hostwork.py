@@ -13,7 +13,7 @@ import pytest
 from mhabench.measure import hostwork
 from mhabench.measure.config import Point
 from mhabench.measure.sweep import measure
-from mhabench.measure.timing import Protocol
+from mhabench.measure.protocol import Protocol
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import plant  # noqa: E402
@@ -114,7 +114,7 @@ COUNT_CODE = """
 import json, sys
 from mhabench.measure.config import Point
 from mhabench.measure.sweep import measure
-from mhabench.measure.timing import Protocol
+from mhabench.measure.protocol import Protocol
 r = measure(Point(2, 8, 32, 4, 1, dtype="fp32", device="cpu"),
             Protocol(warmup_ms=0.5, min_rounds=3, max_rounds=3, target_ms=1.0))
 print(json.dumps({p: r.host_work[p]["ops"] for p in r.host_work}))

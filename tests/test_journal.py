@@ -13,7 +13,7 @@ from mhabench.run import journal as jr
 from mhabench.measure.config import ConfigError, Point, named_grid
 from mhabench.measure.results import ERROR, Result
 from mhabench.run.supervise import WorkerSpec, describe_exit, worker_command
-from mhabench.measure.timing import Protocol
+from mhabench.measure.protocol import Protocol
 
 POINTS = named_grid("smoke", "fp32", "cpu")
 

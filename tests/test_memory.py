@@ -12,7 +12,7 @@ from mhabench.measure.config import Point
 from mhabench.measure.inputs import build
 from mhabench.measure.paths import Path, make_paths
 from mhabench.measure.results import Result
-from mhabench.measure.timing import Protocol
+from mhabench.measure.protocol import Protocol
 
 
 def test_cpu_has_no_figure(tiny_point):

@@ -8,8 +8,8 @@ import time
 from dataclasses import replace
 
 from mhabench.measure.config import Point
-from mhabench.measure.timing import Protocol
-from mhabench.run.supervise import WorkerSpec, start_worker, supervise
+from mhabench.measure.protocol import Protocol
+from mhabench.run.supervise import WorkerSpec, spawn_worker, start_worker, supervise
 
 POINTS = [Point(2, 8, 32, 4, b, dtype="float32", device="cpu") for b in (1, 61)]
 SPEC = WorkerSpec(Protocol(warmup_ms=0.5, target_ms=2.0, min_rounds=3, device_calls=0),
@@ -36,6 +36,15 @@ def test_a_worker_told_another_spec_is_stopped_and_a_fresh_one_measures():
     assert not early.suits(SPEC)
     got = _sweep(SPEC, early)
     assert early.proc.poll() is not None and early.proc.returncode != 0, "stopped, not used"
+    assert [g["record"]["status"] for g in got] == ["ok", "ok"]
+
+
+def test_a_worker_spawned_before_its_spec_takes_the_spec_it_is_told():
+    spare = spawn_worker()
+    assert spare.spec is None and spare.suits(SPEC)
+    assert not spare.suits(replace(SPEC, prefix=("env",))), "a prefix needs a worker started under it"
+    got = _sweep(replace(SPEC, threads=2), spare)
+    assert spare.proc.poll() == 0 and spare.spec.threads == 2, "the spare ran the sweep"
     assert [g["record"]["status"] for g in got] == ["ok", "ok"]
 
 

@@ -11,7 +11,7 @@ from mhabench.measure.config import ConfigError, Point
 from mhabench.measure.inputs import build
 from mhabench.measure.paths import Path
 from mhabench.measure.results import ERROR, MISMATCH, NO_FASTPATH, OK, Result
-from mhabench.measure.timing import Protocol
+from mhabench.measure.protocol import Protocol
 
 PATH_NAMES = {"fast", "slow", "slow_fair"}
 

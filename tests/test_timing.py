@@ -12,8 +12,9 @@ import torch
 from mhabench.measure.config import ConfigError
 from mhabench.measure.inputs import build
 from mhabench.measure.paths import Path, make_paths
-from mhabench.measure.timing import (LABEL, Clock, DeviceTimes, Protocol, attribute_device_time, rounds_for,
-                             wall_rounds, warmup)
+from mhabench.measure.protocol import Protocol
+from mhabench.measure.timing import (LABEL, Clock, DeviceTimes, attribute_device_time, rounds_for,
+                                     wall_rounds, warmup)
 
 
 # --- Protocol ------------------------------------------------------------------------------

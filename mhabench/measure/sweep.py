@@ -22,7 +22,8 @@ from .memory import peak_memory
 from .paths import FastPathNotTaken, backend_paths, make_paths, run_fast_checked
 from .reference import fp32_reference, max_abs_err
 from .results import ERROR, MISMATCH, NO_FASTPATH, Result
-from .timing import DeviceTimes, Protocol, wall_rounds
+from .protocol import Protocol
+from .timing import DeviceTimes, wall_rounds
 
 
 def require_device(device: str) -> None:

@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 from ..measure.config import Point
-from ..measure.timing import Protocol
+from ..measure.protocol import Protocol
 
 #: Seconds a point may run before its worker is killed as hung (``--point-timeout``).
 POINT_TIMEOUT = 900.0
@@ -137,29 +137,51 @@ def _stop(proc: subprocess.Popen) -> None:
 
 @dataclass
 class Worker:
-    """A started worker process and the spec it was told (:func:`start_worker`)."""
+    """A started worker process and the spec it was told (:func:`start_worker`), or None while
+    it waits for one (:func:`spawn_worker`)."""
 
     proc: subprocess.Popen
-    spec: WorkerSpec
+    spec: WorkerSpec | None = None
 
     def suits(self, spec: WorkerSpec) -> bool:
-        """Alive and told ``spec`` (the peak aside: the points' line carries it)."""
-        return self.proc.poll() is None and replace(self.spec, peak_tflops=0.0) == replace(
-            spec, peak_tflops=0.0)
+        """Alive and told ``spec`` (the peak aside: the points' line carries it), or not told
+        any yet and started as ``spec`` needs (no prefix)."""
+        if self.proc.poll() is not None:
+            return False
+        if self.spec is None:
+            return not spec.prefix
+        return replace(self.spec, peak_tflops=0.0) == replace(spec, peak_tflops=0.0)
+
+    def tell(self, spec: WorkerSpec) -> "Worker":
+        """Send ``spec`` to a worker that has none yet: it applies it and warms up."""
+        if self.spec is None:
+            _send(self.proc, {"spec": spec.to_json()})
+            self.spec = spec
+        return self
 
     def stop(self) -> None:
         _stop(self.proc)
 
 
+def _popen(argv: list[str], env: dict[str, str]) -> subprocess.Popen:
+    return subprocess.Popen(argv, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            start_new_session=False)
+
+
+def spawn_worker() -> Worker:
+    """A worker process started before its spec is known: it imports torch and the measuring
+    code (seconds) while the caller validates its arguments, reads the peak and so on, then
+    waits for :meth:`Worker.tell`. ``mhabench run`` starts one first thing, so that a worker's
+    start-up costs the run next to nothing."""
+    argv, env = worker_command(WorkerSpec())
+    return Worker(_popen(argv, env))
+
+
 def start_worker(spec: WorkerSpec) -> Worker:
     """A worker process, told ``spec`` at once: it imports torch and warms up while the caller
-    goes on (a ``mhabench run`` parent reads its peak and writes its metadata meanwhile), and
-    waits for its points (:func:`supervise`)."""
+    goes on, and waits for its points (:func:`supervise`)."""
     argv, env = worker_command(spec)
-    proc = subprocess.Popen(argv, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                            start_new_session=False)
-    _send(proc, {"spec": spec.to_json()})
-    return Worker(proc, spec)
+    return Worker(_popen(argv, env)).tell(spec)
 
 
 def _add(cost: dict, key: str, seconds: float) -> None:
@@ -212,7 +234,7 @@ def _run_worker(todo: list[Point], spec: WorkerSpec, on_entry, cost: dict,
     """One worker (``worker``, or a new one) over ``todo``: (points it finished, why it stopped
     early or "")."""
     argv, _ = worker_command(spec)
-    proc = (worker or start_worker(spec)).proc
+    proc = (worker.tell(spec) if worker else start_worker(spec)).proc
     done = 0
     try:
         _send(proc, {"points": [asdict(p) for p in todo],

@@ -1,7 +1,7 @@
 """The measuring process a supervisor starts (``python -m mhabench.run.worker``).
 
-Reads one JSON line on stdin (``{"spec"}``), applies it and warms up (torch imported, one tiny
-attention call), says ``R``, reads a second (``{"points", "peak_tflops"}``), then for each
+Imports torch and the measuring code, reads one JSON line on stdin (``{"spec"}``), applies it
+and warms up (one tiny attention call), says ``R``, reads a second (``{"points", "peak_tflops"}``), then for each
 point: ``S label``, the point measured by :func:`mhabench.measure.sweep.measure`, ``C {cost}``
 and ``E {journal line}`` on its own copy of stdout, and waits for the parent's go-ahead (an
 empty line: the entry is written) before the next point, and for ``F`` (it is fsynced) before
@@ -28,10 +28,15 @@ def _die_with_parent() -> None:
         pass
 
 
-def _preload() -> None:
-    """Import what a first point would import lazily (scipy's beta law, the attention code's
-    own imports, seconds on a busy host), so that the point timer counts measuring only."""
+def _import() -> None:
+    """Import what a first point would import lazily (scipy's beta law: seconds on a busy
+    host), before the spec comes (it needs none)."""
     import scipy.stats  # noqa: F401
+
+
+def _preload() -> None:
+    """One tiny attention call (the attention code's own lazy imports and set-up), with the
+    spec's threads, so that the point timer counts measuring only."""
     import torch
     m = torch.nn.MultiheadAttention(8, 2, batch_first=True).eval()
     x = torch.zeros(1, 2, 8)
@@ -48,15 +53,17 @@ def main() -> int:
     def send(kind: str, text: str = "") -> None:
         out.write(f"{kind} {text}\n".encode())
 
+    # the imports before the spec: a worker spawned early has them done when its spec comes
+    from ..measure import sweep
+    from ..measure.config import Point
+    from ..measure.host_setup import apply
+    from .journal import entry_text
+    from .supervise import WorkerSpec
+    _import()
     line = sys.stdin.readline()
     if not line:
         return 0  # the parent is gone before saying anything
-    from ..measure.config import Point
-    from .supervise import WorkerSpec
     spec = WorkerSpec.from_json(json.loads(line)["spec"])
-    from ..measure import sweep
-    from .journal import entry_text
-    from ..measure.host_setup import apply
     apply(spec.threads, spec.pin_cpu)
     _preload()
     send("R")

@@ -198,7 +198,7 @@ def run_sweep(sel: Selection, journal: str | None = None) -> dict:
 
     from mhabench.measure import sweep as sw  # imports torch: only here, in setup_cache's own process
     from mhabench.measure.availability import how_measured, not_available
-    from mhabench.measure.timing import Protocol
+    from mhabench.measure.protocol import Protocol
 
     from mhabench.measure import host_setup
 
