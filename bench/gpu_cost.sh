@@ -3,14 +3,14 @@
 # reference script (bench/cost.sh, same lease), then how far callgrind gets with torch on CUDA
 # (bench/instructions_cuda.py; valgrind carried in .vg: bin/ and lib/ as VALGRIND_LIB wants).
 # Everything goes into $OUT/cost.tgz.
-#   bash bench/gpu_cost.sh [INSTRUCTIONS_LIMIT_S]      (.ref/reference.py, .whl and .vg carried)
+#   [COST_LIMIT=S] bash bench/gpu_cost.sh [INSTRUCTIONS_LIMIT_S]   (.ref/reference.py, .whl and .vg carried)
 set -u
 limit=${1:-120}
 [ -d .whl ] && python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl
 export PYTHONUNBUFFERED=1 PYTHONPATH=/tmp/site:$PWD
 o=${OUT:-out}/cost; mkdir -p "$o"
 nvidia-smi > "$o/smi.txt" 2>&1; nproc > "$o/nproc.txt"
-timeout 430 bash bench/cost.sh .ref/reference.py "$o/c" > "$o/cost.log" 2>&1; echo "cost exit $?" >> "$o/cost.log"
+timeout ${COST_LIMIT:-430} bash bench/cost.sh .ref/reference.py "$o/c" > "$o/cost.log" 2>&1; echo "cost exit $?" >> "$o/cost.log"
 rm -f "$o/c/reference.csv"
 if [ -d .vg ]; then
   export PATH=$PWD/.vg/bin:$PATH VALGRIND_LIB=$PWD/.vg/lib
