@@ -1,6 +1,7 @@
 """Do instruction counts hold still, and do they see small host regressions? A/A and planted runs.
 
-    python bench/instructions_aa.py [--runs 3] [--grid smoke] [--out FILE]
+    python bench/instructions_aa.py [--runs 3] [--grid smoke] [--out FILE] [--jobs 2]
+        [--points LABEL,...] [--no-plants]
 
 Every run is one host sweep (:func:`mhabench.measure.instructions.sweep`: one fresh valgrind process
 over the grid), in this order: ``--runs`` of the unchanged build; one with about 210 extra
@@ -10,7 +11,8 @@ Python bytecodes per fast call (``Plant(py_loop=30)`` from tests/plant.py, put o
 unchanged runs), each planted build's change of the fast count against the A/A median, and
 whether it is flagged: a change beyond the point's A/A spread (and beyond 0.3%, the target
 spread). Then the counts out of totals: points within the 0.3% target, points flagged, and the
-seconds each sweep took (the host suite's cost).
+seconds each sweep took (the host suite's cost). ``--jobs`` runs sweeps side by side (counts
+do not depend on the host's load; the seconds do).
 """
 from __future__ import annotations
 
@@ -36,7 +38,7 @@ TARGET = 0.003
 PLANTS = {"py_loop=30": Plant(py_loop=30), "aten_ops=1": Plant(aten_ops=1)}
 
 
-def run(points, plant: Plant | None, tmp: Path, name: str) -> dict:
+def run(points, plant: Plant | None, tmp: Path, name: str, plan: ins.Plan) -> dict:
     env = None
     if plant is not None:
         import os
@@ -44,7 +46,7 @@ def run(points, plant: Plant | None, tmp: Path, name: str) -> dict:
         env = dict(os.environ)
         env["PYTHONPATH"] = os.pathsep.join([str(d)] + [p for p in env.get("PYTHONPATH", "")
                                                          .split(os.pathsep) if p])
-    out = ins.sweep(points, env=env)
+    out = ins.sweep(points, plan, env=env)
     meta = out.pop("")
     bad = {k: v["message"] for k, v in out.items() if v["status"] != "ok"}
     print(f"{name}: {meta['seconds']:.0f} s, {len(out) - len(bad)}/{len(out)} points ok"
@@ -59,17 +61,27 @@ def main() -> int:
     ap.add_argument("--grid", default="smoke")
     ap.add_argument("--out", default=None, help="JSON of every run's counts")
     ap.add_argument("--from-json", default=None, help="analyse a saved --out file, run nothing")
+    ap.add_argument("--points", default=None, metavar="LABEL,...", help="only these grid points")
+    ap.add_argument("--jobs", type=int, default=1, help="sweeps run side by side (1)")
+    ap.add_argument("--no-plants", action="store_true", help="A/A runs only")
     args = ap.parse_args()
     if args.from_json:
         runs = json.loads(Path(args.from_json).read_text())
     else:
         points = named_grid(args.grid, "fp32", "cpu")
-        runs = {}
-        with tempfile.TemporaryDirectory() as tmp:
-            for i in range(args.runs):
-                runs[f"aa{i + 1}"] = run(points, None, Path(tmp), f"aa{i + 1}")
-            for name, plant in PLANTS.items():
-                runs[name] = run(points, plant, Path(tmp), name)
+        if args.points:
+            want = args.points.split(",")
+            points = [p for p in points if p.label in want]
+            if len(points) != len(want):
+                ap.error(f"--points {args.points}: not all on the {args.grid} grid")
+        plan = ins.Plan()
+        jobs = [(f"aa{i + 1}", None) for i in range(args.runs)]
+        jobs += [] if args.no_plants else list(PLANTS.items())
+        from concurrent.futures import ThreadPoolExecutor
+        with tempfile.TemporaryDirectory() as tmp, ThreadPoolExecutor(max(1, args.jobs)) as pool:
+            done = {name: pool.submit(run, points, plant, Path(tmp), name, plan)
+                    for name, plant in jobs}
+            runs = {name: f.result() for name, f in done.items()}
         if args.out:
             Path(args.out).write_text(json.dumps(runs, indent=1))
     report(runs)

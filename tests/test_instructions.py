@@ -12,6 +12,7 @@ import json
 import math
 import os
 import stat
+import subprocess
 import sys
 import textwrap
 from pathlib import Path
@@ -96,6 +97,17 @@ def test_worker_env_fixes_the_hash_seed_and_keeps_the_callers_path_first():
     assert parts[0] == "/plant"
     assert Path(parts[-1], "mhabench", "measure", "instructions.py").resolve() == \
         Path(ins.__file__).resolve()
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self/task"), reason="needs Linux /proc")
+def test_worker_env_leaves_the_counted_process_one_thread():
+    code = ("import os, numpy, scipy.stats, torch; torch.set_num_threads(1); "
+            "torch.nn.functional.linear(torch.ones(64, 64), torch.ones(64, 64)); "
+            "print(len(os.listdir('/proc/self/task')))")
+    out = subprocess.run([sys.executable, "-c", code], env=ins.worker_env(), text=True,
+                         capture_output=True, check=True).stdout
+    assert int(out) == 1, "a second thread's idle spinning would be counted"
+    assert all(ins.worker_env({"OMP_NUM_THREADS": "8"})[k] == "1" for k in ins.ONE_THREAD)
 
 
 def test_dump_total_reads_totals_then_summary_and_refuses_neither():

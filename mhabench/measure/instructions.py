@@ -96,11 +96,19 @@ def worker_argv(points_file: str, out_file: str, callgrind_out: str,
             points_file, out_file, callgrind_out]
 
 
+#: Thread pools capped at one before anything is imported. ``torch.set_num_threads(1)`` comes too
+#: late for numpy's and scipy's BLAS, which start pools of their own at import; callgrind counts
+#: every thread's instructions while it collects, idle spinning included.
+ONE_THREAD = {"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+
+
 def worker_env(base: dict | None = None) -> dict:
-    """The caller's environment, a fixed hash seed, and this mhabench on ``PYTHONPATH`` (after
-    the caller's entries, so a directory put first there keeps its ``sitecustomize``)."""
+    """The caller's environment, a fixed hash seed, one thread in every pool
+    (:data:`ONE_THREAD`), and this mhabench on ``PYTHONPATH`` (after the caller's entries, so a
+    directory put first there keeps its ``sitecustomize``)."""
     env = dict(os.environ if base is None else base)
     env["PYTHONHASHSEED"] = HASH_SEED
+    env.update(ONE_THREAD)
     root = str(FsPath(__file__).resolve().parents[2])
     parts = [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p]
     env["PYTHONPATH"] = os.pathsep.join(parts + ([root] if root not in parts else []))
