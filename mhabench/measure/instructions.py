@@ -12,8 +12,9 @@ its calls is one per-call count, and the median over the dumps is the figure. Th
 appends one JSON line per point to OUT, so a crash keeps the finished points and :func:`sweep`
 restarts the worker at the next point.
 
-Counts hold still when the process does: one torch thread, the garbage collector off around
-the measured calls, a fixed ``PYTHONHASHSEED``, warm-up calls before collection starts.
+Counts hold still when the process does: one thread in the whole process (every pool capped
+before import: callgrind counts all threads), the garbage collector off around the measured
+calls, a fixed ``PYTHONHASHSEED``, warm-up calls before collection starts.
 """
 from __future__ import annotations
 
