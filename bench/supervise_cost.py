@@ -72,8 +72,9 @@ def split(out: Path, n: int) -> str:
         cost = json.loads((out / "cost.json").read_text())
     except (OSError, ValueError):
         return ""
+    per_point = (cost.get("handoff", 0) + cost.get("journal_wait", 0)) / n * 1e3
     return "  (" + ", ".join(f"{k} {cost.get(k, 0.0):.2f} s" for k in SPLIT) + \
-        f"; per point: handoff + wait {(cost.get('handoff', 0) + cost.get('journal_wait', 0)) / n * 1e3:.2f} ms)"
+        f"; per point: handoff + wait {per_point:.2f} ms)"
 
 
 def fsync_probe(folder: str, lines: int = 200, size: int = 11_400) -> str:
@@ -88,8 +89,9 @@ def fsync_probe(folder: str, lines: int = 200, size: int = 11_400) -> str:
             os.fsync(fh.fileno())
             times.append((time.perf_counter() - t0) * 1e3)
     times.sort()
-    return (f"fsync of an {size / 1000:.1f} KB line in {folder}: median {statistics.median(times):.2f} ms, "
-            f"p90 {times[int(0.9 * len(times))]:.2f} ms, max {times[-1]:.2f} ms ({lines} lines)")
+    return (f"fsync of an {size / 1000:.1f} KB line in {folder}: "
+            f"median {statistics.median(times):.2f} ms, p90 {times[int(0.9 * len(times))]:.2f} "
+            f"ms, max {times[-1]:.2f} ms ({lines} lines)")
 
 
 KINDS = ("in-process", "supervised", "inline")

@@ -42,7 +42,8 @@ def test_a_worker_told_another_spec_is_stopped_and_a_fresh_one_measures():
 def test_a_worker_spawned_before_its_spec_takes_the_spec_it_is_told():
     spare = spawn_worker()
     assert spare.spec is None and spare.suits(SPEC)
-    assert not spare.suits(replace(SPEC, prefix=("env",))), "a prefix needs a worker started under it"
+    assert not spare.suits(replace(SPEC, prefix=("env",))), \
+        "a prefix needs a worker started under it"
     got = _sweep(replace(SPEC, threads=2), spare)
     assert spare.proc.poll() == 0 and spare.spec.threads == 2, "the spare ran the sweep"
     assert [g["record"]["status"] for g in got] == ["ok", "ok"]

@@ -7,10 +7,10 @@ points, and reads one line per event back: ``R`` (ready), ``S label``
 entry is handed to ``on_entry`` (which writes it to the journal) before the worker is told to
 go on (an empty line), so a finished point is written before the next one starts; then
 ``sync`` (the journal's fsync) runs while the worker builds the next point's inputs, and an
-``F`` line tells it that it may start that point's timed rounds. If the worker dies (abort, segfault,
-``os._exit``, the kernel's out-of-memory kill) or sends nothing for ``point_timeout`` seconds
-while a point runs, that point is recorded as failed with the reason and a new worker starts
-at the next point.
+``F`` line tells it that it may start that point's timed rounds. If the worker dies (abort,
+segfault, ``os._exit``, the kernel's out-of-memory kill) or sends nothing for
+``point_timeout`` seconds while a point runs, that point is recorded as failed with the reason
+and a new worker starts at the next point.
 """
 from __future__ import annotations
 

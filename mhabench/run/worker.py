@@ -1,15 +1,15 @@
 """The measuring process a supervisor starts (``python -m mhabench.run.worker``).
 
 Imports torch and the measuring code, reads one JSON line on stdin (``{"spec"}``), applies it
-and warms up (one tiny attention call), says ``R``, reads a second (``{"points", "peak_tflops"}``), then for each
-point: ``S label``, the point measured by :func:`mhabench.measure.sweep.measure`, ``C {cost}``
-and ``E {journal line}`` on its own copy of stdout, and waits for the parent's go-ahead (an
-empty line: the entry is written) before the next point, and for ``F`` (it is fsynced) before
-that point's timed rounds. Ends with ``D``. A point's cost carries the seconds the point before
-waited for its go-ahead (``handoff``) and its own rounds for the fsync (``journal_wait``): what
-supervision adds to a sweep per point. Anything the measuring code prints goes to stderr.
-SIGINT is ignored (the parent decides what an interruption means) and the worker dies with its
-parent.
+and warms up (one tiny attention call), says ``R``, reads a second (``{"points",
+"peak_tflops"}``), then for each point: ``S label``, the point measured by
+:func:`mhabench.measure.sweep.measure`, ``C {cost}`` and ``E {journal line}`` on its own copy
+of stdout, and waits for the parent's go-ahead (an empty line: the entry is written) before the
+next point, and for ``F`` (it is fsynced) before that point's timed rounds. Ends with ``D``.
+A point's cost carries the seconds the point before waited for its go-ahead (``handoff``) and
+its own rounds for the fsync (``journal_wait``): what supervision adds to a sweep per point.
+Anything the measuring code prints goes to stderr. SIGINT is ignored (the parent decides what
+an interruption means) and the worker dies with its parent.
 """
 from __future__ import annotations
 
@@ -74,13 +74,14 @@ def main() -> int:
     points = [Point(**p) for p in job["points"]]
     peak = job.get("peak_tflops")
     peak = float("nan") if peak is None else peak
-    owed = [False]  # an F line due: the entry before is written, not yet fsynced
+    owed = False  # an F line due: the entry before is written, not yet fsynced
 
     def synced() -> None:
-        if owed[0]:
+        nonlocal owed
+        if owed:
             if not sys.stdin.readline():
                 sys.exit(0)  # the parent is gone
-            owed[0] = False
+            owed = False
 
     handoff = 0.0  # seconds the point before waited for its go-ahead: goes in this point's cost
     for point in points:
@@ -96,7 +97,7 @@ def main() -> int:
         if not sys.stdin.readline():
             return 0  # the parent is gone
         handoff = time.perf_counter() - t0
-        owed[0] = True
+        owed = True
     synced()
     send("D")
     # Everything is sent: skip the interpreter's teardown of torch (over a second, which the
