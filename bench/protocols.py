@@ -6,6 +6,7 @@ processes, interleaved with the other candidates and the reference script, in on
 Candidates (mhabench.measure.protocol.MODES; docs/protocols.md has the figures):
   a     rotation: one call of each path per round, rotating order, one sync at the end (50 ms)
   a40   as a with 40 ms per point and 10 rounds at least (15 for a)
+  lean  as a with 10 rounds at least and one 5 ms warm-up for the paths together, taken in turn
   b     blocks of 5 synchronised calls of one path, blocks interleaved (50 ms)
   c     windows of 10 calls between two events, windows interleaved (50 ms)
   d     long: 2 rounds of one window per path (>= 20 calls), order reversed in round 2 (50 ms)
@@ -16,7 +17,10 @@ Per candidate: the spread (max - min) / median between its records at the median
 p90, for the wall speedup, wall_fast_us, wall_slow_us and the device speedup; how many points
 gave identical host-work counts in every record; agreement of fast and slow wall times with the
 reference's median at the points where the reference's own speedup spread is under 5%; seconds
-per record. Every record's JSON and a summary JSON go under --out.
+per record; and whether the warm-up was long enough, from each record's own rounds: per point
+and path, the median of its first 5 rounds over the median of the rest, minus 1 (``early``: a
+warm-up too short leaves the first rounds slower; the median and p90 over every point, path
+and record). Every record's JSON and a summary JSON go under --out.
 """
 from __future__ import annotations
 
@@ -41,6 +45,7 @@ from mhabench.measure.stats import spread  # noqa: E402
 CANDIDATES = {
     "a": ({"mode": "rotation", "target_ms": 50.0, "min_rounds": 15}, 1),
     "a40": ({"mode": "rotation", "target_ms": 40.0, "min_rounds": 10}, 1),
+    "lean": ({"mode": "rotation", "target_ms": 50.0, "min_rounds": 10, "warmup_shared": True}, 1),
     "b": ({"mode": "blocks"}, 1),
     "c": ({"mode": "windows"}, 1),
     "d": ({"mode": "long"}, 1),
@@ -82,6 +87,19 @@ def run_worker(extra: list[str], out: Path, base: list[str]) -> float:
     if proc.returncode != 0:
         raise SystemExit(f"worker failed: {proc.stderr[-2000:]}")
     return time.perf_counter() - t0
+
+
+EARLY = 5
+
+
+def early_excess(doc: dict) -> list[float]:
+    """Per point and path of one record: median(first EARLY rounds) / median(the rest) - 1."""
+    out = []
+    for r in doc["results"]:
+        for samples in (r.get("rounds_us") or {}).values():
+            if len(samples) >= 2 * EARLY:
+                out.append(float(np.median(samples[:EARLY]) / np.median(samples[EARLY:]) - 1))
+    return out
 
 
 def metrics_of(doc: dict) -> dict[str, dict]:
@@ -138,6 +156,7 @@ def main() -> int:
     names = [c for c in args.candidates.split(",") if c]
     records: dict[str, list[dict]] = {c: [] for c in names}
     cost: dict[str, list[float]] = {c: [] for c in names}
+    early: dict[str, list[float]] = {c: [] for c in names}
     refs, ref_cost = [], []
     for i in range(args.runs):
         for c in names:
@@ -147,6 +166,7 @@ def main() -> int:
                 f = out / f"{c}-{i}-{j}.json"
                 seconds += run_worker(["--protocol", json.dumps(knobs)], f, base)
                 docs.append(json.loads(f.read_text()))
+                early[c] += early_excess(docs[-1])
             records[c].append(pooled(docs) if procs > 1 else metrics_of(docs[0]))
             cost[c].append(seconds)
             print(f"run {i} {c}: {seconds:.1f} s", flush=True)
@@ -180,16 +200,17 @@ def main() -> int:
                     devs.append(abs(mine / theirs - 1))
             row[f"agree_{fig}"] = [int(sum(d <= 0.10 for d in devs)), len(devs)]
         row["seconds"] = cost[c]
+        row["early"] = [q(early[c], 0.5), q(early[c], 0.9)]
         summary["candidates"][c] = row
     (out / "summary.json").write_text(json.dumps(summary, indent=1))
     head = f"{'cand':5s} " + " ".join(f"{f[:14]:>15s}" for f in FIGURES)
-    print(head + "   host=  agree_fast agree_slow  s/record")
+    print(head + "   host=  agree_fast agree_slow  s/record  early")
     for c, row in summary["candidates"].items():
         cells = " ".join(f"{row[f][0]:6.1%}/{row[f][1]:6.1%}"[:15].rjust(15) for f in FIGURES)
         print(f"{c:5s} {cells}   {row['host_work_identical'][0]}/{row['host_work_identical'][1]}"
               f"  {row['agree_wall_fast_us'][0]}/{row['agree_wall_fast_us'][1]}"
               f"  {row['agree_wall_slow_us'][0]}/{row['agree_wall_slow_us'][1]}"
-              f"  {np.mean(row['seconds']):.1f}")
+              f"  {np.mean(row['seconds']):.1f}  {row['early'][0]:+.1%}/{row['early'][1]:+.1%}")
     if refs:
         r = summary["reference"]
         print(f"ref   {r['speedup'][0]:.1%}/{r['speedup'][1]:.1%} fast {r['wall_fast_us'][0]:.1%}/"

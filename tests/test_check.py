@@ -105,3 +105,36 @@ def test_real_module_outputs_pass_and_planted_error_is_caught(padded_point):
     pad_only = compat.to_padded(fast, 0.0).clone()
     pad_only[short, inp.lengths[short]:, :] = 123.0
     assert compare(pad_only, slow, inp.mask, "float32").ok
+
+
+def test_a_nan_on_a_real_token_is_a_failure():
+    fast, slow, mask = _synthetic()
+    slow[1, 0, 1] = float("nan")
+    assert not compare(fast, slow, mask, "float32").ok
+
+
+@pytest.mark.parametrize("dtype", ["float16", "bfloat16", "float32"])
+def test_the_verdict_is_assert_closes_own(dtype):
+    """Near the tolerance's edge, on every token, the quick verdict is what assert_close says."""
+    atol, rtol = TOLERANCES[dtype]
+    fast, slow, mask = _synthetic()
+    t = getattr(torch, dtype)
+    fast_d, slow_d = compat.to_padded(fast).to(t), slow.to(t)
+    gen = torch.Generator().manual_seed(1)
+    seen = set()
+    for _ in range(60):
+        other = slow_d.clone()
+        row = int(torch.randint(len(LENGTHS), (1,), generator=gen))
+        tok, col = int(torch.randint(LENGTHS[row], (1,), generator=gen)), 1
+        edge = atol + rtol * abs(float(slow_d[row, tok, col]))
+        other[row, tok, col] = float(fast_d[row, tok, col]) + 2 * edge * float(
+            torch.rand(1, generator=gen))
+        try:
+            torch.testing.assert_close(masked(fast_d, mask), masked(other, mask),
+                                       atol=atol, rtol=rtol)
+            expected = True
+        except AssertionError:
+            expected = False
+        seen.add(expected)
+        assert compare(fast_d, other, mask, dtype).ok is expected
+    assert seen == {True, False}  # both sides of the edge were tried

@@ -384,3 +384,10 @@ def test_top_level_help_lists_every_command_in_plain_text():
     for command in ("run", "plot", "breakeven", "plot-asv", "track", "gate", "view-check", "serve"):
         assert re.search(rf"^\s+{re.escape(command)}\b", help_text, re.M), command
     assert "`" not in help_text
+
+
+def test_the_warmup_is_shared_unless_asked_per_path():
+    parse = cli.build_parser().parse_args
+    assert cli.resolve_protocol(parse(["run"])).warmup_shared is True
+    proto = cli.resolve_protocol(parse(["run", "--warmup-per-path", "--min-rounds", "15"]))
+    assert proto.warmup_shared is False and proto.min_rounds == 15

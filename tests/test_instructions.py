@@ -34,6 +34,8 @@ FAKE = textwrap.dedent("""\
     argv = sys.argv[1:]
     i = argv.index("worker")
     points_file, out_file = argv[i + 1], argv[i + 2]
+    prefix = [a.split("=", 1)[1] for a in argv if a.startswith("--callgrind-out-file=")][0]
+    written = [0]
     spec = json.load(open(points_file))
     with open(os.environ["FAKE_LOG"], "a") as log:
         log.write(json.dumps({{"argv": argv, "points": len(spec["points"])}}) + "\\n")
@@ -52,10 +54,17 @@ FAKE = textwrap.dedent("""\
             import time
             time.sleep(60)
         n = spec["plan"]["calls"]
-        per = {{p: 1000.0 * d["batch_size"] * d["seq_len"] * (k + 1)
+        per = {{p: 1000 * d["batch_size"] * d["seq_len"] * (k + 1)
                for k, p in enumerate(("fast", "slow", "slow_fair"))}}
-        line = {{"label": label + "-float32-cpu", "status": "ok", "message": "",
-                "instructions": per, "totals": {{p: per[p] * n[p] for p in per}}, "calls": n}}
+        dumps = {{}}
+        for p in per:  # as the worker does: a few dumps per path, numbered 1, 2, ...
+            dumps[p] = []
+            for size in (n[p] - n[p] // 2, n[p] // 2):
+                written[0] += 1
+                with open(prefix + "." + str(written[0]), "w") as fh:
+                    fh.write("events: Ir\\nfn=(1) f\\nsummary: " + str(per[p] * size) + "\\n")
+                dumps[p].append([written[0], size])
+        line = {{"label": label + "-float32-cpu", "status": "ok", "message": "", "dumps": dumps}}
         with open(out_file, "a") as fh:
             fh.write(json.dumps(line) + "\\n")
     """)
@@ -83,8 +92,7 @@ def test_worker_argv_runs_callgrind_on_the_interpreter_itself():
     assert argv[0] == "valgrind" and "--tool=callgrind" in argv
     assert "--collect-atstart=no" in argv and "--callgrind-out-file=/w/cg.out" in argv
     i = argv.index(sys.executable)
-    assert argv[i + 1:] == ["-m", "mhabench.measure.instructions", "worker", "p.json", "o.jsonl",
-                            "/w/cg.out"]
+    assert argv[i + 1:] == ["-m", "mhabench.measure.instructions", "worker", "p.json", "o.jsonl"]
     assert not any(a.startswith("--") for a in argv[i:])  # valgrind's options come before it
     assert ins.worker_argv("p", "o", "c", python="/usr/bin/python3.11")[argv.index(
         sys.executable)] == "/usr/bin/python3.11"
@@ -124,6 +132,44 @@ def test_calls_split_into_dumps_and_the_median_dump_is_the_figure():
     assert sum(ins.split_calls(7)) == 7
     # one dump whose calls met a slow path moves it, not the figure
     assert ins.median_per_call([(500, 5), (505, 5), (900, 5), (495, 5)]) == 100.5
+
+
+def test_the_parent_reads_a_points_dumps_and_deletes_them(tmp_path):
+    prefix = str(tmp_path / "cg.out")
+    for number, total in ((1, 500), (2, 505), (3, 900), (4, 495), (5, 60)):
+        (tmp_path / f"cg.out.{number}").write_text(f"events: Ir\nsummary: {total}\n")
+    line = {"label": "x", "status": "ok", "message": "",
+            "dumps": {"fast": [[1, 5], [2, 5], [3, 5], [4, 5]], "slow": [[5, 2]]}}
+    out = ins.resolve(line, prefix)
+    assert out["instructions"] == {"fast": 100.5, "slow": 30.0}
+    assert out["totals"] == {"fast": 2400, "slow": 60} and out["calls"] == {"fast": 20, "slow": 2}
+    assert out["per_dump"]["fast"] == [100.0, 101.0, 180.0, 99.0] and "dumps" not in out
+    assert not list(tmp_path.iterdir())
+    gone = ins.resolve({"label": "y", "status": "ok", "message": "",
+                        "dumps": {"fast": [[9, 5]]}}, prefix)
+    assert gone["status"] == "error" and "cg.out.9" in gone["message"]
+    assert gone["label"] == "y" and not gone["instructions"]
+
+
+def test_the_counted_process_opens_no_dump_of_its_own(monkeypatch, tmp_path):
+    """Reading a dump inside the counted process moves the next counts (the module says why):
+    the worker only counts its dumps, 1, 2, ... in the order callgrind writes them."""
+    import builtins
+
+    import torch
+    toggles = []
+    monkeypatch.setattr(torch._C, "_valgrind_toggle", lambda: toggles.append("on"))
+    monkeypatch.setattr(torch._C, "_valgrind_toggle_and_dump_stats", lambda: toggles.append("dump"))
+    opened = []
+    real_open = builtins.open
+    monkeypatch.setattr(builtins, "open", lambda f, *a, **k: opened.append(str(f)) or
+                        real_open(f, *a, **k))
+    dumps = ins.Dumps()
+    entry = ins.count_point(POINTS[0], {"fast": 3, "slow": 2}, 1, dumps)
+    assert entry["status"] == "ok"
+    assert entry["dumps"] == {"fast": [[1, 1], [2, 1], [3, 1]], "slow": [[4, 1], [5, 1]]}
+    assert toggles == ["on", "dump"] * 5 and dumps.written == 5
+    assert not [f for f in opened if "cg.out" in f or "callgrind" in f]
 
 
 def test_read_lines_keeps_finished_points_and_drops_a_line_cut_short(tmp_path):

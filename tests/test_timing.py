@@ -14,7 +14,7 @@ from mhabench.measure.inputs import build
 from mhabench.measure.paths import Path, make_paths
 from mhabench.measure.protocol import Protocol
 from mhabench.measure.timing import (LABEL, Clock, DeviceTimes, attribute_device_time, rounds_for,
-                                     wall_rounds, warmup)
+                                     wall_rounds, warmup, warmup_together)
 
 
 # --- Protocol ------------------------------------------------------------------------------
@@ -106,6 +106,31 @@ def test_warmup_runs_at_least_min_calls_and_for_the_time():
     t0 = time.perf_counter()
     warmup(Clock("cpu"), slow, Protocol(warmup_ms=2.0, min_warmup=1))
     assert time.perf_counter() - t0 >= 0.002
+
+
+def test_a_shared_warmup_takes_the_paths_in_turn_and_its_time_for_all_of_them():
+    log = []
+    paths = {n: _sleepy_path(n, 200.0, log) for n in ("a", "b", "c")}
+    t0 = time.perf_counter()
+    est = warmup_together(Clock("cpu"), paths, Protocol(warmup_ms=3.0, min_warmup=2))
+    took = time.perf_counter() - t0
+    assert log[:6] == ["a", "b", "c"] * 2
+    assert len(log) % 3 == 0 and len(log) >= 15  # every path as often, 3 ms of 0.2 ms calls
+    assert 0.003 <= took < 0.008  # one budget for the three paths (one each: >= 9 ms)
+    assert set(est) == set(paths) and all(v >= 200.0 for v in est.values())
+    few = []
+    slow = {n: _sleepy_path(n, 2000.0, few) for n in ("a", "b")}
+    warmup_together(Clock("cpu"), slow, Protocol(warmup_ms=0.5, min_warmup=3))
+    assert few == ["a", "b"] * 3  # past the budget, still min_warmup calls of each
+
+
+def test_wall_rounds_warms_up_in_turn_when_told():
+    log = []
+    paths = {n: _sleepy_path(n, 50.0, log) for n in ("a", "b")}
+    wall_rounds(paths, Protocol(warmup_ms=1.0, min_warmup=2, min_rounds=2, max_rounds=2,
+                                target_ms=0.1, warmup_shared=True), "cpu")
+    warm = log[:-4]  # the rounds' own calls are the last four
+    assert warm[:4] == ["a", "b", "a", "b"] and warm.count("a") == warm.count("b")
 
 
 def test_wall_rounds_interleaves_and_records_every_round():

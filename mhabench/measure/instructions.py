@@ -7,14 +7,18 @@ as ``python -m mhabench.measure.instructions worker POINTS OUT``, is started und
 collection on around a path's measured calls, the way ``torch.utils.benchmark``'s
 ``collect_callgrind`` does (``torch._C._valgrind_toggle()``, the calls,
 ``torch._C._valgrind_toggle_and_dump_stats()``), in :data:`DUMPS` runs per path. Each
-toggle-and-dump writes ``<callgrind-out-file>.<n>``; its ``totals:`` (or ``summary:``) line over
-its calls is one per-call count, and the median over the dumps is the figure. The worker
-appends one JSON line per point to OUT, so a crash keeps the finished points and :func:`sweep`
-restarts the worker at the next point.
+toggle-and-dump writes ``<callgrind-out-file>.<n>`` (n = 1, 2, ... in the process); its
+``totals:`` (or ``summary:``) line over its calls is one per-call count, and the median over
+the dumps is the figure. The worker appends one JSON line per point to OUT, naming its dumps,
+so a crash keeps the finished points and :func:`sweep` restarts the worker at the next point.
 
 Counts hold still when the process does: one thread in the whole process (every pool capped
 before import: callgrind counts all threads), the garbage collector off around the measured
-calls, a fixed ``PYTHONHASHSEED``, warm-up calls before collection starts.
+calls, a fixed ``PYTHONHASHSEED``, warm-up calls before collection starts, and a worker that
+never reads its own dumps. A dump's text (a few hundred KB, its length set by the counts in
+it) read inside the counted process left the C heap laid out by what the counts were, and
+the next calls' ``malloc``/``free`` work with it: 3 fresh processes then differed by up to
+0.43% at a smoke point, and with the dumps read by the parent by at most 0.13%.
 """
 from __future__ import annotations
 
@@ -31,9 +35,8 @@ from pathlib import Path as FsPath
 
 from .config import ConfigError, Point
 
-#: Measured calls per path: 3 fresh processes agreed within 0.33% at every smoke point and path
-#: with these, within 0.3% at 23 of the 24 (bench/instructions_aa.py). With 10 calls of each
-#: slow path, slow_fair (~0.5 M instructions per call) spread up to 0.36%.
+#: Measured calls per path: 3 fresh processes agree within 0.13% at every smoke point and path
+#: with these (bench/instructions_aa.py, docs/measurements.md).
 CALLS = {"fast": 20, "slow": 20, "slow_fair": 20}
 #: Dumps a path's calls are split into; the figure is the median of their per-call counts, so
 #: one call that meets a slow path of the allocator or the interpreter moves one dump, not the
@@ -94,7 +97,7 @@ def worker_argv(points_file: str, out_file: str, callgrind_out: str,
     return [exe, "--tool=callgrind", "--collect-atstart=no", "--instr-atstart=yes",
             "--dump-line=no", f"--callgrind-out-file={callgrind_out}", *valgrind_args,
             python or sys.executable, "-m", "mhabench.measure.instructions", "worker",
-            points_file, out_file, callgrind_out]
+            points_file, out_file]
 
 
 #: Thread pools capped at one before anything is imported. ``torch.set_num_threads(1)`` comes too
@@ -171,7 +174,8 @@ def sweep(points, plan: Plan | None = None, env: dict | None = None,
                 worker_env(env), log_file, left)
             run_stages = _stage_lines(log_file)
             stages += run_stages
-            done = read_lines(out_file)
+            done = [resolve(e, os.path.join(work, "callgrind.out")) for e in read_lines(out_file)]
+            _remove_dumps(work)  # a restarted worker numbers its dumps from 1 again
             for entry in done:
                 label = entry.pop("label")
                 results[label] = entry
@@ -195,8 +199,7 @@ def sweep(points, plan: Plan | None = None, env: dict | None = None,
             if not todo:
                 break
             restarts += 1
-        for f in glob.glob(os.path.join(work, "callgrind.out*")):
-            os.unlink(f)
+        _remove_dumps(work)
     finally:
         if own:
             shutil.rmtree(work, ignore_errors=True)
@@ -204,6 +207,37 @@ def sweep(points, plan: Plan | None = None, env: dict | None = None,
                    "cpu_s": round(_children_cpu_s() - cpu0, 2), "restarts": restarts,
                    "calls": dict(plan.calls), "warmup": plan.warmup, "stages": stages}
     return results
+
+
+def resolve(entry: dict, prefix: str) -> dict:
+    """A worker's line with its dumps read: per path the per-call figure (the median over the
+    dumps), the summed count, the calls, and each dump's per-call count; the dump files are
+    deleted. A dump that cannot be read makes the point an error entry."""
+    dumps = entry.pop("dumps", None)
+    if entry.get("status") != "ok" or dumps is None:
+        return entry
+    figures, totals, used, per_dump = {}, {}, {}, {}
+    try:
+        for name, parts in dumps.items():
+            dumped = []
+            for number, size in parts:
+                path = f"{prefix}.{number}"
+                with open(path, encoding="utf-8", errors="replace") as fh:
+                    dumped.append((dump_total(fh.read()), size))
+                os.unlink(path)
+            figures[name] = median_per_call(dumped)
+            totals[name] = sum(t for t, _ in dumped)
+            used[name] = sum(n for _, n in dumped)
+            per_dump[name] = [round(t / n, 1) for t, n in dumped]
+    except (OSError, ValueError) as exc:
+        return {"label": entry["label"], **_error(f"callgrind dump unreadable: {exc}")}
+    return {**entry, "instructions": figures, "totals": totals, "calls": used,
+            "per_dump": per_dump}
+
+
+def _remove_dumps(work: str) -> None:
+    for f in glob.glob(os.path.join(work, "callgrind.out*")):
+        os.unlink(f)
 
 
 def attach(result, counts: dict) -> None:
@@ -295,19 +329,24 @@ def _stage(t0: float, what: str) -> None:
     print(f"{STAGE}: {time.monotonic() - t0:.1f} s: {what}", file=sys.stderr, flush=True)
 
 
-def _read_dump(prefix: str) -> int:
-    """Read and delete the dump the last toggle-and-dump wrote."""
-    files = [f for f in glob.glob(prefix + ".*") if f.rsplit(".", 1)[1].isdigit()]
-    if len(files) != 1:
-        raise RuntimeError(f"expected one callgrind dump at {prefix}.<n>, found {len(files)}")
-    with open(files[0], encoding="utf-8", errors="replace") as fh:
-        total = dump_total(fh.read())
-    os.unlink(files[0])
-    return total
+class Dumps:
+    """The numbers of the dumps a worker has written: callgrind numbers them 1, 2, ... in the
+    process. The worker counts them and never opens one (see the module's docstring)."""
+
+    def __init__(self):
+        self.written = 0
+
+    def dump(self) -> int:
+        """Stop collecting, write the dump; its number."""
+        import torch
+        torch._C._valgrind_toggle_and_dump_stats()
+        self.written += 1
+        return self.written
 
 
-def count_point(point: Point, calls: dict, warmup: int, prefix: str) -> dict:
-    """Warm up every path, then count each path's calls with collection toggled around them."""
+def count_point(point: Point, calls: dict, warmup: int, dumps: Dumps) -> dict:
+    """Warm up every path, then count each path's calls with collection toggled around them;
+    the entry names each path's dumps as ``[number, calls]`` (:func:`resolve` reads them)."""
     import gc
 
     import torch
@@ -323,12 +362,12 @@ def count_point(point: Point, calls: dict, warmup: int, prefix: str) -> dict:
         with path.context():
             for _ in range(warmup):
                 path.call()
-    totals, used, figures, dumps = {}, {}, {}, {}
+    named = {}
     for name, path in paths.items():
         n = calls.get(name)
         if not n:
             continue
-        dumped = []
+        parts = []
         with path.context():
             for size in split_calls(n):
                 gc.collect()
@@ -337,18 +376,15 @@ def count_point(point: Point, calls: dict, warmup: int, prefix: str) -> dict:
                     torch._C._valgrind_toggle()
                     for _ in range(size):
                         path.call()
-                    torch._C._valgrind_toggle_and_dump_stats()
+                    number = dumps.dump()
                 finally:
                     gc.enable()
-                dumped.append((_read_dump(prefix), size))
-        totals[name], used[name] = sum(t for t, _ in dumped), n
-        figures[name] = median_per_call(dumped)
-        dumps[name] = [round(t / size, 1) for t, size in dumped]
-    return {"status": "ok", "message": "", "instructions": figures,
-            "totals": totals, "calls": used, "per_dump": dumps}
+                parts.append([number, size])
+        named[name] = parts
+    return {"status": "ok", "message": "", "dumps": named}
 
 
-def worker(points_file: str, out_file: str, prefix: str) -> int:
+def worker(points_file: str, out_file: str) -> int:
     t0 = time.monotonic()
     _stage(t0, "started")
     import torch
@@ -360,11 +396,12 @@ def worker(points_file: str, out_file: str, prefix: str) -> int:
     with open(points_file, encoding="utf-8") as fh:
         spec = json.load(fh)
     plan = spec["plan"]
+    dumps = Dumps()
     for d in spec["points"]:
         point = Point(**d)
         _stage(t0, f"point {point.label}")
         try:
-            entry = count_point(point, plan["calls"], plan["warmup"], prefix)
+            entry = count_point(point, plan["calls"], plan["warmup"], dumps)
         except Exception as exc:  # one point's failure is that point's
             entry = _error(f"{type(exc).__name__}: {(str(exc).strip().splitlines() or [''])[0]}")
         with open(out_file, "a", encoding="utf-8") as fh:
@@ -374,8 +411,8 @@ def worker(points_file: str, out_file: str, prefix: str) -> int:
 
 
 if __name__ == "__main__":
-    if len(sys.argv) == 5 and sys.argv[1] == "worker":
+    if len(sys.argv) == 4 and sys.argv[1] == "worker":
         sys.exit(worker(*sys.argv[2:]))
-    print("usage: python -m mhabench.measure.instructions worker POINTS_JSON OUT_JSONL CALLGRIND_OUT",
+    print("usage: python -m mhabench.measure.instructions worker POINTS_JSON OUT_JSONL",
           file=sys.stderr)
     sys.exit(2)

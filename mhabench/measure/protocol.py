@@ -16,10 +16,10 @@ MODES = ("rotation", "blocks", "windows", "long")
 class Protocol:
     """How long and how often to measure. Defaults fit the seed grid within the reference's cost."""
 
-    warmup_ms: float = 5.0      # per path, at least ``min_warmup`` calls
+    warmup_ms: float = 5.0      # per path (all paths together if ``warmup_shared``)
     min_warmup: int = 2
     target_ms: float = 50.0     # measuring time per point, all paths together
-    min_rounds: int = 15        # rotation, blocks, windows
+    min_rounds: int = 10        # rotation, blocks, windows
     max_rounds: int = 200
     device_calls: int = 4       # profiled calls per path, median taken (0: no device time)
     host_work: bool = True      # exact host-work counts from the same session (aten ops...)
@@ -28,10 +28,13 @@ class Protocol:
     window_calls: int = 10      # windows: calls between two events, no synchronisation inside
     long_rounds: int = 2        # long: rounds of one long window per path, order alternated
     long_min_calls: int = 20    # long: calls per window at least
+    warmup_shared: bool = True  # warm the paths up in turn, ``warmup_ms`` for them all
 
     def __post_init__(self):
         if self.mode not in MODES:
             raise ConfigError(f"unknown protocol mode {self.mode!r} (choose from {', '.join(MODES)})")
+        if not isinstance(self.warmup_shared, bool):
+            raise ConfigError(f"warmup_shared must be true or false, got {self.warmup_shared!r}")
         for name in ("block_calls", "window_calls", "long_rounds", "long_min_calls"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")

@@ -96,6 +96,20 @@ def warmup(clock: Clock, path: Path, proto: Protocol) -> float:
     return float(statistics.median(times[len(times) // 2:]))
 
 
+def warmup_together(clock: Clock, paths: Mapping[str, Path], proto: Protocol) -> dict[str, float]:
+    """Warm the paths up in turn, one call of each, until they have spent ``warmup_ms``
+    together and each has made ``min_warmup`` calls; per path, the median µs per call of its
+    second half. A warm-up is for what first calls pay, which a few calls settle: turn by turn,
+    a point pays it once, not once per path."""
+    times: dict[str, list[float]] = {n: [] for n in paths}
+    spent = 0.0
+    while min(map(len, times.values())) < proto.min_warmup or spent < proto.warmup_ms * 1000.0:
+        for n, path in paths.items():
+            times[n].append(clock.once(path))
+            spent += times[n][-1]
+    return {n: float(statistics.median(t[len(t) // 2:])) for n, t in times.items()}
+
+
 def rounds_for(round_us: float, proto: Protocol) -> int:
     """Rounds that fit ``target_ms`` when one round (a call of each path) takes ``round_us``."""
     n = round(proto.target_ms * 1000.0 / max(round_us, 1e-3))
@@ -115,7 +129,8 @@ def wall_rounds(paths: Mapping[str, Path], proto: Protocol, device: str) -> dict
     """
     clock = Clock(device)
     names = list(paths)
-    est = {n: warmup(clock, paths[n], proto) for n in names}
+    est = (warmup_together(clock, paths, proto) if proto.warmup_shared
+           else {n: warmup(clock, paths[n], proto) for n in names})
     was_enabled = gc.isenabled()
     gc.disable()
     try:
