@@ -22,6 +22,7 @@ import pytest
 from mhabench.track import gate as gate_mod
 from mhabench.track.builds import Build, parse_spec
 from mhabench.measure.config import ConfigError
+from mhabench.measure.protocol import Protocol
 from mhabench.track.track import (Settings, asv_config, prepare, read_manifest, recorded, run_builds,
                             source_digest, write_repo)
 
@@ -38,6 +39,10 @@ MACHINE = "ci-track"
 #: on the FastOverSlow ratios, the figures regressions are meant to be read from.)
 DELAY_S = 0.002
 ASV_THRESHOLD = 0.5
+#: Records per build: with two, the A/A pair failed in one of five runs on this 2-core host (a
+#: wall ratio 8.8% up against a 7.7% threshold from two replicates each); three is what the
+#: gate's docs ask of a verdict on a noisy host.
+REPEATS = 3
 
 
 def _asv_env(tmp: Path) -> dict:
@@ -64,13 +69,14 @@ def _asv(s: Settings, *args) -> subprocess.CompletedProcess:
 
 @pytest.fixture(scope="module")
 def tracked(tmp_path_factory):
-    """Three builds recorded twice each (A B C A B C) and published: {"s", "commits", "tags"}."""
+    """Three builds recorded REPEATS times each (A B C A B C ...) and published: {"s",
+    "commits", "tags"}."""
     tmp = tmp_path_factory.mktemp("track")
     wheel = plant.build_wheel(tmp / "wheels", DELAY_S)
     base = Build(TORCH, date=1_700_000_000)
     again = Build(TORCH, date=1_700_086_400, variant="again")
     slowed = Build(TORCH, date=1_700_172_800, variant="slowed", extra=(str(wheel),))
-    s = _settings(tmp / "asv", tmp, repeats=2)
+    s = _settings(tmp / "asv", tmp, repeats=REPEATS)
     builds, commits = prepare(s, [slowed, base, again])
     assert [b.variant for b in builds] == ["", "again", "slowed"]
     status = run_builds(s, builds, None, commits)
@@ -128,7 +134,7 @@ def test_gate_flags_the_planted_slowdown_at_every_point(tracked):
     assert proc.returncode == 1, proc.stdout + proc.stderr
     assert "REGRESSED" in proc.stdout
     verdicts, ctx = gate_mod.gate(s.dir, tags[1], tags[2], MACHINE)
-    assert (ctx["base_records"], ctx["head_records"]) == (2, 2)
+    assert (ctx["base_records"], ctx["head_records"]) == (REPEATS, REPEATS)
     wall = [v for v in verdicts if v.figure == "speedup.FastOverSlow.track_wall"]
     assert len(wall) == 8 and all(v.regressed and v.ratio > 1.5 for v in wall), wall
     assert all(v.source == "replicates" for v in wall)
@@ -136,16 +142,16 @@ def test_gate_flags_the_planted_slowdown_at_every_point(tracked):
 
 def test_replicates_live_on_their_own_machines_and_publish_draws_them(tracked):
     s, commits, tags = tracked["s"], tracked["commits"], tracked["tags"]
-    for machine in (MACHINE, MACHINE + "-r2"):
+    for replicate in range(1, REPEATS + 1):
         for tag in tags:
-            assert recorded(s, commits[tag], 1 if machine == MACHINE else 2), (machine, tag)
+            assert recorded(s, commits[tag], replicate), (replicate, tag)
     index = json.loads((s.dir / "html" / "index.json").read_text())
-    assert {MACHINE, MACHINE + "-r2"} <= set(index["machines"])
+    assert {MACHINE} | {f"{MACHINE}-r{i}" for i in range(2, REPEATS + 1)} <= set(index["machines"])
     assert "speedup.Rounds.track_wall" in index["benchmarks"]
     rounds = gate_mod.point_values(gate_mod.build_records(s.dir / "results", MACHINE,
                                                           commits[tags[0]]))
     counts = [v for vals in rounds["speedup.Rounds.track_wall"].values() for v in vals]
-    assert len(counts) == 16 and all(v >= 15 for v in counts), counts  # the protocol's minimum
+    assert len(counts) == 8 * REPEATS and all(v >= Protocol().min_rounds for v in counts), counts
 
 
 def test_gate_passes_the_a_a_pair(tracked):
