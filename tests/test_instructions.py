@@ -15,6 +15,7 @@ import stat
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 
 import pytest
@@ -27,7 +28,8 @@ POINTS = named_grid("smoke", "fp32", "cpu")[:3]
 
 #: Stands in for valgrind: reads the worker's argv, writes one line per point (fast = 1000 x
 #: the point's batch x seq, per call), dies before the point named in FAKE_DIE_AT (once), hangs
-#: at the one named in FAKE_HANG_AT, exits before any point with FAKE_NO_TORCH set.
+#: at the one named in FAKE_HANG_AT, exits before any point with FAKE_NO_TORCH set; with
+#: FAKE_PAUSE it waits that long before each point and logs the dumps still on disk then.
 FAKE = textwrap.dedent("""\
     #!{python}
     import json, os, sys
@@ -46,6 +48,11 @@ FAKE = textwrap.dedent("""\
     for d in spec["points"]:
         label = "B{{batch_size}}-S{{seq_len}}-E{{embed_dim}}-H{{num_heads}}-b{{beta_b}}".format(**d)
         print("mhabench-instructions: 0.0 s: point " + label, file=sys.stderr, flush=True)
+        if os.environ.get("FAKE_PAUSE"):
+            import glob, time
+            time.sleep(float(os.environ["FAKE_PAUSE"]))
+            with open(os.environ["FAKE_LOG"], "a") as log:
+                log.write(json.dumps({{"dumps_on_disk": len(glob.glob(prefix + ".*"))}}) + "\\n")
         if die and label.startswith(die) and not os.path.exists(out_file + ".died"):
             open(out_file + ".died", "w").close()
             print("boom", file=sys.stderr)
@@ -208,6 +215,18 @@ def test_sweep_is_one_process_for_the_grid(fake_valgrind):
     for p in POINTS:
         assert out[p.label]["instructions"]["fast"] == 1000.0 * p.batch_size * p.seq_len
     assert meta["calls"] == ins.CALLS
+
+
+def test_a_points_dumps_are_read_while_the_worker_goes_on(fake_valgrind, monkeypatch):
+    monkeypatch.setattr(ins, "POLL_S", 0.05)
+    monkeypatch.setenv("FAKE_PAUSE", "0.5")
+    seen = []
+    out = ins.sweep(POINTS, on_point=lambda label, e: seen.append((label, time.monotonic())))
+    on_disk = [c["dumps_on_disk"] for c in _calls(fake_valgrind) if "dumps_on_disk" in c]
+    assert on_disk == [0] * len(POINTS)  # the point before's were read and deleted meanwhile
+    assert out[POINTS[-1].label]["instructions"]["fast"] == 1000.0 * POINTS[-1].batch_size * \
+        POINTS[-1].seq_len
+    assert seen[1][1] - seen[0][1] >= 0.3  # each point seen as it finished, not all at the end
 
 
 def test_a_crashed_worker_loses_its_point_only_and_restarts_at_the_next(fake_valgrind,

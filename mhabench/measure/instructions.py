@@ -168,19 +168,26 @@ def sweep(points, plan: Plan | None = None, env: dict | None = None,
             FsPath(out_file).unlink(missing_ok=True)
             log_file = os.path.join(work, "worker.log")
             left = None if plan.timeout_s is None else plan.timeout_s - (time.monotonic() - t0)
+            done: list[dict] = []
+
+            def take() -> None:
+                """The points finished so far, their dumps read (and deleted) at once: a long
+                sweep keeps a few hundred KB of dumps on disk, not every point's."""
+                for entry in read_lines(out_file)[len(done):]:
+                    done.append(resolve(entry, os.path.join(work, "callgrind.out")))
+                    label = entry["label"]
+                    results[label] = {k: v for k, v in done[-1].items() if k != "label"}
+                    if on_point:
+                        on_point(label, results[label])
+
             rc, timed_out = _run_worker(
                 worker_argv(pts_file, out_file, os.path.join(work, "callgrind.out"), exe=exe,
                             valgrind_args=plan.valgrind_args),
-                worker_env(env), log_file, left)
+                worker_env(env), log_file, left, take)
+            take()
             run_stages = _stage_lines(log_file)
             stages += run_stages
-            done = [resolve(e, os.path.join(work, "callgrind.out")) for e in read_lines(out_file)]
             _remove_dumps(work)  # a restarted worker numbers its dumps from 1 again
-            for entry in done:
-                label = entry.pop("label")
-                results[label] = entry
-                if on_point:
-                    on_point(label, entry)
             todo = todo[len(done):]
             if not todo:
                 break
@@ -271,16 +278,28 @@ def _error(message: str) -> dict:
     return {"status": "error", "message": message, "instructions": {}, "totals": {}, "calls": {}}
 
 
-def _run_worker(argv, env, log_file, timeout_s):
-    """Run the valgrind process, its output to ``log_file``; kill it past ``timeout_s``."""
+#: Seconds between the parent's looks at a running worker's finished points.
+POLL_S = 1.0
+
+
+def _run_worker(argv, env, log_file, timeout_s, poll=None):
+    """Run the valgrind process, its output to ``log_file``, calling ``poll()`` every
+    :data:`POLL_S` while it runs; kill it past ``timeout_s``."""
+    end = None if timeout_s is None else time.monotonic() + timeout_s
     with open(log_file, "w", encoding="utf-8") as log:
         proc = subprocess.Popen(argv, env=env, stdout=log, stderr=subprocess.STDOUT)
         try:
-            return proc.wait(timeout=timeout_s), False
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-            return proc.returncode, True
+            while True:
+                wait = POLL_S if end is None else min(POLL_S, max(0.0, end - time.monotonic()))
+                try:
+                    return proc.wait(timeout=wait), False
+                except subprocess.TimeoutExpired:
+                    if end is not None and time.monotonic() >= end:
+                        proc.kill()
+                        proc.wait()
+                        return proc.returncode, True
+                    if poll:
+                        poll()
         except BaseException:  # Ctrl-C: leave no valgrind process behind
             proc.kill()
             proc.wait()
