@@ -89,6 +89,16 @@ def test_judge_replicates_flag_beyond_k_sigma_of_the_difference():
     assert judge([1.0, 1.0, 1.0], [1.07], wall, Rule(floor=0.0), figure_sigma=0.03)[0] == "ok"
 
 
+def test_instruction_counts_flag_the_smallest_planted_change_not_their_a_a_spread():
+    """Floor 0.5%: three fresh processes spread by 0.134% at worst (smoke grid), and ~210 extra
+    bytecodes per fast call added 1.13% at the least (bench/instructions_aa.py)."""
+    ins = fam("host.Instructions.track_fast")
+    base = [738_300.0, 738_700.0, 739_289.0]  # 0.134% apart
+    assert judge(base, [base[2]], ins, Rule())[0] == "ok"
+    assert judge(base, [base[1] * 1.0113], ins, Rule())[0] == "regressed"
+    assert judge([base[0]], [base[0] * 1.0113], ins, Rule())[0] == "regressed"  # one record each
+
+
 def test_judge_failed_after_is_a_regression_and_n_a_is_skipped():
     wall = fam(WALL)
     assert judge([1.0], [None], wall, Rule())[0] == "regressed"
