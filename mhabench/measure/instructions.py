@@ -154,6 +154,7 @@ def sweep(points, plan: Plan | None = None, env: dict | None = None,
     own = workdir is None
     work = tempfile.mkdtemp(prefix="mhabench-instr-") if own else workdir
     os.makedirs(work, exist_ok=True)
+    prefix = os.path.join(work, "callgrind.out")
     results: dict[str, dict] = {}
     stages: list[str] = []
     restarts = 0
@@ -168,27 +169,28 @@ def sweep(points, plan: Plan | None = None, env: dict | None = None,
             FsPath(out_file).unlink(missing_ok=True)
             log_file = os.path.join(work, "worker.log")
             left = None if plan.timeout_s is None else plan.timeout_s - (time.monotonic() - t0)
-            done: list[dict] = []
+            done = 0
 
             def take() -> None:
                 """The points finished so far, their dumps read (and deleted) at once: a long
                 sweep keeps a few hundred KB of dumps on disk, not every point's."""
-                for entry in read_lines(out_file)[len(done):]:
-                    done.append(resolve(entry, os.path.join(work, "callgrind.out")))
-                    label = entry["label"]
-                    results[label] = {k: v for k, v in done[-1].items() if k != "label"}
+                nonlocal done
+                for line in read_lines(out_file)[done:]:
+                    done += 1
+                    entry = resolve(line, prefix)
+                    label = entry.pop("label")
+                    results[label] = entry
                     if on_point:
-                        on_point(label, results[label])
+                        on_point(label, entry)
 
             rc, timed_out = _run_worker(
-                worker_argv(pts_file, out_file, os.path.join(work, "callgrind.out"), exe=exe,
-                            valgrind_args=plan.valgrind_args),
+                worker_argv(pts_file, out_file, prefix, exe=exe, valgrind_args=plan.valgrind_args),
                 worker_env(env), log_file, left, take)
             take()
             run_stages = _stage_lines(log_file)
             stages += run_stages
             _remove_dumps(work)  # a restarted worker numbers its dumps from 1 again
-            todo = todo[len(done):]
+            todo = todo[done:]
             if not todo:
                 break
             died = f"worker died (exit status {rc}): {_log_tail(log_file)}"
