@@ -93,6 +93,11 @@ def warmup(clock: Clock, path: Path, proto: Protocol) -> float:
     times: list[float] = []
     while len(times) < proto.min_warmup or sum(times) < proto.warmup_ms * 1000.0:
         times.append(clock.once(path))
+    return _settled(times)
+
+
+def _settled(times: list[float]) -> float:
+    """The median of a warm-up's second half (its first calls pay one-off set-up)."""
     return float(statistics.median(times[len(times) // 2:]))
 
 
@@ -107,7 +112,7 @@ def warmup_together(clock: Clock, paths: Mapping[str, Path], proto: Protocol) ->
         for n, path in paths.items():
             times[n].append(clock.once(path))
             spent += times[n][-1]
-    return {n: float(statistics.median(t[len(t) // 2:])) for n, t in times.items()}
+    return {n: _settled(t) for n, t in times.items()}
 
 
 def rounds_for(round_us: float, proto: Protocol) -> int:
