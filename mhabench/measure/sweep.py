@@ -17,6 +17,7 @@ from . import compat, host_setup, hostwork
 from .availability import how_measured, not_available
 from .check import compare
 from .config import ConfigError, Point
+from .cost import add_seconds
 from .inputs import build
 from .memory import peak_memory
 from .paths import FastPathNotTaken, backend_paths, make_paths, run_fast_checked
@@ -119,14 +120,14 @@ def _wall_pass(res: Result, proto: Protocol, cost: dict, extras: bool,
         res.max_abs_err = chk.max_abs_err
         if not chk.ok:
             res.status, res.message = MISMATCH, chk.message
-        _add(cost, "wall_build_check", time.perf_counter() - t0)
+        add_seconds(cost, "wall_build_check", time.perf_counter() - t0)
         if extras:
             t0 += _extra(res, cost, "fp32", _drift, res, inp, fast_out)  # counted apart
         del fast_out
         if before_rounds:  # its wait is counted apart, as ``journal_wait``
             t1 = time.perf_counter()
             before_rounds()
-            t0 += _add(cost, "journal_wait", time.perf_counter() - t1)
+            t0 += add_seconds(cost, "journal_wait", time.perf_counter() - t1)
         res.rounds = wall_rounds(paths, proto, point.device)
     except FastPathNotTaken as exc:
         res.status, res.message = NO_FASTPATH, str(exc)
@@ -135,7 +136,7 @@ def _wall_pass(res: Result, proto: Protocol, cost: dict, extras: bool,
         res.status, res.message, res.rounds = ERROR, _one_line(exc), {}
         inp = paths = fast_out = None
         _recover(point.device)
-    _add(cost, "wall_pass", time.perf_counter() - t0)
+    add_seconds(cost, "wall_pass", time.perf_counter() - t0)
     return paths
 
 
@@ -148,13 +149,13 @@ def _device_pass(res: Result, paths: dict, proto: Protocol, cost: dict, extras: 
         overhead = add_device_times(res, paths, proto, extras=extras)
         split = overhead.pop("backends", 0.0)
         if extras:
-            _add(cost, "extra_backends", split)
+            add_seconds(cost, "extra_backends", split)
         for k, v in overhead.items():
-            _add(cost, f"profiler_{k}", v)
+            add_seconds(cost, f"profiler_{k}", v)
     except Exception as exc:
         res.message = (res.message + "; " if res.message else "") + f"device time: {_one_line(exc)}"
         _recover(res.point.device)
-    _add(cost, "device_pass", time.perf_counter() - t1 - split)
+    add_seconds(cost, "device_pass", time.perf_counter() - t1 - split)
 
 
 def _host_counts(res: Result, paths: dict, cost: dict) -> None:
@@ -164,7 +165,7 @@ def _host_counts(res: Result, paths: dict, cost: dict) -> None:
         add_host_work(res, paths)
     except Exception as exc:
         res.message = (res.message + "; " if res.message else "") + f"host work: {_one_line(exc)}"
-    _add(cost, "host_work_pass", time.perf_counter() - t1)
+    add_seconds(cost, "host_work_pass", time.perf_counter() - t1)
 
 
 def _extras(res: Result, paths: dict, cost: dict) -> None:
@@ -193,7 +194,7 @@ def _extra(res: Result, cost: dict, what: str, fn, *args) -> float:
         res.message = (res.message + "; " if res.message else "") + f"{label}: {_one_line(exc)}"
         _recover(res.point.device)
     seconds = time.perf_counter() - t0
-    _add(cost, f"extra_{what}", seconds)
+    add_seconds(cost, f"extra_{what}", seconds)
     return seconds
 
 
@@ -317,11 +318,6 @@ def sweep(points: Iterable[Point], proto: Protocol,
         if on_chunk and (i % chunk == 0 or i == len(points)):
             on_chunk(results)
     return results
-
-
-def _add(acc: dict, key: str, seconds: float) -> float:
-    acc[key] = round(acc.get(key, 0.0) + seconds, 4)
-    return seconds
 
 
 def calibrate_peak(device: str, dtype: str, force: bool = False) -> dict:

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 from ..measure.config import Point
+from ..measure.cost import add_seconds
 from ..measure.protocol import Protocol
 
 #: Seconds a point may run before its worker is killed as hung (``--point-timeout``).
@@ -184,10 +185,6 @@ def start_worker(spec: WorkerSpec) -> Worker:
     return Worker(_popen(argv, env)).tell(spec)
 
 
-def _add(cost: dict, key: str, seconds: float) -> None:
-    cost[key] = round(cost.get(key, 0.0) + seconds, 4)
-
-
 #: The line that tells a worker the point before is fsynced: its next point's rounds may start.
 SYNCED = "F"
 
@@ -260,12 +257,12 @@ def _run_worker(todo: list[Point], spec: WorkerSpec, on_entry, cost: dict,
             kind, _, payload = line.partition(b" ")
             if kind == b"R":
                 started, timeout = True, spec.point_timeout
-                _add(cost, "worker_ready_wait", time.perf_counter() - asked)
+                add_seconds(cost, "worker_ready_wait", time.perf_counter() - asked)
             elif kind == b"S":
                 timeout = spec.point_timeout
             elif kind == b"C":
                 for k, v in json.loads(payload).items():
-                    _add(cost, k, v)
+                    add_seconds(cost, k, v)
             elif kind == b"E":
                 t0 = time.perf_counter()
                 text = payload.decode()
@@ -275,8 +272,8 @@ def _run_worker(todo: list[Point], spec: WorkerSpec, on_entry, cost: dict,
                 t1 = time.perf_counter()
                 sync()
                 _send(proc, SYNCED)
-                _add(cost, "parent_entry", t1 - t0)
-                _add(cost, "journal_sync", time.perf_counter() - t1)
+                add_seconds(cost, "parent_entry", t1 - t0)
+                add_seconds(cost, "journal_sync", time.perf_counter() - t1)
             elif kind == b"D":
                 proc.wait()
                 return done, ""
