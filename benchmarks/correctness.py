@@ -1,2 +1,4 @@
-"""asv's entry point for :mod:`mhabench.suite.correctness` (names: correctness.CLASS.METHOD)."""
-from mhabench.suite.correctness import MaxAbsError  # noqa: F401
+"""asv's entry point for the suite's correctness figures (MaxAbsError)."""
+from mhabench.suite import entry
+
+globals().update(entry('correctness'))

@@ -1,2 +1,4 @@
-"""asv's entry point for :mod:`mhabench.suite.efficiency` (names: efficiency.CLASS.METHOD)."""
-from mhabench.suite.efficiency import Efficiency  # noqa: F401
+"""asv's entry point for the suite's efficiency figures (Efficiency)."""
+from mhabench.suite import entry
+
+globals().update(entry('efficiency'))

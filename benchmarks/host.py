@@ -1,2 +1,4 @@
-"""asv's entry point for :mod:`mhabench.suite.host` (names: host.CLASS.METHOD)."""
-from mhabench.suite.host import Instructions, HostWork  # noqa: F401
+"""asv's entry point for the suite's host figures (HostWork, Instructions)."""
+from mhabench.suite import entry
+
+globals().update(entry('host'))

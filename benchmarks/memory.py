@@ -1,2 +1,4 @@
-"""asv's entry point for :mod:`mhabench.suite.memory` (names: memory.CLASS.METHOD)."""
-from mhabench.suite.memory import GpuMemory  # noqa: F401
+"""asv's entry point for the suite's memory figures (GpuMemory)."""
+from mhabench.suite import entry
+
+globals().update(entry('memory'))

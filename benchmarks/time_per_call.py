@@ -1,2 +1,4 @@
-"""asv's entry point for :mod:`mhabench.suite.time_per_call` (names: time_per_call.CLASS.METHOD)."""
-from mhabench.suite.time_per_call import WallTime, DeviceTime, HostShare, SdpaBackend  # noqa: F401
+"""asv's entry point for the suite's time_per_call figures (WallTime, DeviceTime, HostShare, SdpaBackend)."""
+from mhabench.suite import entry
+
+globals().update(entry('time_per_call'))

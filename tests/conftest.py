@@ -115,10 +115,9 @@ def fastpath_off():
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))  # the benchmarks package lives at the repository root
 
-from mhabench.suite import common  # noqa: E402
+from mhabench.run import spec as run_spec  # noqa: E402
 
-ASV_ENV_KEYS = (common.GRID_ENV, common.DEVICE_ENV, common.DTYPE_ENV, common.TIMEOUT_ENV,
-                common.SUITE_ENV)
+ASV_ENV_KEYS = run_spec.ENV_VARS
 
 
 def asv(args, cwd, env, timeout=600) -> subprocess.CompletedProcess:
@@ -194,7 +193,7 @@ def smoke_report(tmp_path_factory, head) -> SmokeReport:
     for the suite's own checks and the browser check of the report. Read it, don't change it."""
     tmp = tmp_path_factory.mktemp("asv")
     d = tmp / "smoke"
-    env = asv_env(tmp, **{common.GRID_ENV: "smoke", common.DEVICE_ENV: "cpu"})
+    env = asv_env(tmp, **{run_spec.GRID_ENV: "smoke", run_spec.DEVICE_ENV: "cpu"})
     config, run = asv_run(d, env, "ci-cpu", head)
     publish = None
     if run.returncode == 0:

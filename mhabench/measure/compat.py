@@ -17,6 +17,11 @@ TORCH_VERSION = str(torch.__version__)
 TORCH_GIT = getattr(torch.version, "git_version", "unknown")
 
 
+def cuda_version() -> str | None:
+    """The CUDA version this torch wheel was built against (None for a CPU-only wheel)."""
+    return getattr(torch.version, "cuda", None)
+
+
 def dtype_of(name: str) -> torch.dtype:
     return getattr(torch, name)
 

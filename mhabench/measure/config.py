@@ -9,7 +9,7 @@ from __future__ import annotations
 import itertools
 import re
 from dataclasses import dataclass, replace
-from typing import Iterable, Sequence
+from typing import Iterable
 
 #: The reference's beta law is beta(a, b * BETA_STEP) with b from ``range(1, 64, 4)``.
 BETA_STEP = 0.05
@@ -170,11 +170,123 @@ def parse_int_list(text: str, name: str) -> tuple[int, ...]:
     return tuple(out)
 
 
-def custom_axes(base: Axes, overrides: dict[str, Sequence[int] | None]) -> Axes:
-    """Replace some axes of ``base`` (None keeps the base values)."""
-    return replace(base, **{k: tuple(v) for k, v in overrides.items() if v is not None})
-
-
 def stride(points: Iterable[Point], step: int, start: int = 0) -> list[Point]:
     """Every ``step``-th point (the precision protocol takes the seed grid with stride 8)."""
     return list(points)[start::step]
+
+
+# --- grid specifications -----------------------------------------------------------------------
+#: Grid spec keys -> Axes field (axis values), plus ``block`` and ``seed`` (one value each).
+AXIS_KEYS = {"batch": "batch_sizes", "batch_size": "batch_sizes", "seq": "seq_lens",
+             "seq_len": "seq_lens", "embed": "embed_dims", "embed_dim": "embed_dims",
+             "heads": "num_heads", "num_heads": "num_heads", "b": "beta_bs", "beta_b": "beta_bs"}
+SCALAR_KEYS = ("block", "seed")
+#: The device's default grid, named once: the reference's own on CUDA, a few tiny points on a CPU.
+DEFAULT_GRID = {"cpu": "smoke", "cuda": "seed"}
+
+GRID_SYNTAX = ("NAME[;KEY=N,N...][/STRIDE]: NAME seed, quick or smoke; KEY batch, seq, embed, "
+               "heads, b (axis values) or block, seed (one value)")
+
+
+@dataclass(frozen=True)
+class Grid:
+    """A parsed grid spec: its text, the axes asv's parameters are built from, and the points
+    measured (a subset of the axes' product where the spec is quick, strided or skips shapes
+    the module cannot be built with)."""
+
+    spec: str
+    name: str                 # seed, quick, smoke or custom (axes replaced)
+    axes: Axes
+    points: tuple[Point, ...]
+
+
+def default_grid(device: str) -> str:
+    return DEFAULT_GRID["cuda" if str(device).startswith("cuda") else "cpu"]
+
+
+def parse_grid(text: str, dtype: str, device: str, what: str = "--grid") -> Grid:
+    """``seed``, ``smoke;batch=2,4;seq=8``, ``seed/8`` (every 8th point), ``quick;seed=1``,
+    ``custom:batch=2`` (a custom grid on the smoke axes, as before)... -> :class:`Grid`;
+    ConfigError naming the bad part. Shapes whose embed dim the head count does not divide are
+    left out of a custom grid (an error if none is left)."""
+    spec = str(text).strip() or default_grid(device)
+    body, step = spec, 1
+    if "/" in spec:
+        body, _, stride_text = spec.rpartition("/")
+        try:
+            step = int(stride_text)
+        except ValueError:
+            raise ConfigError(f"{what} {spec!r}: stride {stride_text!r} is not an integer") from None
+        if step < 1:
+            raise ConfigError(f"{what} {spec!r}: stride must be >= 1, got {step}")
+    parts = [t.strip() for t in body.split(";")]
+    base = parts[0].lower()
+    if base.startswith("custom:"):
+        parts, base = [base[len("custom:"):]] + parts[1:], "smoke"
+        custom = True
+    elif "=" in base:
+        parts, base, custom = parts, "smoke", True
+    else:
+        parts, custom = parts[1:], False
+    if base not in GRIDS:
+        raise ConfigError(f"{what}: unknown grid {base!r} (choose from {', '.join(GRIDS)}, or "
+                          f"{GRID_SYNTAX})")
+    axes: dict[str, tuple[int, ...]] = {}
+    scalars: dict[str, int] = {}
+    for item in parts:
+        if not item:
+            continue
+        key, sep, values = item.partition("=")
+        key = key.strip().lower()
+        if not sep or (key not in AXIS_KEYS and key not in SCALAR_KEYS):
+            raise ConfigError(f"{what}: bad item {item!r} in {spec!r} ({GRID_SYNTAX})")
+        if key in SCALAR_KEYS:
+            v = parse_int_list(values, f"{what} {key}") if key == "block" else \
+                _seed_value(values, what)
+            if len(v) != 1:
+                raise ConfigError(f"{what}: {key} takes one value, got {values!r}")
+            scalars[key] = v[0]
+            continue
+        field = AXIS_KEYS[key]
+        if field in axes:
+            raise ConfigError(f"{what}: {key!r} given twice in {spec!r}")
+        axes[field] = parse_int_list(values, f"{what} {key}")
+    if axes and base == "quick":
+        raise ConfigError(f"{what}: quick is a choice of seed points; give axes with seed or "
+                          f"smoke ({spec!r})")
+    block, seed = scalars.get("block", 2), scalars.get("seed", SEED)
+    if not 0 <= seed < 2**32:
+        raise ConfigError(f"{what}: seed must be in [0, 2**32), got {seed}")
+    if axes or custom:
+        full = replace(SEED_AXES if base == "seed" else SMOKE_AXES, **axes)
+        points = [p for p in _product(full, dtype, device, block, seed)]
+        if not points:
+            raise ConfigError(f"{what}: grid {spec!r} has no valid point (embed dim must be "
+                              "divisible by heads)")
+        name = "custom"
+    else:
+        full = SMOKE_AXES if base == "smoke" else SEED_AXES
+        points = named_grid(base, dtype, device)
+        if block != 2 or seed != SEED:
+            points = [replace(p, block_size=block, seed=seed) for p in points]
+        name = base
+    bad = [p for p in points if p.block_size > p.seq_len]
+    if bad:
+        raise ConfigError(f"{what}: block {block} is larger than seq_len {bad[0].seq_len}")
+    return Grid(spec, name, full, tuple(stride(points, step)))
+
+
+def _seed_value(text: str, what: str) -> tuple[int, ...]:
+    try:
+        return tuple(int(t) for t in str(text).split(",") if t.strip())
+    except ValueError:
+        raise ConfigError(f"{what}: seed {text!r} is not an integer") from None
+
+
+def _product(axes: Axes, dtype: str, device: str, block: int, seed: int) -> list[Point]:
+    """The axes' product in the reference's loop order, without the shapes MultiheadAttention
+    cannot be built with (E % H != 0)."""
+    return [Point(B, S, E, H, b, block_size=block, dtype=dtype, device=device, seed=seed)
+            for B, S, E, H, b in itertools.product(axes.batch_sizes, axes.seq_lens,
+                                                   axes.embed_dims, axes.num_heads, axes.beta_bs)
+            if E % H == 0 and block <= S]

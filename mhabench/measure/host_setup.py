@@ -1,7 +1,7 @@
 """Per-process host setup before measuring: torch's thread count and the CPU cores used.
 
-One function, :func:`apply`, so that every process that measures (``mhabench run``, asv's
-sweep, a worker process running the sweep) sets itself up the same way.
+One function, :func:`apply`, so that every process that measures (the worker processes of
+``mhabench run``, asv's sweep and ``confirm``) sets itself up the same way.
 
 Why one thread by default on a CPU (as ``torch.utils.benchmark.Timer`` does): the points are
 small, and with several intra-op threads one descheduled thread stalls every call. On a busy
@@ -11,45 +11,9 @@ from __future__ import annotations
 
 import os
 
-from .config import ConfigError
-
-THREADS_ENV = "MHABENCH_THREADS"
 #: Noise (relative IQR of the per-round ratios) above this many times the usual for a
 #: quiet host is worth a warning: the usual on a quiet CPU is a few percent.
 USUAL_REL_IQR, NOISY_FACTOR = 0.05, 4.0
-
-
-def parse_threads(text, what: str = "--threads") -> int | None:
-    """``None``/``""`` -> None (the default for the device); else a positive integer."""
-    if text is None or (isinstance(text, str) and not text.strip()):
-        return None
-    try:
-        n = int(text)
-    except (TypeError, ValueError):
-        raise ConfigError(f"{what}: {text!r} is not an integer") from None
-    if n < 1:
-        raise ConfigError(f"{what} must be >= 1, got {n}")
-    return n
-
-
-def parse_cores(text) -> tuple[int, ...] | None:
-    """``--pin-cpu`` value: ``3`` or ``0,1`` -> (cores,); None stays None."""
-    if text is None:
-        return None
-    if isinstance(text, int):
-        return (text,)
-    try:
-        cores = tuple(int(t) for t in str(text).split(",") if t.strip())
-    except ValueError:
-        raise ConfigError(f"--pin-cpu: {text!r} is not a core number or a list of them") from None
-    if not cores or min(cores) < 0:
-        raise ConfigError(f"--pin-cpu: {text!r} is not a core number or a list of them")
-    return cores
-
-
-def default_threads(device: str) -> int | None:
-    """1 on a CPU; on CUDA torch's own default (None: left as it is)."""
-    return None if str(device).startswith("cuda") else 1
 
 
 def affinity() -> list[int]:
@@ -67,28 +31,11 @@ def load_average() -> list[float]:
         return []
 
 
-def apply(threads: int | None, pin_cpu=None) -> dict:
-    """Set torch's intra-op threads and (``pin_cpu``: a core or cores) this process's cores.
-
-    ``threads`` None keeps torch's default, except that pinning to fewer cores than that
-    lowers it to the pinned count (more threads than cores only wait for each other); asking
-    for more threads than pinned cores is an error. Returns :func:`host_meta`.
-    """
+def apply(threads: int | None) -> dict:
+    """Set torch's intra-op threads (None keeps torch's default); returns :func:`host_meta`.
+    To run on given cores, start the command under ``taskset -c CORES``: the worker processes
+    inherit the affinity."""
     import torch
-    cores = parse_cores(pin_cpu)
-    if cores is not None:
-        if not hasattr(os, "sched_setaffinity"):
-            raise ConfigError("--pin-cpu is not supported on this platform")
-        missing = sorted(set(cores) - set(affinity()))
-        if missing:
-            raise ConfigError(f"CPU core {missing[0]} is not available to this process "
-                              f"(available: {','.join(map(str, affinity()))})")
-        if threads is not None and threads > len(cores):
-            raise ConfigError(f"--threads {threads} needs as many cores in --pin-cpu "
-                              f"(got {len(cores)}: {','.join(map(str, cores))})")
-        os.sched_setaffinity(0, set(cores))
-        if threads is None:
-            threads = min(torch.get_num_threads(), len(cores))
     if threads is not None:
         torch.set_num_threads(threads)
     return host_meta()

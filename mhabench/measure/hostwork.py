@@ -12,13 +12,13 @@ import bisect
 from collections import Counter
 from typing import Iterable
 
-#: The integer counts per call, in table order. ``runtime_calls`` counts every CUDA runtime or
-#: driver call; ``launches``, ``memcpy_calls``, ``syncs`` and ``alloc_calls`` are kinds of it;
-#: ``kernels`` and ``copies`` are device activities (kernels, and memory copies or sets).
-KINDS = ("aten_ops", "runtime_calls", "launches", "memcpy_calls", "syncs", "alloc_calls",
-         "kernels", "copies", "h2d_bytes", "d2h_bytes")
-#: Kinds that exist only where there is a device (CUDA): on a CPU only aten ops are counted.
-DEVICE_KINDS = KINDS[1:]
+from ..catalogue import PROFILED_KINDS
+
+#: The integer counts per call read from the profiler, in table order. ``runtime_calls`` counts
+#: every CUDA runtime or driver call; ``launches``, ``memcpy_calls``, ``syncs`` and
+#: ``alloc_calls`` are kinds of it; ``kernels`` and ``copies`` are device activities (kernels,
+#: and memory copies or sets). On a CPU only aten ops are counted.
+KINDS = PROFILED_KINDS
 RUNTIME_PREFIXES = ("cuda", "cu", "hip")
 
 

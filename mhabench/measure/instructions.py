@@ -58,6 +58,7 @@ class Plan:
     timeout_s: float | None = None
     allow_cuda: bool = False
     valgrind_args: tuple = ()   # more valgrind options, before the interpreter
+    python: str = ""            # the interpreter counted ("": this one)
 
     def __post_init__(self):
         for path, n in self.calls.items():
@@ -184,7 +185,8 @@ def sweep(points, plan: Plan | None = None, env: dict | None = None,
                         on_point(label, entry)
 
             rc, timed_out = _run_worker(
-                worker_argv(pts_file, out_file, prefix, exe=exe, valgrind_args=plan.valgrind_args),
+                worker_argv(pts_file, out_file, prefix, python=plan.python or None, exe=exe,
+                            valgrind_args=plan.valgrind_args),
                 worker_env(env), log_file, left, take)
             take()
             run_stages = _stage_lines(log_file)
@@ -249,23 +251,14 @@ def _remove_dumps(work: str) -> None:
         os.unlink(f)
 
 
-def attach(result, counts: dict) -> None:
-    """Store a :func:`sweep`'s per-call counts on its point's
-    :class:`~mhabench.measure.results.Result`; a point that could not be counted keeps NaN figures and
-    a note in its message (its other figures stand)."""
-    entry = counts.get(result.point.label)
-    if entry and entry["status"] == "ok":
+def attach(result, entry: dict) -> None:
+    """Store one point's :func:`sweep` entry on its :class:`~mhabench.measure.results.Result`;
+    a point that could not be counted keeps NaN figures and a note in its message (its other
+    figures stand)."""
+    if entry["status"] == "ok":
         result.instructions = dict(entry["instructions"])
-    elif entry:
+    else:
         result.message = f"{result.message}; instructions: {entry['message']}".lstrip("; ")
-
-
-def add_counts(results, plan: Plan | None = None, env: dict | None = None) -> dict:
-    """Count at every result's point in one :func:`sweep`, :func:`attach` each; the meta."""
-    counts = sweep([r.point for r in results], plan, env)
-    for r in results:
-        attach(r, counts)
-    return counts[""]
 
 
 def _children_cpu_s() -> float:
@@ -374,7 +367,7 @@ def count_point(point: Point, calls: dict, warmup: int, dumps: Dumps) -> dict:
 
     from .inputs import build
     from .paths import run_fast_checked
-    from .sweep import active_paths
+    from .passes import active_paths
 
     inp = build(point)
     paths = active_paths(inp)

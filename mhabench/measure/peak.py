@@ -290,3 +290,34 @@ def calibrate(device: str = "cuda", dtype: str = "float16", size: int | None = N
         raise RuntimeError(f"matmul peak measurement not credible: {why}")
     _store(key, entry)
     return value
+
+
+def _warned(on_warning, fn, *args, **kw):
+    """``fn(*args, **kw)`` with each :class:`PeakWarning` handed to ``on_warning`` as a line."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", PeakWarning)
+        out = fn(*args, **kw)
+    for w in caught:
+        if issubclass(w.category, PeakWarning) and on_warning:
+            on_warning(f"warning: {w.message}")
+    return out
+
+
+def peak_entry(device: str, dtype: str, force: bool = False, on_warning=None) -> dict:
+    """The peak as run metadata: :func:`device_peak`'s entry, or NaN and the reason where it
+    could not be measured; warnings go to ``on_warning``."""
+    import time
+    t0 = time.perf_counter()
+    entry = {"dtype": dtype, "cache": str(cache_path())}
+    try:
+        entry.update(_warned(on_warning, device_peak, device, dtype, force))
+    except Exception as exc:
+        text = str(exc).strip().splitlines()
+        entry.update(tflops=math.nan, error=f"{type(exc).__name__}: {text[0] if text else ''}")
+    entry["seconds"] = round(time.perf_counter() - t0, 3)
+    return entry
+
+
+def recheck_entry(rates, entry: dict, device: str, dtype: str, on_warning=None) -> dict:
+    """:func:`recheck`, its warnings handed to ``on_warning``."""
+    return _warned(on_warning, recheck, rates, entry, device, dtype)

@@ -1,5 +1,9 @@
 """How long and how often a point is measured: a configuration with no torch in it, so that a
-supervising parent can build and send one before it imports torch."""
+supervising parent can build and send one before it imports torch.
+
+Users pick a preset (pyperf's ``--fast`` / ``--rigorous`` model) rather than knobs; the knobs stay
+fields of :class:`Protocol` for the measuring scripts in ``bench/``.
+"""
 from __future__ import annotations
 
 import math
@@ -7,37 +11,29 @@ from dataclasses import dataclass
 
 from .config import ConfigError
 
-#: How a point's wall-time budget is spent (see :func:`mhabench.measure.timing.wall_rounds`;
-#: docs/protocols.md has the A/A figures each was chosen or dropped on).
-MODES = ("rotation", "blocks", "windows", "long")
+#: How a point's wall-time budget is spent (:func:`mhabench.measure.timing.wall_rounds`):
+#: ``windows`` times back-to-back calls of one path between two synchronisations, as the
+#: reference script does (the seed's wall time); ``rotation`` times single synchronised calls
+#: (a latency).
+MODES = ("windows", "rotation")
 
 
 @dataclass(frozen=True)
 class Protocol:
     """How long and how often to measure. Defaults fit the seed grid within the reference's cost."""
 
-    warmup_ms: float = 5.0      # per path (all paths together if ``warmup_shared``)
-    min_warmup: int = 2
+    warmup_ms: float = 5.0      # for all paths together, taken in turn
+    min_warmup: int = 2         # calls per path at least
     target_ms: float = 50.0     # measuring time per point, all paths together
-    min_rounds: int = 10        # rotation, blocks, windows
+    min_rounds: int = 10
     max_rounds: int = 200
     device_calls: int = 4       # profiled calls per path, median taken (0: no device time)
-    host_work: bool = True      # exact host-work counts from the same session (aten ops...)
-    mode: str = "rotation"      # one of MODES
-    block_calls: int = 5        # blocks: synchronised calls of one path per block
-    window_calls: int = 10      # windows: calls between two events, no synchronisation inside
-    long_rounds: int = 2        # long: rounds of one long window per path, order alternated
-    long_min_calls: int = 20    # long: calls per window at least
-    warmup_shared: bool = True  # warm the paths up in turn, ``warmup_ms`` for them all
+    host_work: bool = True      # exact host-work counts (aten ops, bytecodes, CUDA calls...)
+    mode: str = "windows"       # one of MODES
 
     def __post_init__(self):
         if self.mode not in MODES:
             raise ConfigError(f"unknown protocol mode {self.mode!r} (choose from {', '.join(MODES)})")
-        if not isinstance(self.warmup_shared, bool):
-            raise ConfigError(f"warmup_shared must be true or false, got {self.warmup_shared!r}")
-        for name in ("block_calls", "window_calls", "long_rounds", "long_min_calls"):
-            if getattr(self, name) < 1:
-                raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
         for name, (low, high) in LIMITS.items():
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) \
@@ -47,8 +43,32 @@ class Protocol:
         if self.max_rounds < self.min_rounds:
             raise ConfigError(f"max_rounds {self.max_rounds} is below min_rounds {self.min_rounds}")
 
+    @property
+    def window_us(self) -> float:
+        """How long one path's window lasts in ``windows`` mode: the budget spread over
+        ``min_rounds`` rounds of a window per path."""
+        return self.target_ms * 1000.0 / (self.min_rounds * 3)
+
 
 #: Bounds of each protocol knob: beyond them a sweep would never end (an hour of warm-up per
 #: path, millions of rounds) or measure nothing.
 LIMITS = {"warmup_ms": (0, 600_000.0), "min_warmup": (1, 100_000), "target_ms": (0, 3_600_000.0),
           "min_rounds": (1, 1_000_000), "max_rounds": (1, 1_000_000), "device_calls": (0, 10_000)}
+
+#: ``check``: plumbing only (two rounds of a millisecond; the figures exist but are not to be
+#: read); ``fast``: a first look; ``default``; ``rigorous``: four times the budget, for
+#: re-measuring a few flagged points (``mhabench confirm``).
+PRESETS = {
+    "check": Protocol(warmup_ms=0.5, min_rounds=2, max_rounds=2, target_ms=1.0, device_calls=1),
+    "fast": Protocol(warmup_ms=2.0, min_rounds=6, target_ms=20.0, device_calls=2),
+    "default": Protocol(),
+    "rigorous": Protocol(warmup_ms=20.0, min_rounds=30, max_rounds=600, target_ms=200.0,
+                         device_calls=10),
+}
+
+
+def preset(name: str) -> Protocol:
+    try:
+        return PRESETS[name]
+    except KeyError:
+        raise ConfigError(f"unknown preset {name!r} (choose from {', '.join(PRESETS)})") from None

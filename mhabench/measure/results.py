@@ -1,21 +1,32 @@
-"""One point's result, its table row, and atomic CSV / JSON writers."""
+"""One point's result: the record it is kept as, and the figures, JSON entry and CSV row read
+off that record.
+
+A point flows down the layers once: the worker measures a :class:`Result`, which travels and is
+journaled as its record (:meth:`Result.record`, versioned); the run's JSON entry
+(:meth:`Result.doc`), its CSV row (:func:`csv_row`), its table row and the values asv stores
+are all derived from it, with the figures' names and formats taken from
+:mod:`mhabench.catalogue`.
+"""
 from __future__ import annotations
 
 import csv
 import io
-import json
 import math
 from dataclasses import asdict, dataclass, field, fields
 
+from .. import catalogue as cat
 from . import flops as fl
-from . import hostwork
-from .peak import fraction as peak_fraction
 from .config import Point
-from .fileio import atomic_write  # noqa: F401  (the project's one writer, re-exported)
-from .paths import BACKENDS, PATHS
+from .peak import fraction as peak_fraction
 from .stats import iqr, median, ratios
 
+BACKENDS, PATHS = cat.BACKENDS, cat.PATHS
+#: The record's format: a journal line, the JSON's entry and the CSV row are all read off it.
+RECORD_VERSION = 2
 OK, MISMATCH, NO_FASTPATH, ERROR = "ok", "mismatch", "no_fastpath", "error"
+#: Stages of a point: ``wall`` once its wall pass is done (correctness, wall rounds, fp32
+#: drift); ``done`` once its counts pass is too (device time, host work, memory).
+WALL, DONE = "wall", "done"
 
 
 @dataclass
@@ -25,11 +36,13 @@ class Result:
     point: Point
     status: str = OK
     message: str = ""
+    stage: str = DONE
     padding: float = math.nan
     max_abs_err: float = math.nan
     fast_path: bool = False
     sdpa_backend: str = ""  # the SDPA backend whose kernels the fast path ran (CUDA only)
     rounds: dict[str, list[float]] = field(default_factory=dict)
+    window_calls: dict[str, int] = field(default_factory=dict)  # calls behind each round's sample
     device_calls: dict[str, list[float]] = field(default_factory=dict)
     lengths: list[int] = field(default_factory=list)   # real tokens per row: the useful FLOPs
     peak_tflops: float = math.nan                        # the device's calibrated matmul peak
@@ -92,10 +105,10 @@ class Result:
         return fl.tflops(self.useful_flops(), us)
 
     def metrics(self) -> dict[str, float]:
-        """Flat float figures (NaN where not measured): what asv tracks and tables show.
+        """Every catalogued figure as a float (NaN where not measured): what asv tracks, the
+        table shows and the JSON's ``metrics`` holds.
 
-        Cached: a sweep rewrites its files after every point, and recomputing every earlier
-        point's statistics each time would make that quadratic.
+        Cached: the key covers everything the figures are computed from.
         """
         key = (self.status, self.padding, self.max_abs_err,
                tuple(map(len, self.rounds.values())), tuple(map(len, self.device_calls.values())),
@@ -128,7 +141,7 @@ class Result:
         m.update(self._efficiency_metrics())
         m.update(self._host_work_metrics())
         m.update({f"instr_{p}": float(self.instructions.get(p, math.nan)) for p in PATHS})
-        return {k: float(v) for k, v in m.items()}
+        return {k: float(m[k]) for k in cat.BY_KEY}
 
     def _efficiency_metrics(self) -> dict[str, float]:
         """FLOPs, useful TFLOP/s and share of the peak per path (wall- and kernel-time based),
@@ -151,33 +164,26 @@ class Result:
         m = {}
         for p in PATHS:
             counts = self.host_work.get(p, {})
-            for k in hostwork.KINDS:
+            for k in cat.PROFILED_KINDS + ("bytecodes",):
                 v = counts.get(k)
                 m[f"host_{p}_{k}"] = float(v) if v is not None and v >= 0 else math.nan
             m[f"host_{p}_copied_bytes"] = m[f"host_{p}_h2d_bytes"] + m[f"host_{p}_d2h_bytes"]
         return m
 
-    def to_json(self) -> dict:
-        d = {"point": asdict(self.point), "label": self.point.label, "status": self.status,
-             "message": self.message, "fast_path": self.fast_path,
-             "sdpa_backend": self.sdpa_backend,
-             "metrics": {k: _json_num(v) for k, v in self.metrics().items()},
-             "lengths": list(self.lengths),
-             "rounds_us": self.rounds, "device_calls_us": self.device_calls,
-             "host_work": self.host_work, "instructions": self.instructions}
-        return d
-
-    def to_record(self) -> dict:
-        """Every dataclass field as plain JSON types (the point as a dict): what
-        :meth:`from_json` reads back, whatever fields the class has."""
-        return {f.name: (asdict(self.point) if f.name == "point" else getattr(self, f.name))
-                for f in fields(self)}
+    # --- the record and what is read off it ---------------------------------------------------
+    def record(self) -> dict:
+        """Every field as plain JSON types, versioned: what a journal line and a worker's
+        message carry, and what :meth:`of_record` reads back."""
+        out = {f.name: (asdict(self.point) if f.name == "point" else getattr(self, f.name))
+               for f in fields(self)}
+        out["v"] = RECORD_VERSION
+        return out
 
     @classmethod
-    def from_json(cls, doc: dict) -> "Result":
-        """A Result from :meth:`to_record` (or :meth:`to_json`: its ``rounds_us`` and
-        ``device_calls_us``): every field present in ``doc`` is taken, the others keep their
-        defaults; a float field stored as null is NaN again."""
+    def of_record(cls, doc: dict) -> "Result":
+        """A Result from :meth:`record` (or from a run JSON's entry, :meth:`doc`, whose samples
+        are ``rounds_us`` and ``device_calls_us``): every field present is taken, the others keep
+        their defaults; a float field stored as null is NaN again."""
         doc = dict(doc)
         for alias, name in (("rounds_us", "rounds"), ("device_calls_us", "device_calls")):
             if alias in doc and name not in doc:
@@ -190,6 +196,16 @@ class Result:
             kwargs[f.name] = math.nan if v is None and isinstance(f.default, float) else v
         return cls(Point(**doc["point"]), **kwargs)
 
+    def doc(self) -> dict:
+        """The run JSON's entry for this point (``mhabench run --json``)."""
+        return {"point": asdict(self.point), "label": self.point.label, "status": self.status,
+                "message": self.message, "fast_path": self.fast_path,
+                "sdpa_backend": self.sdpa_backend,
+                "metrics": {k: _json_num(v) for k, v in self.metrics().items()},
+                "lengths": list(self.lengths), "rounds_us": self.rounds,
+                "window_calls": self.window_calls, "device_calls_us": self.device_calls,
+                "host_work": self.host_work, "instructions": self.instructions}
+
 
 def _div(a: float, b: float) -> float:
     """a / b, NaN where b is zero or either is missing (a point without kernels, say)."""
@@ -200,59 +216,27 @@ def _json_num(v: float):
     return None if v is None or (isinstance(v, float) and not math.isfinite(v)) else v
 
 
-# --- table -----------------------------------------------------------------------------------
-MU = "\u00b5"
-#: The reference's columns, spelled as it spells them, then ours.
-REFERENCE_COLUMNS = ["dtype", "batch_size", "sequence_length", "n_heads", "embed_dim",
-                     f"time_native_mha_slow({MU}s)", f"time_native_mha_fast ({MU}s)",
-                     "speedup flash_mha v native_mha", "padding"]
-EXTRA_COLUMNS = [f"slow_iqr({MU}s)", f"fast_iqr({MU}s)", f"time_slow_fair({MU}s)",
-                 f"slow_fair_iqr({MU}s)", "speedup_fair",
-                 f"device_slow({MU}s)", f"device_fast({MU}s)", f"device_slow_fair({MU}s)",
-                 "device_speedup", "device_speedup_fair", "speedup_rel_iqr", "device_speedup_rel_iqr",
-                 "host_share_slow", "host_share_fast", "host_share_slow_fair",
-                 "max_abs_err", "fast_path", "sdpa_backend",
-                 *(f"device_fast_{b}({MU}s)" for b in BACKENDS), "beta_b", "status"]
-#: Efficiency, memory and drift columns: named as their metric keys, with their formats.
-EFFICIENCY_COLUMNS = (
-    [("useful_flops", ".0f"), ("padded_flops", ".0f"), ("peak_tflops", ".4g")]
-    + [(f"{base}_{p}_tflops", ".4g") for base in ("wall", "device") for p in PATHS]
-    + [(f"{base}_{p}_peak_fraction", ".4g") for base in ("wall", "device") for p in PATHS]
-    + [(f"peak_mem_{p}_bytes", ".0f") for p in PATHS]
-    + [("max_abs_err_fp32", ".3g")]
-    + [(f"host_{p}_{k}", ".0f") for p in PATHS for k in hostwork.KINDS])
-#: Host instructions per call (callgrind), named as their metric keys.
-INSTRUCTION_COLUMNS = [f"instr_{p}" for p in PATHS]
-COLUMNS = (REFERENCE_COLUMNS + EXTRA_COLUMNS + [k for k, _ in EFFICIENCY_COLUMNS]
-           + INSTRUCTION_COLUMNS)
+# --- the CSV ---------------------------------------------------------------------------------
+def _cell(v, fmt: str) -> str:
+    return "" if not isinstance(v, (int, float)) or not math.isfinite(v) else format(v, fmt)
 
 
-def _f(v: float, fmt: str = ".3f") -> str:
-    return "" if not math.isfinite(v) else format(v, fmt)
-
-
-def row(r: Result) -> list[str]:
+def csv_row(r: Result) -> list[str]:
+    """The point's CSV cells, in :func:`mhabench.catalogue.csv_columns` order."""
     p, m = r.point, r.metrics()
-    return [f"torch.{p.dtype}", str(p.batch_size), str(p.seq_len), str(p.num_heads), str(p.embed_dim),
-            _f(m["wall_slow_us"]), _f(m["wall_fast_us"]), _f(m["speedup"]), _f(m["padding"]),
-            _f(m["wall_slow_iqr_us"]), _f(m["wall_fast_iqr_us"]), _f(m["wall_slow_fair_us"]),
-            _f(m["wall_slow_fair_iqr_us"]), _f(m["speedup_fair"]),
-            _f(m["device_slow_us"]), _f(m["device_fast_us"]), _f(m["device_slow_fair_us"]),
-            _f(m["device_speedup"]), _f(m["device_speedup_fair"]),
-            _f(m["speedup_rel_iqr"], ".4f"), _f(m["device_speedup_rel_iqr"], ".4f"),
-            _f(m["host_share_slow"]), _f(m["host_share_fast"]), _f(m["host_share_slow_fair"]),
-            _f(m["max_abs_err"], ".3g"), "yes" if r.fast_path else "no", r.sdpa_backend,
-            *(_f(m[f"device_fast_{b}_us"]) for b in BACKENDS), str(p.beta_b), r.status,
-            *(_f(m[k], fmt) for k, fmt in EFFICIENCY_COLUMNS),
-            *(_f(m[k], ".0f") for k in INSTRUCTION_COLUMNS)]
+    own = {"@dtype": f"torch.{p.dtype}", "@batch_size": str(p.batch_size),
+           "@seq_len": str(p.seq_len), "@num_heads": str(p.num_heads),
+           "@embed_dim": str(p.embed_dim), "@fast_path": "yes" if r.fast_path else "no",
+           "@sdpa_backend": r.sdpa_backend, "@beta_b": str(p.beta_b), "@status": r.status}
+    return [own[c] if c.startswith("@") else _cell(m[c], cat.csv_format(c))
+            for c in cat.csv_columns()]
 
 
-# --- files -----------------------------------------------------------------------------------
 def csv_text(results: list[Result]) -> str:
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
-    w.writerow(COLUMNS)
-    w.writerows(row(r) for r in results)
+    w.writerow([cat.csv_header(c) for c in cat.csv_columns()])
+    w.writerows(csv_row(r) for r in results)
     return buf.getvalue()
 
 
@@ -263,42 +247,3 @@ def errors_of(results: list[Result]) -> dict[str, int]:
         if r.status != OK:
             errs[r.point.key] = errs.get(r.point.key, 0) + 1
     return errs
-
-
-def json_doc(results: list[Result], meta: dict) -> dict:
-    return {"meta": meta, "errors": errors_of(results), "results": [r.to_json() for r in results]}
-
-
-class ResultFiles:
-    """The requested files (CSV, errors JSON, full JSON), rewritten as a sweep goes on.
-
-    A finished point's figures do not change, so each is serialised once and every rewrite
-    only joins the pieces: serialising every point again at each of a seed-grid run's 20
-    rewrites cost ~7 s of its wall time. ``results`` must grow by appending.
-    """
-
-    def __init__(self, csv_path=None, error_path=None, json_path=None):
-        self.csv_path, self.error_path, self.json_path = csv_path, error_path, json_path
-        self._rows: list[str] = []
-        self._docs: list[str] = []
-
-    def write(self, results: list[Result], meta: dict) -> None:
-        new = results[len(self._docs):]
-        if self.csv_path:
-            buf = io.StringIO()
-            csv.writer(buf, lineterminator="\n").writerows(row(r) for r in new)
-            self._rows.append(buf.getvalue())
-        self._docs.extend(json.dumps(r.to_json()) if self.json_path else "" for r in new)
-        if self.csv_path:
-            atomic_write(self.csv_path, csv_text([]) + "".join(self._rows))
-        if self.error_path:
-            atomic_write(self.error_path, json.dumps(errors_of(results)))
-        if self.json_path:
-            head = json.dumps({"meta": meta, "errors": errors_of(results)}, indent=1)[:-2]
-            atomic_write(self.json_path, head + ',\n "results": [\n  '
-                         + ",\n  ".join(self._docs) + "\n ]\n}\n")
-
-
-def write_all(results: list[Result], meta: dict, csv_path=None, error_path=None, json_path=None) -> None:
-    """Rewrite every requested file atomically (pass ``json_path=None`` to skip the large one)."""
-    ResultFiles(csv_path, error_path, json_path).write(results, meta)

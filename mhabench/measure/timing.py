@@ -1,12 +1,10 @@
-"""Wall time by interleaved single calls, and device time from the profiler's kernel records.
+"""Wall time in interleaved rounds, and device time from the profiler's kernel records.
 
-Wall time: each path is warmed up for a fixed time, then measured in rounds; a round makes one
-call of every path, in an order that changes from round to round, each call timed on its own
-(CUDA events recorded around it, read after one synchronisation at the end; ``perf_counter_ns``
-on the CPU). Rounds go on until ``target_ms`` is spent (within ``min_rounds``..``max_rounds``).
-Host jitter then lands in a few samples, which medians discard, instead of in a window's mean,
-and a slow stretch of the host hits every path alike. The speedup is the median of per-round
-ratios; every sample is kept.
+Wall time: the paths are warmed up in turn for a fixed time, then measured in rounds; a round
+times one window of back-to-back calls of every path (as the reference script times a path),
+in an order that changes from round to round. Rounds go on until ``target_ms`` is spent
+(within ``min_rounds``..``max_rounds``). A slow stretch of the host then hits every path alike,
+and the speedup is the median of per-round ratios; every sample is kept.
 
 Device time: the summed durations of the device activity (kernels, copies) each call launched,
 read from a profiler session that records only the labelled calls and the device side; host
@@ -87,15 +85,6 @@ class Clock:
         return out
 
 
-def warmup(clock: Clock, path: Path, proto: Protocol) -> float:
-    """Run ``path`` for ``warmup_ms`` (at least ``min_warmup`` calls); return the median µs per
-    call of the second half (the first calls pay one-off set-up)."""
-    times: list[float] = []
-    while len(times) < proto.min_warmup or sum(times) < proto.warmup_ms * 1000.0:
-        times.append(clock.once(path))
-    return _settled(times)
-
-
 def _settled(times: list[float]) -> float:
     """The median of a warm-up's second half (its first calls pay one-off set-up)."""
     return float(statistics.median(times[len(times) // 2:]))
@@ -116,51 +105,56 @@ def warmup_together(clock: Clock, paths: Mapping[str, Path], proto: Protocol) ->
 
 
 def rounds_for(round_us: float, proto: Protocol) -> int:
-    """Rounds that fit ``target_ms`` when one round (a call of each path) takes ``round_us``."""
+    """Rounds that fit ``target_ms`` when one round (a window or call of each path) takes
+    ``round_us``."""
     n = round(proto.target_ms * 1000.0 / max(round_us, 1e-3))
     return int(min(proto.max_rounds, max(proto.min_rounds, n)))
 
 
-def wall_rounds(paths: Mapping[str, Path], proto: Protocol, device: str) -> dict[str, list[float]]:
-    """Warm up, then measure by ``proto.mode``; returns µs per call, per path, in round order
-    (one sample per call, block call or window, the same count for every path).
+#: Calls in one window at most (a path of a fraction of a microsecond).
+MAX_WINDOW_CALLS = 10_000
 
-    ``rotation``: a round is one call of every path in a rotating order, each between two
-    events, all enqueued with one synchronisation at the end. ``blocks``: a round is
-    ``block_calls`` synchronised calls of each path in turn. ``windows``: a round is one window
-    of ``window_calls`` back-to-back calls per path (:meth:`Clock.window`). ``long``:
-    ``long_rounds`` rounds of one long window per path (the budget split evenly, at least
-    ``long_min_calls`` calls), the order of the paths reversed every other round.
+
+def window_calls(est: Mapping[str, float], proto: Protocol) -> dict[str, int]:
+    """Calls per window of each path, so that each window lasts about ``proto.window_us``."""
+    return {n: int(max(1, min(MAX_WINDOW_CALLS, round(proto.window_us / max(us, 1e-3)))))
+            for n, us in est.items()}
+
+
+def _order(r: int, names: list[str]) -> list[str]:
+    """The paths of round ``r``: every permutation of three in turn, else alternating."""
+    if len(names) == 3:
+        return [names[i] for i in ORDERS[r % len(ORDERS)]]
+    return names if r % 2 == 0 else names[::-1]
+
+
+def wall_rounds(paths: Mapping[str, Path], proto: Protocol,
+                device: str) -> tuple[dict[str, list[float]], dict[str, int]]:
+    """Warm up, then measure rounds in a rotating order of the paths; returns (µs per call per
+    path in round order, one sample per round and path; calls per sample per path).
+
+    ``windows`` (default): a round times one window of back-to-back calls of each path, with a
+    synchronisation before and after (none inside): what the reference script times, the
+    throughput of a path. The calls per window come from the warm-up's estimate, so that a
+    window lasts about ``proto.window_us``. ``rotation``: a round is one call of every path,
+    each between two events, all enqueued with one synchronisation at the end (a latency).
     """
     clock = Clock(device)
     names = list(paths)
-    est = (warmup_together(clock, paths, proto) if proto.warmup_shared
-           else {n: warmup(clock, paths[n], proto) for n in names})
+    est = warmup_together(clock, paths, proto)
     was_enabled = gc.isenabled()
     gc.disable()
     try:
         if proto.mode == "rotation":
-            return _rotation(clock, paths, names, rounds_for(sum(est.values()), proto))
+            rounds = rounds_for(sum(est.values()), proto)
+            return _rotation(clock, paths, names, rounds), {n: 1 for n in names}
+        calls = window_calls(est, proto)
+        rounds = rounds_for(sum(calls[n] * est[n] for n in names), proto)
         out: dict[str, list[float]] = {n: [] for n in names}
-        if proto.mode == "long":
-            share_us = proto.target_ms * 1000.0 / (proto.long_rounds * len(names))
-            calls = {n: max(proto.long_min_calls, round(share_us / max(est[n], 1e-3)))
-                     for n in names}
-            for r in range(proto.long_rounds):
-                for n in (names if r % 2 == 0 else names[::-1]):
-                    out[n].append(clock.window(paths[n], calls[n]))
-            return out
-        per = proto.block_calls if proto.mode == "blocks" else proto.window_calls
-        rounds = rounds_for(per * sum(est.values()), proto)
         for r in range(rounds):
-            order = ORDERS[r % len(ORDERS)] if len(names) == 3 else range(len(names))
-            for i in order:
-                n = names[i]
-                if proto.mode == "blocks":
-                    out[n].extend(clock.window(paths[n], 1) for _ in range(per))
-                else:
-                    out[n].append(clock.window(paths[n], per))
-        return out
+            for n in _order(r, names):
+                out[n].append(clock.window(paths[n], calls[n]))
+        return out, calls
     finally:
         if was_enabled:
             gc.enable()
@@ -169,10 +163,9 @@ def wall_rounds(paths: Mapping[str, Path], proto: Protocol, device: str) -> dict
 def _rotation(clock: Clock, paths, names, rounds: int) -> dict[str, list[float]]:
     seq, owner = [], []
     for r in range(rounds):
-        order = ORDERS[r % len(ORDERS)] if len(names) == 3 else range(len(names))
-        for i in order:
-            seq.append(paths[names[i]])
-            owner.append(names[i])
+        for n in _order(r, names):
+            seq.append(paths[n])
+            owner.append(n)
     times = clock.calls(seq)
     out: dict[str, list[float]] = {n: [] for n in names}
     for n, t in zip(owner, times):

@@ -15,7 +15,7 @@ import math
 import re
 from pathlib import Path
 
-from ..track.asv_results import row_values, rows
+from ..catalogue import asv_figure
 from ..figures.breakeven import break_even, group_by_shape, load_doc
 from ..measure.config import ConfigError
 
@@ -168,43 +168,23 @@ def plot_results(json_path_or_doc, out_dir, metric: str = "speedup") -> list[str
 
 
 # --- asv history -----------------------------------------------------------------------------
-def read_asv_results(asv_results_dir) -> list[dict]:
-    """Every asv (0.6, API version 2) result file under ``results/<machine>/*.json``.
-
-    Each: ``{"machine", "path", "commit_hash", "env_name", "date", "results": {bench: {column:
-    value}}}``, sorted by commit date then file name. ``machine.json`` is skipped, as are files
-    that do not have the result-file layout.
-    """
-    from ..measure.fileio import read_json
+def read_asv_results(asv_results_dir) -> list:
+    """Every asv result file under ``results/<machine>/*.json``, read through ``asv.results``
+    (:func:`mhabench.track.asv_results.load_record`), sorted by date then file name."""
+    from ..track.asv_results import load_record
     root = Path(asv_results_dir)
     if not root.is_dir():
         raise ConfigError(f"{root}: no such directory")
-    runs = []
-    for path in sorted(root.glob("*/*.json")):
-        if path.name == "machine.json":
-            continue
-        data = read_json(path, "asv result file")
-        if not isinstance(data, dict) or not isinstance(data.get("result_columns"), list) \
-                or not isinstance(data.get("results"), dict):
-            raise ConfigError(f"{path}: not an asv result file (needs 'result_columns' and "
-                              f"'results')")
-        bad = [b for b, row in data["results"].items() if not isinstance(row, list)
-               or len(row) > len(data["result_columns"])]
-        if bad:
-            raise ConfigError(f"{path}: not an asv result file ({bad[0]!r} is not a row)")
-        benches = rows(data)
-        runs.append({"machine": (data.get("params") or {}).get("machine", path.parent.name),
-                     "path": str(path), "commit_hash": data.get("commit_hash") or path.stem,
-                     "env_name": data.get("env_name") or "", "date": data.get("date") or 0,
-                     "results": benches})
+    runs = [load_record(path) for path in sorted(root.glob("*/*.json"))
+            if path.name != "machine.json"]
     if not runs:
         raise ConfigError(f"{root}: no asv result files (results/<machine>/<commit>-<env>.json)")
-    runs.sort(key=lambda r: (r["date"], r["path"]))
+    runs.sort(key=lambda r: (r.date, r.path))
     return runs
 
 
 def _resolve_name(runs: list[dict], name: str) -> str:
-    names = {b for r in runs for b in r["results"]}
+    names = {b for r in runs for b in r.values}
     if name in names:
         return name
     tails = sorted(b for b in names if b.endswith("." + name))
@@ -279,17 +259,17 @@ def asv_history(asv_results_dir, benchmark_name: str,
     name = _resolve_name(runs, benchmark_name)
     names = _bench_info(asv_results_dir, name).get("param_names") or []
     out: dict[str, dict] = {}
-    for machine, mruns in itertools.groupby(sorted(runs, key=lambda r: r["machine"]),
-                                            key=lambda r: r["machine"]):
-        mruns = [r for r in mruns if name in r["results"]]  # groupby keeps the date order
+    for machine, mruns in itertools.groupby(sorted(runs, key=lambda r: r.machine),
+                                            key=lambda r: r.machine):
+        mruns = [r for r in mruns if name in r.values]  # groupby keeps the date order
         if not mruns:
             continue
-        envs = {r["env_name"] for r in mruns}
+        envs = {r.env_name for r in mruns}
         builds, series = [], {}
         for i, r in enumerate(mruns):
-            builds.append(build_label(r["commit_hash"], tags)
-                          + (f"\n{r['env_name']}" if len(envs) > 1 else ""))
-            for combo, v in row_values(r["results"][name]).items():
+            builds.append(build_label(r.commit, tags)
+                          + (f"\n{r.env_name}" if len(envs) > 1 else ""))
+            for combo, v in r.values[name].items():
                 label = ", ".join(
                     (f"{names[j]}={_unquote(c)}" if j < len(names) else _unquote(c))
                     for j, c in enumerate(combo)) or name.rsplit(".", 1)[-1]
@@ -311,7 +291,8 @@ def asv_figures(asv_results_dir, benchmark_name: str, max_legend: int = 20,
         fig, ax = plt.subplots(figsize=(max(6, 0.6 * len(builds) + 3), 5), layout="constrained")
         xs = list(range(len(builds)))
         legend, constant = varying_labels(list(h["series"]))
-        if "FastOverSlow" in name:
+        fig_of = asv_figure(name)
+        if fig_of is not None and fig_of.role == "ratio":
             ax.axhline(1.0, color="0.3", linestyle="--", linewidth=1, gid="unity",
                        label="_nolegend_")
         for label, ys in h["series"].items():
@@ -329,13 +310,14 @@ def asv_figures(asv_results_dir, benchmark_name: str, max_legend: int = 20,
 
 
 def direction(name: str, unit: str) -> str:
-    """Which way is better for an asv figure: every tracked figure is lower-is-better (asv
-    flags increases) except the TFLOP/s rates kept for reading."""
-    if "TFLOP/s" in unit:
-        return "higher is better"
-    if "FastOverSlow" in name:
+    """Which way is better for an asv figure, as recorded (a speedup is recorded as fast/slow:
+    lower is better, below 1 the fast path wins)."""
+    f = asv_figure(name)
+    if f is None:
+        return "higher is better" if "TFLOP/s" in unit else "lower is better"
+    if f.role == "ratio":
         return "lower is better (below 1: fast path wins)"
-    return "lower is better"
+    return "higher is better" if f.better == "higher" and not f.invert else "lower is better"
 
 
 def varying_labels(labels: list[str]) -> tuple[dict[str, str], str]:

@@ -1,25 +1,27 @@
-"""The table ``mhabench run`` prints: short headers that say their unit and which way is better,
-and only the columns that hold a value on this device (data-driven: a figure no row has, such
-as kernel time on a CPU, is dropped, whatever columns are added later).
+"""What ``mhabench run`` prints: the table, the n/a figures, the cost, each within 160 columns.
 
-The CSV (:mod:`mhabench.measure.results`) keeps every column and the reference's spelling; this table
-is for reading.
+The table's columns are the catalogue's (:func:`mhabench.catalogue.table_figures`): short
+headers that say their unit and which way is better, and only the columns that hold a value
+on this device (a figure no row has, such as kernel time on a CPU, is dropped). The CSV keeps
+every column and the reference's spelling; this table is for reading.
 """
 from __future__ import annotations
 
 import math
+import re
 import textwrap
 
-UP, DOWN = "\u2191", "\u2193"
-MU = "\u00b5"
+from .. import catalogue as cat
+
+WIDTH = 160
+UP, DOWN, MU = cat.UP, cat.DOWN, cat.MU
 
 #: Footer: the direction markers and why a row's speedup is not its medians' ratio.
 FOOTER = (f"{UP} higher is better, {DOWN} lower is better. speedup = median over rounds of each "
-          "round's slow/fast (the two calls of one round are paired), so it can differ from "
-          f"slow {MU}s / fast {MU}s, the ratio of the medians, when a path's time varies across "
-          "rounds; noise = IQR / median of those per-round ratios. fair: slow_fair (inference "
-          "mode, fast path off) instead of slow. dev: kernel time (CUDA). peak: share of the "
-          "device's matmul peak.")
+          "round's slow/fast (the two windows of one round are paired), so it can differ from "
+          f"slow {MU}s / fast {MU}s, the ratio of the medians; noise = IQR / median of those "
+          "per-round ratios. fair: slow_fair (inference mode, fast path off) instead of slow. "
+          "dev: kernel time (CUDA). peak: share of the device's matmul peak.")
 
 
 def _num(fmt: str, scale: float = 1.0, suffix: str = ""):
@@ -29,40 +31,25 @@ def _num(fmt: str, scale: float = 1.0, suffix: str = ""):
     return cell
 
 
-US, RATIO, PCT = _num(".1f"), _num(".3f"), _num(".1f", 100, "%")
-ERR, MIB = _num(".2g"), _num(".2f", 1 / 2**20)
-
-#: (header, metric key, cell). Point columns come first, from the point itself.
-METRIC_COLUMNS = (
-    [(f"{p} {MU}s{DOWN}", f"wall_{p}_us", US) for p in ("slow", "fast")]
-    + [(f"fair {MU}s{DOWN}", "wall_slow_fair_us", US)]
-    + [(f"dev {p} {MU}s{DOWN}", f"device_{p}_us", US) for p in ("slow", "fast")]
-    + [(f"speedup{UP}", "speedup", RATIO), (f"noise{DOWN}", "speedup_rel_iqr", PCT),
-       (f"fair{UP}", "speedup_fair", RATIO), (f"dev speedup{UP}", "device_speedup", RATIO),
-       (f"dev noise{DOWN}", "device_speedup_rel_iqr", PCT),
-       (f"host share{DOWN}", "host_share_fast", PCT),
-       (f"err{DOWN}", "max_abs_err", ERR), (f"fp32 err{DOWN}", "max_abs_err_fp32", ERR),
-       (f"TFLOP/s{UP}", "wall_fast_tflops", _num(".3g")), (f"peak{UP}", "wall_fast_peak_fraction", PCT),
-       (f"dev peak{UP}", "device_fast_peak_fraction", PCT),
-       (f"MiB{DOWN}", "peak_mem_fast_bytes", MIB)])
+CELLS = {"us": _num(".1f"), "ratio": _num(".3f"), "pct": _num(".1f", 100, "%"),
+         "err": _num(".2g"), "mib": _num(".2f", 1 / 2**20), "g3": _num(".3g")}
+POINT_HEADERS = ["dtype", "B", "S", "E", "H", "b", "pad"]
 
 
 def point_cells(r) -> list[str]:
     p = r.point
-    return [p.dtype, str(p.batch_size), str(p.seq_len), str(p.embed_dim), str(p.num_heads),
-            str(p.beta_b), RATIO(r.padding)]
-
-
-POINT_HEADERS = ["dtype", "B", "S", "E", "H", "b", "pad"]
+    return [p.dtype.replace("float", "f"), str(p.batch_size), str(p.seq_len), str(p.embed_dim),
+            str(p.num_heads), str(p.beta_b), CELLS["ratio"](r.padding)]
 
 
 def columns(results) -> tuple[list[str], list[list[str]]]:
     """Headers and rows, without the columns no row has a value in."""
-    headers = POINT_HEADERS + [h for h, _, _ in METRIC_COLUMNS] + ["status"]
+    figs = cat.table_figures()
+    headers = POINT_HEADERS + [f.table for f in figs] + ["status"]
     rows = []
     for r in results:
         m = r.metrics()
-        rows.append(point_cells(r) + [cell(m.get(k, math.nan)) for _, k, cell in METRIC_COLUMNS]
+        rows.append(point_cells(r) + [CELLS[f.fmt](m.get(f.key, math.nan)) for f in figs]
                     + [r.status])
     return drop_empty(headers, rows)
 
@@ -83,7 +70,43 @@ def table_text(results) -> str:
     return table.get_string()
 
 
-def print_table(results) -> None:
-    print(table_text(results))
-    print(textwrap.fill(FOOTER, 110))
+def footer() -> str:
+    return textwrap.fill(FOOTER, 110)
 
+
+def patterns(keys) -> list[str]:
+    """Metric keys folded into patterns: the paths and backends become ``*``
+    (``device_fast_us``, ``device_slow_us`` -> ``device_*_us``)."""
+    alts = "|".join(sorted(cat.PATHS + cat.BACKENDS, key=len, reverse=True))
+    out: list[str] = []
+    for k in keys:
+        p = re.sub(rf"(?<=_)({alts})(?=_|$)", "*", k)
+        p = re.sub(r"\*_\*", "*", p)
+        if p not in out:
+            out.append(p)
+    return out
+
+
+def wrapped(text: str, indent: str = "  ") -> str:
+    """``text`` wrapped at :data:`WIDTH` columns, continuation lines indented."""
+    return textwrap.fill(text, WIDTH, subsequent_indent=indent, break_on_hyphens=False)
+
+
+def na_lines(reasons: dict[str, str]) -> list[str]:
+    """One wrapped line per reason: which figures are n/a here, folded into patterns."""
+    return [wrapped(f"n/a here ({why}): {', '.join(patterns(keys))}")
+            for why, keys in cat.grouped(reasons).items()]
+
+
+#: The cost split's keys, in words, and which of them make up "measuring".
+COST_WORDS = {"wall_pass": "wall", "device_pass": "device", "host_work_pass": "host work",
+              "bytecodes": "bytecodes", "counts_build": "rebuild", "extra_fp32": "fp32 drift",
+              "extra_backends": "backend split", "extra_memory": "memory",
+              "instructions": "instructions"}
+
+
+def cost_line(cost: dict, points: int, measuring_s: float, total_s: float) -> str:
+    """``8 points in 12.3 s (measuring 9.1 s: wall 6.0, device 2.1, ...); 14.0 s in all``."""
+    parts = [f"{w} {cost[k]:.1f}" for k, w in COST_WORDS.items() if cost.get(k, 0) >= 0.05]
+    return wrapped(f"{points} points measured in {measuring_s:.1f} s ({', '.join(parts)} s); "
+                   f"{total_s:.1f} s in all")

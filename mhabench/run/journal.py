@@ -1,133 +1,139 @@
 """An append-only record of finished points, the one source the result files are built from.
 
-Line 1 is a header: what the points were measured with (torch version and git hash, protocol,
-grid labels, device, dtype, extras) and the run's metadata. Each further line is one finished
-point, written and flushed before the next point starts and fsynced before the next point's
-timed rounds (the worker builds its inputs meanwhile): ``{"label", "doc"`` (the point's
-``--json`` entry), ``"row"`` (its CSV cells), ``"record"`` (the Result's other fields, for
-:meth:`Result.from_json`)``}``. A kill at any moment loses at most the point in progress;
-a line cut short by a kill mid-write is dropped on reading.
+Line 1 is a header: what the points are measured with (the fingerprint: build, protocol, grid,
+seed, block, device, dtype, threads, extras, instructions, mhabench's own code) and the run's
+metadata. Each further line is one point's record at a stage (``{"label", "stage",
+"record"}``, :meth:`mhabench.measure.results.Result.record`): ``wall`` after its wall pass,
+``done`` after its counts pass (and again when its instruction counts arrive). The latest line
+of a label is the point. A line is written and flushed before the worker goes on, and fsynced
+before the next point's timed rounds; a kill at any moment loses at most the point in progress,
+and a line cut short by a kill mid-write is dropped on reading.
 
-The CSV, errors JSON and full JSON are rebuilt from the entries (:func:`rebuild`), each
-atomically, with the signals that end a run held off until all of them are written.
+A journal is locked (``flock``) while a run writes it: a second run on it is refused.
+The CSV, errors JSON, full JSON and break-even CSV are rebuilt from the entries
+(:func:`rebuild`), each atomically, with the signals that end a run held off until all of them
+are written.
 """
 from __future__ import annotations
 
 import contextlib
-import csv
-import io
+import fcntl
 import json
 import os
 import signal
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..measure.config import ConfigError, Point
+from ..measure.config import ConfigError
 from ..measure.fileio import atomic_write
 
-VERSION = 1
-#: Header keys that must match for ``--resume``: the same build, protocol and grid.
-FINGERPRINT = ("torch", "torch_git", "protocol", "grid", "device", "dtype", "extras")
+VERSION = 2
+#: Header keys that must match for ``--resume``: everything that changes a figure.
+FINGERPRINT = ("torch", "torch_git", "variant", "mhabench_source", "device", "dtype", "grid",
+               "block_size", "seed", "protocol", "threads", "extras", "instructions")
 #: The signals on which a run rebuilds its files and stops.
 STOP_SIGNALS = tuple(s for s in (signal.SIGINT, signal.SIGTERM, getattr(signal, "SIGHUP", None))
                      if s is not None)
 
 
-def fingerprint(points: list[Point], protocol: dict, dtype: str, extras: bool) -> dict:
-    """What a journal's points were measured with; ``--resume`` needs all of it to match."""
-    from ..measure import compat
-    return {"torch": compat.TORCH_VERSION, "torch_git": compat.TORCH_GIT, "protocol": protocol,
+def fingerprint(points, meta: dict, threads, extras: bool, instructions: bool) -> dict:
+    """What a journal's points are measured with; ``--resume`` needs all of it to match."""
+    first = points[0] if points else None
+    return {"torch": meta.get("torch"), "torch_git": meta.get("torch_git"),
+            "variant": meta.get("variant"), "mhabench_source": meta.get("mhabench_source"),
+            "device": first.device if first else "", "dtype": first.dtype if first else "",
             "grid": [p.label for p in points],
-            "device": points[0].device if points else "", "dtype": dtype, "extras": bool(extras)}
+            "block_size": first.block_size if first else None,
+            "seed": first.seed if first else None, "protocol": meta.get("protocol"),
+            "threads": threads, "extras": bool(extras), "instructions": bool(instructions)}
 
 
-def header(meta: dict, points: list[Point], dtype: str, extras: bool) -> dict:
-    """The journal's first line for a run of ``points`` with ``meta`` (``sweep.run_meta``)."""
-    return {"journal": VERSION, **fingerprint(points, meta.get("protocol"), dtype, extras),
-            "meta": meta}
+def header(fp: dict, meta: dict) -> dict:
+    return {"journal": VERSION, **fp, "meta": meta}
 
 
-def check_fingerprint(path, head: dict) -> dict:
-    """The header of the journal at ``path``, or ConfigError when it was written by another
-    torch build, protocol or grid than ``head`` describes."""
-    old, _, _ = read(path)
+def mismatch(old: dict, new: dict) -> str:
+    """``""`` where ``old``'s fingerprint is ``new``'s, else the first setting that differs,
+    with its value there and here."""
     for key in FINGERPRINT:
-        if old.get(key) != head.get(key):
-            raise ConfigError(f"{path}: journal of another {_what(key)} "
-                              f"({_short(old.get(key))} there, {_short(head.get(key))} now)")
-    return old
+        a, b = old.get(key), new.get(key)
+        if a == b:
+            continue
+        if key == "protocol" and isinstance(a, dict) and isinstance(b, dict):
+            k = next(k for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k))
+            return f"protocol {k} is {a.get(k)!r} there, {b.get(k)!r} here"
+        if key == "grid":
+            return f"grid is {_grid(a)} there, {_grid(b)} here"
+        return f"{key} is {_short(a)} there, {_short(b)} here"
+    return ""
 
 
-def entry_text(result) -> str:
-    """One point's journal line (JSON, no newline). A failure while deriving or serialising its
-    figures marks this point failed, with the reason, instead of ending the sweep."""
-    from ..measure.results import ERROR, Result, row
-    try:
-        record = {k: v for k, v in result.to_record().items()
-                  if k not in ("rounds", "device_calls")}
-        return json.dumps({"label": result.point.label, "doc": result.to_json(),
-                           "row": row(result), "record": record})
-    except Exception as exc:
-        failed = Result(result.point, status=ERROR,
-                        message=f"serialising the result: {type(exc).__name__}: {exc}"[:300])
-        if result.status == ERROR and not result.rounds:
-            return _bare(failed)
-        return entry_text(failed)
+def _grid(v) -> str:
+    if not isinstance(v, list):
+        return repr(v)
+    return f"{len(v)} points from {v[0]}" if v else "0 points"
 
 
-def _bare(result) -> str:
-    """The last resort for a point whose failed Result cannot be serialised either."""
-    p = result.point
-    doc = {"point": {f: getattr(p, f) for f in p.__dataclass_fields__}, "label": p.label,
-           "status": result.status, "message": result.message, "metrics": {}}
-    return json.dumps({"label": p.label, "doc": doc, "row": [],
-                       "record": {"status": result.status, "message": result.message}})
-
-
-def failed_text(point: Point, reason: str) -> str:
-    """The line of a point whose worker died or hung: an error with the reason."""
-    from ..measure.results import ERROR, Result
-    return entry_text(Result(point, status=ERROR, message=reason))
+def _short(v) -> str:
+    text = json.dumps(v, sort_keys=True) if isinstance(v, (dict, list)) else repr(v)
+    return text if len(text) <= 40 else text[:37] + "..."
 
 
 class Journal:
-    """An open journal: its header, its entries (in order of writing), appending more."""
+    """An open, locked journal: its header, its entries (in order of writing), appending more."""
 
-    def __init__(self, path: str | os.PathLike, head: dict, entries: list[dict], fh):
+    def __init__(self, path, head: dict, entries: list[dict], fh):
         self.path, self.header, self.entries, self._fh = Path(path), head, entries, fh
 
     @classmethod
     def create(cls, path, head: dict) -> "Journal":
+        """A new journal at ``path``; an older journal there is replaced, anything else, or a
+        journal another run is writing, is refused (ConfigError)."""
         p = Path(path)
         p.parent.mkdir(parents=True, exist_ok=True)
-        fh = open(p, "w", encoding="utf-8")
+        if p.exists() and p.stat().st_size:
+            try:
+                read(p)
+            except ConfigError:
+                raise ConfigError(f"{p}: exists and is not an mhabench journal; not replaced") \
+                    from None
+        fh = open(p, "a+", encoding="utf-8")
+        _lock(fh, p)
+        fh.seek(0)
+        fh.truncate()
         j = cls(p, head, [], fh)
         j._write(json.dumps(head))
         return j
 
     @classmethod
     def resume(cls, path, head: dict) -> "Journal":
-        """Reopen ``path`` for appending, after checking that it was written by a run of the same
-        torch build, protocol and grid as ``head``; a cut-short last line is cut off."""
-        check_fingerprint(path, head)
+        """Reopen ``path`` for appending, after checking that it was written by the same run as
+        ``head`` describes; a cut-short last line is cut off."""
         old, entries, good_bytes = read(path)
-        with open(path, "r+b") as raw:
-            raw.truncate(good_bytes)
-        fh = open(path, "a", encoding="utf-8")
+        why = mismatch(old, head)
+        if why:
+            raise ConfigError(f"{path}: --resume refused, another run: {why}")
+        fh = open(path, "a+", encoding="utf-8")
+        _lock(fh, Path(path))
+        fh.truncate(good_bytes)
+        fh.seek(0, os.SEEK_END)
         return cls(path, old, entries, fh)
 
-    @property
-    def labels(self) -> set[str]:
-        return {e["label"] for e in self.entries}
+    def latest(self) -> dict[str, dict]:
+        """Each label's latest entry."""
+        out: dict[str, dict] = {}
+        for e in self.entries:
+            out[e["label"]] = e
+        return out
 
-    def append(self, text: str, parsed: dict | None = None, sync: bool = True) -> dict:
-        """Write one entry line (its JSON text) and keep it; returns it parsed. The line is
-        flushed to the OS at once, which a killed process cannot undo, and fsynced (against a
-        crash of the machine) here, or by :meth:`sync` when ``sync`` is false."""
-        self._write(text, sync)
-        parsed = json.loads(text) if parsed is None else parsed
-        self.entries.append(parsed)
-        return parsed
+    def append(self, label: str, stage: str, record: dict, sync: bool = True) -> dict:
+        """Write one entry line and keep it. The line is flushed to the OS at once, which a
+        killed process cannot undo, and fsynced (against a crash of the machine) here, or by
+        :meth:`sync` when ``sync`` is false."""
+        entry = {"label": label, "stage": stage, "record": record}
+        self._write(json.dumps(entry), sync)
+        self.entries.append(entry)
+        return entry
 
     def sync(self) -> None:
         os.fsync(self._fh.fileno())
@@ -139,25 +145,20 @@ class Journal:
             self.sync()
 
     def close(self) -> None:
-        self._fh.close()
+        self._fh.close()  # releases the lock
 
     def ordered(self) -> list[dict]:
-        """Entries in grid order (a resumed run appends the missing points after the others)."""
+        """Each point's latest entry, in grid order."""
         order = {label: i for i, label in enumerate(self.header.get("grid", []))}
-        return sorted(self.entries, key=lambda e: order.get(e["label"], len(order)))
+        return sorted(self.latest().values(), key=lambda e: order.get(e["label"], len(order)))
 
 
-def _what(key: str) -> str:
-    return {"torch": "torch version", "torch_git": "torch build (git hash)", "grid": "grid",
-            "protocol": "protocol", "device": "device", "dtype": "dtype",
-            "extras": "extras setting (--no-extras)"}[key]
-
-
-def _short(v) -> str:
-    if isinstance(v, list):
-        return f"{len(v)} points from {v[0] if v else '-'}"
-    text = json.dumps(v, sort_keys=True) if isinstance(v, dict) else str(v)
-    return text if len(text) <= 60 else text[:57] + "..."
+def _lock(fh, path: Path) -> None:
+    try:
+        fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        fh.close()
+        raise ConfigError(f"{path}: in use by another run (its journal is locked)") from None
 
 
 def read(path) -> tuple[dict, list[dict], int]:
@@ -180,11 +181,13 @@ def read(path) -> tuple[dict, list[dict], int]:
             raise ConfigError(f"{name}: line {n} is not a JSON object")
         parsed.append(obj)
     head = parsed[0]
+    if head.get("journal") == 1:
+        raise ConfigError(f"{name}: a journal of an older mhabench (format 1): start the run again")
     if head.get("journal") != VERSION or not isinstance(head.get("grid"), list):
         raise ConfigError(f"{name}: not an mhabench journal (line 1 is not its header)")
     for n, e in enumerate(parsed[1:], 2):
-        if not (isinstance(e.get("label"), str) and isinstance(e.get("doc"), dict)
-                and isinstance(e.get("row"), list)):
+        if not (isinstance(e.get("label"), str) and isinstance(e.get("record"), dict)
+                and e.get("stage") in ("wall", "done")):
             raise ConfigError(f"{name}: line {n} is not a journal entry")
     return head, parsed[1:], good
 
@@ -201,44 +204,53 @@ class Outputs:
 
     def named(self) -> dict[str, str | None]:
         return {"--save-path": self.csv, "--error-save-path": self.errors, "--json": self.json,
-                "--breakeven-path": self.breakeven}
+                "breakeven CSV": self.breakeven}
+
+    @classmethod
+    def beside(cls, csv=None, errors=None, json_path=None) -> "Outputs":
+        """The files asked for, and the break-even CSV beside the CSV or the JSON
+        (``NAME_breakeven.csv``)."""
+        base = csv or json_path
+        be = None if not base else str(Path(base).with_name(Path(base).stem + "_breakeven.csv"))
+        return cls(csv, errors, json_path, be)
 
 
-def errors_of(entries: list[dict]) -> dict[str, int]:
-    """Failures per reference key, as :func:`mhabench.measure.results.errors_of` counts them."""
-    errs: dict[str, int] = {}
+def results_of(entries: list[dict], meta: dict | None = None):
+    """The entries' points as Results, in the order given, each with the run's matmul peak."""
+    from ..measure.results import Result
+    peak = ((meta or {}).get("peak") or {}).get("tflops")
+    out = []
     for e in entries:
-        d = e["doc"]
-        if d.get("status") != "ok":
-            p = d["point"]
-            key = (f"batch:{p['batch_size']}_seq_len:{p['seq_len']}"
-                   f"_n_heads:{p['num_heads']}_embed_dim:{p['embed_dim']}")
-            errs[key] = errs.get(key, 0) + 1
-    return errs
+        r = Result.of_record(e["record"])
+        if isinstance(peak, (int, float)):
+            r.peak_tflops = float(peak)
+        out.append(r)
+    return out
 
 
-def json_text(entries: list[dict], meta: dict) -> str:
-    """The ``--json`` document (:func:`mhabench.measure.results.json_doc`'s layout), joined from the
-    entries' already serialised docs."""
-    head = json.dumps({"meta": meta, "errors": errors_of(entries)}, indent=1)[:-2]
-    docs = ",\n  ".join(json.dumps(e["doc"]) for e in entries)
+def json_text(results, meta: dict) -> str:
+    """The ``--json`` document: meta, errors per shape, one entry per point."""
+    from ..measure.results import errors_of
+    head = json.dumps({"meta": meta, "errors": errors_of(results)}, indent=1)[:-2]
+    docs = ",\n  ".join(json.dumps(_jsonable(r.doc())) for r in results)
     return head + ',\n "results": [\n  ' + docs + "\n ]\n}\n"
 
 
-def csv_text(entries: list[dict]) -> str:
-    from ..measure.results import COLUMNS
-    buf = io.StringIO()
-    w = csv.writer(buf, lineterminator="\n")
-    w.writerow(COLUMNS)
-    w.writerows(e["row"] for e in entries if e["row"])
-    return buf.getvalue()
+def _jsonable(d):
+    if isinstance(d, float):
+        return d if d == d and d not in (float("inf"), float("-inf")) else None
+    if isinstance(d, dict):
+        return {k: _jsonable(v) for k, v in d.items()}
+    if isinstance(d, (list, tuple)):
+        return [_jsonable(v) for v in d]
+    return d
 
 
-def breakeven_text(entries: list[dict]) -> str:
+def breakeven_text(results) -> str:
     from ..figures.breakeven import SUMMARY_KEYS, summary_table
     from ..figures.breakeven import csv_text as table_csv
-    rows = summary_table([{"point": e["doc"]["point"], "metrics": e["doc"]["metrics"]}
-                          for e in entries])
+    rows = summary_table([{"point": r.doc()["point"], "metrics": r.doc()["metrics"]}
+                          for r in results])
     return table_csv(rows, SUMMARY_KEYS)
 
 
@@ -264,21 +276,18 @@ def held_signals():
             signal.raise_signal(s)
 
 
-def rebuild(entries: list[dict], meta: dict, out: Outputs) -> None:
+def rebuild(entries: list[dict], meta: dict, out: Outputs) -> list:
     """Write every requested file from ``entries``; the stop signals wait until all are written,
-    so an interruption never leaves files that disagree with each other."""
+    so an interruption never leaves files that disagree with each other. Returns the Results."""
+    from ..measure.results import csv_text, errors_of
+    results = results_of(entries, meta)
     with held_signals():
         if out.csv:
-            atomic_write(out.csv, csv_text(entries))
+            atomic_write(out.csv, csv_text(results))
         if out.errors:
-            atomic_write(out.errors, json.dumps(errors_of(entries)))
+            atomic_write(out.errors, json.dumps(errors_of(results)))
         if out.json:
-            atomic_write(out.json, json_text(entries, meta))
+            atomic_write(out.json, json_text(results, meta))
         if out.breakeven:
-            atomic_write(out.breakeven, breakeven_text(entries))
-
-
-def results_of(entries: list[dict]):
-    """The entries as Results (table and summary lines of the CLI)."""
-    from ..measure.results import Result
-    return [Result.from_json({**e["doc"], **e.get("record", {})}) for e in entries]
+            atomic_write(out.breakeven, breakeven_text(results))
+    return results

@@ -1,15 +1,19 @@
 """The measuring process a supervisor starts (``python -m mhabench.run.worker``).
 
 Imports torch and the measuring code, reads one JSON line on stdin (``{"spec"}``), applies it
-and warms up (one tiny attention call), says ``R``, reads a second (``{"points",
-"peak_tflops"}``), then for each point: ``S label``, the point measured by
-:func:`mhabench.measure.sweep.measure`, ``C {cost}`` and ``E {journal line}`` on its own copy
-of stdout, and waits for the parent's go-ahead (an empty line: the entry is written) before the
-next point, and for ``F`` (it is fsynced) before that point's timed rounds. Ends with ``D``.
-A point's cost carries the seconds the point before waited for its go-ahead (``handoff``) and
-its own rounds for the fsync (``journal_wait``): what supervision adds to a sweep per point.
-Anything the measuring code prints goes to stderr. SIGINT is ignored (the parent decides what
-an interruption means) and the worker dies with its parent.
+and warms up (one tiny attention call), says ``R``, reads the job (``{"points", "partials"}``),
+says ``K {host calibration}``, then:
+
+1. for each point: ``S label``, its wall pass (:func:`mhabench.measure.passes.wall_pass`),
+   ``C {cost}`` and ``W {record}``;
+2. for each point whose wall pass was measured (this run's and the job's ``partials``):
+   ``T label``, its counts pass (:func:`mhabench.measure.passes.counts_pass`), ``C`` and
+   ``E {record}``;
+
+then ``K`` again and ``D``. After each record it waits for the parent's go-ahead (an empty line:
+the record is written) and, before the next timed rounds, for ``F`` (it is fsynced). Anything
+the measuring code prints goes to stderr. SIGINT is ignored (the parent decides what an
+interruption means) and the worker dies with its parent.
 """
 from __future__ import annotations
 
@@ -28,12 +32,6 @@ def _die_with_parent() -> None:
         pass
 
 
-def _import() -> None:
-    """Import what a first point would import lazily (scipy's beta law: seconds on a busy
-    host), before the spec comes (it needs none)."""
-    import scipy.stats  # noqa: F401
-
-
 def _preload() -> None:
     """One tiny attention call (the attention code's own lazy imports and set-up), with the
     spec's threads, so that the point timer counts measuring only."""
@@ -42,6 +40,19 @@ def _preload() -> None:
     x = torch.zeros(1, 2, 8)
     with torch.inference_mode():
         m(x, x, x, key_padding_mask=torch.tensor([[False, True]]), need_weights=False)
+
+
+def record_text(result) -> str:
+    """A result's record as one JSON line. A failure while deriving or serialising its figures
+    marks this point failed, with the reason, instead of ending the sweep."""
+    from ..measure.results import ERROR, Result
+    try:
+        result.metrics()  # the figures must be derivable
+        return json.dumps(result.record(), allow_nan=True)
+    except Exception as exc:
+        failed = Result(result.point, status=ERROR,
+                        message=f"serialising the result: {type(exc).__name__}: {exc}"[:300])
+        return json.dumps(failed.record())
 
 
 def main() -> int:
@@ -54,27 +65,25 @@ def main() -> int:
         out.write(f"{kind} {text}\n".encode())
 
     # the imports before the spec: a worker spawned early has them done when its spec comes
-    from ..measure import sweep
+    from ..measure import passes
     from ..measure.config import Point
     from ..measure.host_setup import apply
-    from .journal import entry_text
+    from ..measure.machine import build_identity, host_calibration
+    from ..measure.results import WALL, Result
     from .supervise import WorkerSpec
-    _import()
     line = sys.stdin.readline()
     if not line:
         return 0  # the parent is gone before saying anything
     spec = WorkerSpec.from_json(json.loads(line)["spec"])
-    apply(spec.threads, spec.pin_cpu)
+    host = apply(spec.threads)
     _preload()
-    send("R")
+    send("R", json.dumps({**build_identity(), "host_setup": host}))
     line = sys.stdin.readline()
     if not line:
         return 0  # the parent went on without this worker
     job = json.loads(line)
-    points = [Point(**p) for p in job["points"]]
-    peak = job.get("peak_tflops")
-    peak = float("nan") if peak is None else peak
-    owed = False  # an F line due: the entry before is written, not yet fsynced
+    send("K", json.dumps(host_calibration()))
+    owed = False  # an F line due: the record before is written, not yet fsynced
 
     def synced() -> None:
         nonlocal owed
@@ -83,22 +92,36 @@ def main() -> int:
                 sys.exit(0)  # the parent is gone
             owed = False
 
-    handoff = 0.0  # seconds the point before waited for its go-ahead: goes in this point's cost
-    for point in points:
-        send("S", point.label)
-        cost: dict = {"handoff": handoff} if handoff else {}
-        result = sweep.measure(point, spec.protocol, cost, spec.extras, before_rounds=synced)
-        synced()  # a point that failed before its rounds
-        result.peak_tflops = peak
-        text = entry_text(result)
+    def deliver(kind: str, result, cost: dict) -> None:
+        nonlocal owed
         send("C", json.dumps(cost))
-        t0 = time.perf_counter()
-        send("E", text)
+        send(kind, record_text(result))
         if not sys.stdin.readline():
-            return 0  # the parent is gone
-        handoff = time.perf_counter() - t0
+            sys.exit(0)  # the parent is gone
         owed = True
+
+    measured = {}
+    for d in job["points"]:
+        point = Point(**d)
+        send("S", point.label)
+        cost: dict = {}
+        result = passes.wall_pass(point, spec.protocol, cost, spec.extras, before_rounds=synced)
+        synced()  # a point that failed before its rounds
+        deliver("W", result, cost)
+        if result.stage == WALL:
+            measured[point.label] = result
+    todo = {label: Result.of_record(r) for label, r in job.get("partials", {}).items()}
+    todo.update(measured)
+    order = [Point(**d).label for d in job["points"]]
+    for label in sorted(todo, key=lambda x: order.index(x) if x in order else -1):
+        result = todo[label]
+        synced()
+        send("T", label)
+        cost = {}
+        passes.counts_pass(result, spec.protocol, cost, spec.extras)
+        deliver("E", result, cost)
     synced()
+    send("K", json.dumps(host_calibration()))
     send("D")
     # Everything is sent: skip the interpreter's teardown of torch (over a second, which the
     # parent would wait for) by leaving at once.

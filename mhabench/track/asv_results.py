@@ -54,6 +54,7 @@ class Record:
     commit: str
     env_name: str
     values: dict  # {benchmark: {param combination: float | None (failed) | NaN (n/a)}}
+    date: int = 0
 
 
 def _bad(path, why: str) -> ConfigError:
@@ -100,7 +101,9 @@ def load_record(path) -> Record:
         if len(raw) != len(combos):
             raise _bad(path, f"benchmark {name} has {len(raw)} values for {len(combos)} points")
         values[name] = {c: _number(path, name, v) for c, v in zip(combos, raw)}
-    return Record(path, str(res.params.get("machine", "")), res.commit_hash, res.env_name, values)
+    date = res.date if isinstance(res.date, (int, float)) else 0
+    return Record(path, str(res.params.get("machine", "")), res.commit_hash, res.env_name, values,
+                  int(date))
 
 
 def records(results_dir, machine: str, commit: str, env_name: str = "") -> list[Record]:

@@ -1,31 +1,28 @@
-"""``mhabench track``: benchmark a list of torch builds through asv, one commit per build.
+"""``mhabench track``: benchmark a list of torch builds through asv, one commit per build, each
+build in an environment of its own, every record checked against the build it claims.
 
 Under ``--dir`` (default ``.asv/torch``):
 
 ``builds/``
     a git repository whose branch ``main`` is a chain of one commit per torch build, oldest
-    version first (see :mod:`mhabench.track.builds` for the order), tagged ``torch-<version>``. Each
-    commit holds ``build.json`` and, for pip builds, ``requirements.txt``. Author, committer and
-    dates are fixed, so the same build list always gives the same hashes and stored results stay
-    attached. Inserting a build between recorded ones re-hashes the commits after it; their stored
-    results are re-attributed to the new hashes (same torch build, same numbers), so nothing is
-    measured twice.
-``asv.conf.json``
-    generated: ``repo`` is ``builds/``, ``build_command: []``; installing a commit is
-    ``pip install -r requirements.txt`` (the torch build) then this project (its source tree, or
-    a copy of the installed package: :mod:`.project`),
-    then recording the installed torch's version and git hash in ``installed/<commit>.json``.
-``builds.json``, ``installed/``, ``results/``, ``html/``, ``env/``
-    the build list and commit of each build, what each install reported, and asv's own output.
-
-Pip builds (released versions, nightlies) run in asv virtualenvs (``asv run HASHFILE:...``), so
-``asv continuous`` and ``asv find`` work on the same config. A developer's own build (``--existing
-PYTHON``) runs with ``-E existing:PYTHON --set-commit-hash <its commit>``.
+    version first (:mod:`mhabench.track.builds`), tagged ``torch-<version>``. Author, committer
+    and dates are fixed, so the same build list always gives the same hashes and stored results
+    stay attached. Inserting a build between recorded ones re-hashes the commits after it;
+    their stored results are re-attributed to the new hashes (same build, same numbers).
+``envs/<tag>/``, ``env/current``
+    one virtualenv per pip build (:mod:`mhabench.track.envs`), made once; asv runs every build
+    with ``-E existing:env/current/bin/python`` (a stable path: asv makes it a graph parameter)
+    after pointing ``env/current`` at the build's own environment.
+``asv.conf.json``, ``builds.json``, ``installed/``, ``records/``, ``refused/``, ``results/``,
+``html/``
+    the generated config, the build list and commit of each build, what each install reported
+    (torch version, git hash, CPU or CUDA variant), each record's full results (its proof of
+    build, op maps and host calibration), records refused because they measured another build
+    than they claim, and asv's own output.
 """
 from __future__ import annotations
 
 import glob
-import hashlib
 import json
 import os
 import re
@@ -33,35 +30,28 @@ import shlex
 import socket
 import subprocess
 import sys
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from .asv_feed import feed_settings
-from .asv_results import file_values
-from .builds import Build, commit_dates, local_build, merged, parse_spec
-from ..measure.config import ConfigError
+from .. import catalogue as cat
+from ..measure.config import ConfigError, canonical_device, canonical_dtype, parse_grid
 from ..measure.fileio import atomic_write
+from ..run.spec import RunSpec, SuiteSpec, env_of
+from .builds import Build, commit_dates, local_build, merged, parse_spec
 
-GRID_ENV, DEVICE_ENV, DTYPE_ENV = "MHABENCH_GRID", "MHABENCH_DEVICE", "MHABENCH_DTYPE"
-SUITE_ENV = "MHABENCH_SUITE"
-THREADS_ENV = "MHABENCH_THREADS"
-RECORD_ENV = "MHABENCH_RECORD_DIR"  # where the sweep files its full per-point results
 REPO_DIR, CONFIG, MANIFEST, INSTALLED = "builds", "asv.conf.json", "builds.json", "installed"
+RECORDS, REFUSED = "records", "refused"
 
 #: Fixed identity and settings for the builds repository's commits (hashes must not depend on
 #: who runs ``track`` or on their git configuration).
 GIT_ENV = {"GIT_AUTHOR_NAME": "mhabench", "GIT_AUTHOR_EMAIL": "mhabench@localhost",
            "GIT_COMMITTER_NAME": "mhabench", "GIT_COMMITTER_EMAIL": "mhabench@localhost",
            "GIT_CONFIG_NOSYSTEM": "1", "GIT_CONFIG_GLOBAL": os.devnull}
-
-#: Run in the build's environment once torch is installed (no braces: asv formats commands).
-RECORD_CODE = ("import json, os, sys, torch; p = sys.argv[1]; "
-               "os.makedirs(os.path.dirname(p), exist_ok=True); "
-               "json.dump(dict(version=str(torch.__version__), "
-               "git_version=str(torch.version.git_version), cuda=str(torch.version.cuda), "
-               "python=sys.executable, mhabench_source=sys.argv[2]), open(p, 'w'))")
-PROBE_CODE = ("import json, sys, torch; print(json.dumps(dict(version=str(torch.__version__), "
-              "git_version=str(torch.version.git_version), python=sys.executable)))")
+#: asv machine names become folder names; the gate reads ``M-rN`` as replicates of ``M``.
+MACHINE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
+#: The wall ratios' feed threshold per device: on a GPU host records of one build move by
+#: tens of percent between processes, which the gate (replicates) judges, not asv's factor.
+WALL_FEED = {"cpu": 0.05, "cuda": 0.5}
 
 
 @dataclass(frozen=True)
@@ -70,39 +60,39 @@ class Settings:
 
     dir: Path
     project: Path                   # the source tree (or copy) each build's env installs
-    grid: str = "quick"
+    grid: str = ""
     device: str = "cpu"
     dtype: str = ""
     machine: str = ""
-    python: str = ""                # X.Y for asv's virtualenvs ("": the running interpreter's)
     rerun: bool = False
-    bench: str = ""                 # asv's --bench regex ("": every benchmark)
-    suite: str = "full"             # MHABENCH_SUITE: full or core (mhabench/suite/common.py)
-    threads: int | None = None      # MHABENCH_THREADS (None: the suite's default for the device)
-    regression_threshold: float = 0.05
+    suite: str = "full"             # MHABENCH_SUITE: full, core or host
+    instructions: bool = False      # MHABENCH_INSTRUCTIONS (CPU): callgrind counts per record
     repeats: int = 1                # records per build, in fresh processes, builds interleaved
-    uninstall: tuple[str, ...] = ()  # packages to remove with the project when switching builds
     asv_env: dict = field(default_factory=dict, compare=False)  # extra env for asv (tests)
 
     @property
     def grid_family(self) -> str:
         """asv draws only the latest discovery's parameters: smoke/custom need a dir of their own."""
-        g = self.grid.lower()
-        return "seed" if g in ("seed", "quick") else g
+        name = parse_grid(self.grid, self.dtype or "float32", self.device).name
+        return "seed" if name in ("seed", "quick") else self.grid or name
 
     @property
     def machine_name(self) -> str:
         if self.machine:
             return self.machine
-        kind = "custom" if self.grid.lower().startswith("custom:") else self.grid.lower()
-        return f"{socket.gethostname()}-{kind}-{self.device.replace(':', '')}" + (
+        name = parse_grid(self.grid, self.dtype or "float32", self.device).name
+        return f"{socket.gethostname()}-{name}-{self.device.replace(':', '')}" + (
             f"-{self.dtype}" if self.dtype else "")
 
     def replicate_machine(self, n: int) -> str:
         """Record ``n`` (1-based) of a build lives on machine ``M`` (n = 1) or ``M-rN``: asv
-        keeps one result per (commit, environment, machine), and publish draws each as a
-        series of its own."""
+        keeps one result per (commit, environment, machine)."""
         return self.machine_name if n == 1 else f"{self.machine_name}-r{n}"
+
+    def suite_spec(self, machine: str) -> SuiteSpec:
+        run = RunSpec(grid=self.grid, device=self.device, dtype=self.dtype,
+                      instructions=self.instructions)
+        return SuiteSpec(run, self.suite, str((self.dir / RECORDS / machine).resolve()))
 
 
 # --- checks before anything is written ----------------------------------------------------------
@@ -113,36 +103,18 @@ def check_asv() -> None:
         raise ConfigError("asv is not installed (pip install 'mhabench[asv]')") from None
 
 
-def python_version(python: str) -> str:
-    """``3.11`` or an interpreter path -> the X.Y asv's virtualenvs are made with."""
-    if re.fullmatch(r"\d+\.\d+", python):
-        return python
-    try:
-        out = subprocess.run([python, "-c", "import sys; print('%d.%d' % sys.version_info[:2])"],
-                             capture_output=True, text=True, timeout=60)
-    except OSError:
-        raise ConfigError(f"--python {python}: no such interpreter") from None
-    if out.returncode != 0:
-        raise ConfigError(f"--python {python}: does not run")
-    return out.stdout.strip()
+def check_dir(directory: Path) -> None:
+    """``--dir`` must be a folder this user can write (or one that can be made)."""
+    from ..measure.fileio import check_output
+    if directory.exists() and not directory.is_dir():
+        raise ConfigError(f"--dir {directory}: not a folder")
+    check_output(directory / MANIFEST, "--dir")
 
 
-def probe(python: str) -> dict:
-    """The torch an existing interpreter imports: version, git_version, python (its real path)."""
-    try:
-        out = subprocess.run([python, "-c", PROBE_CODE], capture_output=True, text=True,
-                             timeout=300)
-    except OSError:
-        raise ConfigError(f"--existing {python}: no such interpreter") from None
-    if out.returncode != 0:
-        last = (out.stderr.strip().splitlines() or ["?"])[-1]
-        raise ConfigError(f"--existing {python}: cannot import torch ({last})")
-    info = json.loads(out.stdout.strip().splitlines()[-1])
-    check = subprocess.run([python, "-c", "import asv_runner"], capture_output=True)
-    if check.returncode != 0:
-        raise ConfigError(f"--existing {python}: asv_runner is not installed there "
-                          "(pip install asv-runner)")
-    return info
+def check_machine(name: str) -> None:
+    if name and (not MACHINE.fullmatch(name) or re.search(r"-r\d+$", name)):
+        raise ConfigError(f"--machine {name!r}: letters, digits, '.', '_' and '-' only, not "
+                          "ending in -rN (replicates are named so)")
 
 
 # --- the builds repository ------------------------------------------------------------------------
@@ -187,15 +159,12 @@ def write_repo(repo: Path, builds: list[Build]) -> dict[str, str]:
     return commits
 
 
-def reattribute(results_dir: Path, moves: dict[str, str]) -> list[str]:
-    """Move stored results of re-hashed commits (old -> new hash); return the files written.
-
-    A build inserted before recorded ones changes their commits, not their torch builds: the
-    results belong to the new commits of the same builds.
-    """
+def reattribute(directory: Path, moves: dict[str, str]) -> list[str]:
+    """Move stored results and record files of re-hashed commits (old -> new hash): a build
+    inserted before recorded ones changes their commits, not their torch builds."""
     written = []
     for old, new in moves.items():
-        for path in sorted(glob.glob(str(results_dir / "*" / f"{old[:8]}-*.json"))):
+        for path in sorted(glob.glob(str(directory / "results" / "*" / f"{old[:8]}-*.json"))):
             doc = json.loads(Path(path).read_text())
             if doc.get("commit_hash") != old:
                 continue
@@ -205,6 +174,11 @@ def reattribute(results_dir: Path, moves: dict[str, str]) -> list[str]:
             if target != Path(path):
                 os.unlink(path)
             written.append(str(target))
+        for path in glob.glob(str(directory / RECORDS / "*" / f"{old}-*.json")):
+            os.replace(path, path.replace(old, new))
+        src = directory / INSTALLED / f"{old}.json"
+        if src.exists():
+            os.replace(src, directory / INSTALLED / f"{new}.json")
     return written
 
 
@@ -226,21 +200,12 @@ def read_manifest(directory: Path) -> dict:
             "commits": dict(doc.get("commits", {}))}
 
 
-def source_digest(project: Path) -> str:
-    """A short hash of the installed project's code (the package and its build file)."""
-    h = hashlib.sha256()
-    files = sorted((project / "mhabench").rglob("*.py")) + [project / "pyproject.toml"]
-    for f in files:
-        if f.is_file():
-            h.update(f.relative_to(project).as_posix().encode() + b"\0" + f.read_bytes() + b"\0")
-    return h.hexdigest()[:16]
-
-
 def asv_config(s: Settings) -> dict:
-    """The generated asv configuration (absolute paths: it lives beside its outputs)."""
+    """The generated asv configuration (absolute paths: it lives beside its outputs). Every
+    build runs in an ``existing`` environment (its own virtualenv, or a developer's
+    interpreter): asv builds and installs nothing."""
     d, project = s.dir.resolve(), s.project.resolve()
-    record = f"{d / INSTALLED}/{{commit}}.json"
-    uninstall = " ".join(shlex.quote(p) for p in ("mhabench", *s.uninstall))
+    device = "cuda" if s.device.startswith("cuda") else "cpu"
     return {
         "version": 1,
         "project": "mhabench",
@@ -248,22 +213,8 @@ def asv_config(s: Settings) -> dict:
         "dvcs": "git",
         "branches": ["main"],
         "environment_type": "virtualenv",
-        "pythons": [s.python or "%d.%d" % sys.version_info[:2]],
-        # the thread count as an environment parameter: shown on the graphs, its own series
-        "matrix": {"req": {}, **({"env_nobuild": {THREADS_ENV: [str(s.threads)]}}
-                                 if s.threads else {})},
         "build_command": [],
-        "install_command": [
-            "in-dir={build_dir} python -m pip install -r requirements.txt",
-            f"python -m pip install --no-build-isolation {shlex.quote(str(project))}",
-            # the source digest makes asv reinstall this project whenever its code changed:
-            # asv keys an environment's install on the commit and these commands only, and
-            # the commits here stand for torch builds, not for this project's versions
-            f"python -c {shlex.quote(RECORD_CODE)} {shlex.quote(record)} "
-            f"{source_digest(project)}",
-        ],
-        "uninstall_command": [f"return-code=any python -m pip uninstall -y {uninstall}"],
-        "install_timeout": 3600,
+        "install_command": [],
         "benchmark_dir": str(project / "benchmarks"),
         "env_dir": str(d / "env"),
         "results_dir": str(d / "results"),
@@ -273,28 +224,18 @@ def asv_config(s: Settings) -> dict:
         # the builds repository is local: a commit stands for a torch build named in its
         # subject (with torch's git hash), and has no page to link to
         "show_commit_url": "#",
-        **feed_settings(s.regression_threshold),
+        **cat.feed_settings(WALL_FEED[device]),
     }
 
 
-def prepare(s: Settings, new: list[Build]) -> tuple[list[Build], dict[str, str]]:
-    """Update the builds repository, manifest and config for ``new``; return (all builds, commits).
-
-    Checked first (grid family of the dir), written after; results of re-hashed builds move.
-    """
+def prepare(s: Settings, builds: list[Build]) -> dict[str, str]:
+    """Make the builds repository, manifest and config those of ``builds`` (ordered); return
+    ``{tag: commit}``. Results of re-hashed builds move to their new commits."""
     old = read_manifest(s.dir)
-    if old and old["grid_family"] != s.grid_family:
-        raise ConfigError(f"{s.dir} holds grid {old['grid_family']!r} results; use another --dir "
-                          f"for grid {s.grid!r} (asv draws one parameter set per results dir)")
-    builds = merged(old.get("builds", []), new)
     commits = write_repo(s.dir / REPO_DIR, builds)
     moves = {h: commits[t] for t, h in old.get("commits", {}).items()
              if t in commits and commits[t] != h}
-    reattribute(s.dir / "results", moves)
-    for old_hash, new_hash in moves.items():
-        src = s.dir / INSTALLED / f"{old_hash}.json"
-        if src.exists():
-            os.replace(src, s.dir / INSTALLED / f"{new_hash}.json")
+    reattribute(s.dir, moves)
     atomic_write(s.dir / MANIFEST, json.dumps(
         {"grid_family": s.grid_family, "builds": [b.manifest() for b in builds],
          "commits": commits}, indent=1) + "\n")
@@ -302,27 +243,21 @@ def prepare(s: Settings, new: list[Build]) -> tuple[list[Build], dict[str, str]]
     ignore = s.dir / ".gitignore"
     if not ignore.exists():
         atomic_write(ignore, "*\n")
-    return builds, commits
+    return commits
 
 
 # --- driving asv ----------------------------------------------------------------------------------
 def asv_env(s: Settings, machine: str = "") -> dict:
-    env = {k: v for k, v in os.environ.items()
-           if k not in (GRID_ENV, DEVICE_ENV, DTYPE_ENV, SUITE_ENV, THREADS_ENV, RECORD_ENV)}
-    env.update({GRID_ENV: s.grid, DEVICE_ENV: s.device, SUITE_ENV: s.suite})
-    if s.threads:
-        env[THREADS_ENV] = str(s.threads)
-    if machine:
-        env[RECORD_ENV] = str((s.dir / "records" / machine).resolve())
-    if s.dtype:
-        env[DTYPE_ENV] = s.dtype
+    from ..run.spec import ENV_VARS
+    env = {k: v for k, v in os.environ.items() if k not in ENV_VARS}
+    env.update(env_of(s.suite_spec(machine or s.machine_name)))
     env.update(s.asv_env)
     return env
 
 
 def asv(s: Settings, *args: str, echo: bool = True, machine: str = "") -> int:
-    """Run ``python -m asv ARGS --config <generated>`` in the dir (asv's ``{conf_dir}`` is cwd);
-    a run for ``machine`` files the sweep's full results under ``records/<machine>/``."""
+    """Run ``python -m asv ARGS --config <generated>`` in the dir; a run for ``machine`` files
+    the sweep's full results under ``records/<machine>/``."""
     cmd = [sys.executable, "-m", "asv", args[0], "--config", str((s.dir / CONFIG).resolve()),
            *args[1:]]
     if echo:
@@ -330,18 +265,22 @@ def asv(s: Settings, *args: str, echo: bool = True, machine: str = "") -> int:
     return subprocess.run(cmd, cwd=s.dir, env=asv_env(s, machine)).returncode
 
 
-def recorded(s: Settings, commit: str, replicate: int = 1) -> bool:
-    """asv has a result file for this commit on this replicate's machine holding at least one
-    value: a run that was killed or whose sweep timed out leaves a file of failures, which is
-    not a record."""
+def result_files(s: Settings, commit: str, replicate: int) -> list[Path]:
     machine = s.replicate_machine(replicate)
-    for path in glob.glob(str(s.dir / "results" / machine / f"{commit[:8]}-*.json")):
+    return [Path(p) for p in glob.glob(str(s.dir / "results" / machine / f"{commit[:8]}-*.json"))]
+
+
+def recorded(s: Settings, commit: str, replicate: int = 1) -> bool:
+    """asv holds a result of this commit on this replicate's machine with at least one value: a
+    run that was killed or whose sweep failed leaves a file of failures, which is not a record."""
+    from .asv_results import load_record
+    for path in result_files(s, commit, replicate):
         try:
-            doc = json.loads(Path(path).read_text())
-            values = file_values(doc)
-        except (OSError, ValueError, KeyError):
+            rec = load_record(path)
+        except ConfigError:
             continue
-        if any(v is not None for row in values.values() for v in row.values()):
+        if rec.commit == commit and any(v is not None for row in rec.values.values()
+                                        for v in row.values()):
             return True
     return False
 
@@ -353,156 +292,177 @@ def installed_info(directory: Path, commit: str) -> dict:
         return {}
 
 
-def _bench_args(s: Settings) -> list[str]:
-    return ["--bench", s.bench] if s.bench else []
+def build_python(directory: Path, name: str) -> str:
+    """The interpreter a build of ``directory`` was measured with ("" if none is known)."""
+    manifest = read_manifest(directory) if (directory / MANIFEST).exists() else {}
+    for b in manifest.get("builds", []):
+        if name in (b.tag, b.version, b.tag.removeprefix("torch-")):
+            if b.kind == "local":
+                return b.python
+            from .envs import env_dir, python_of
+            py = python_of(env_dir(directory, b))
+            return str(py) if py.exists() else ""
+    return ""
 
 
-def run_builds(s: Settings, pip_builds: list[Build], local: Build | None,
-               commits: dict[str, str]) -> int:
-    """Record each build ``s.repeats`` times: round r runs asv once over the pip builds lacking
-    record r (all with ``rerun``), then the local one, on replicate machine r. Builds are
-    interleaved (A B A B ...), and every record is a fresh asv run (its own sweep process)."""
-    status = 0
+def settle(s: Settings, build: Build, commit: str, replicate: int) -> str:
+    """After a build's asv run: its record file named after its commit, and checked against the
+    build; a record that measured another build is moved to ``refused/`` with its asv result
+    (named, not used). Returns "" or why it was refused."""
+    from .records import proven
+    machine = s.replicate_machine(replicate)
+    records = s.dir / RECORDS / machine
+    for path in records.glob("existing-*.json"):
+        os.replace(path, records / (commit + path.name[len("existing"):]))
+    files = sorted(records.glob(f"{commit}-*.json"))
+    if not files:
+        return ""
+    try:
+        meta = json.loads(files[-1].read_text()).get("meta") or {}
+    except (OSError, ValueError):
+        return ""
+    expected = {"version": build.version, **{k: v for k, v in
+                                             installed_info(s.dir, commit).items()
+                                             if k in ("git_version", "variant")}}
+    why = proven(meta, expected)
+    if why:
+        dest = s.dir / REFUSED / machine
+        dest.mkdir(parents=True, exist_ok=True)
+        for p in files + result_files(s, commit, replicate):
+            os.replace(p, dest / p.name)
+    return why
+
+
+def run_builds(s: Settings, builds: list[Build], commits: dict[str, str]) -> tuple[int, list]:
+    """Record each build ``s.repeats`` times: round r runs each build lacking record r (all of
+    them with ``rerun``) in turn, one fresh asv run each, on replicate machine r. Builds are
+    interleaved (A B A B ...). Returns (worst exit status, refusals)."""
+    from . import envs
+    status, refused = 0, []
     for r in range(1, s.repeats + 1):
         machine = s.replicate_machine(r)
         if asv(s, "machine", "--yes", "--machine", machine) != 0:
             raise ConfigError(f"asv machine --machine {machine} failed")
-        status = max(status, _run_round(s, pip_builds, local, commits, r))
-    return status
-
-
-def _run_round(s: Settings, pip_builds, local, commits, r: int) -> int:
-    status, machine = 0, s.replicate_machine(r)
-    todo = [b for b in pip_builds if s.rerun or not recorded(s, commits[b.tag], r)]
-    for b in pip_builds:
-        if b not in todo:
-            print(f"{b.tag}: already recorded on {machine} (--rerun to measure again)")
-    if todo:
-        hashfile = s.dir / "run-hashes.txt"
-        atomic_write(hashfile, "".join(commits[b.tag] + "\n" for b in todo))
-        status = max(status, asv(s, "run", "--machine", machine, "--show-stderr",
-                                 *_bench_args(s), f"HASHFILE:{hashfile.resolve()}",
-                                 machine=machine))
-    if local is not None:
-        commit = commits[local.tag]
-        if s.rerun or not recorded(s, commit, r):
-            status = max(status, asv(s, "run", "--machine", machine, "--show-stderr",
-                                     *_bench_args(s), "-E", f"existing:{local.python}",
-                                     "--set-commit-hash", commit, machine=machine))
-            atomic_write(s.dir / INSTALLED / f"{commit}.json", json.dumps(
-                {"version": local.version, "git_version": local.git_version,
-                 "python": local.python}))
-        else:
-            print(f"{local.tag}: already recorded on {machine} (--rerun to measure again)")
-    return status
+        for b in builds:
+            commit = commits[b.tag]
+            if not s.rerun and recorded(s, commit, r):
+                print(f"{b.tag}: already recorded on {machine} (--rerun to measure again)")
+                continue
+            python = b.python if b.kind == "local" else str(envs.activate(s.dir, b))
+            status = max(status, asv(s, "run", "--machine", machine, "--show-stderr", "-E",
+                                     f"existing:{python}", "--set-commit-hash", commit,
+                                     machine=machine))
+            why = settle(s, b, commit, r)
+            if why:
+                refused.append(f"{b.tag} record {r}: {why}")
+                print(f"{b.tag}: record {r} refused: {why}", file=sys.stderr)
+    return status, refused
 
 
 def summary(s: Settings, builds: list[Build], commits: dict[str, str]) -> str:
-    """The table of builds: tag, commit, installed torch and its git hash, recorded or not."""
+    """The table of builds: tag, commit, installed torch, variant, git hash, records."""
     from prettytable import PrettyTable
-    table = PrettyTable(["build", "commit", "kind", "torch", "torch git", "recorded"])
+    table = PrettyTable(["build", "commit", "kind", "torch", "variant", "torch git", "recorded"])
     table.align = "l"
     for b in builds:
         c = commits[b.tag]
         info = installed_info(s.dir, c)
-        table.add_row([b.tag, c[:8], b.kind, info.get("version", "-"),
+        table.add_row([b.tag, c[:8], b.kind, info.get("version", "-"), info.get("variant", "-"),
                        (info.get("git_version") or b.git_version or "-")[:12],
                        f"{sum(recorded(s, c, r) for r in range(1, s.repeats + 1))}/{s.repeats}"])
     return table.get_string()
 
 
+def install(s: Settings, pip_builds: list[Build], log=print) -> tuple[list[Build], list[str]]:
+    """Each pip build's own environment, made once; (the builds that installed, one line per
+    build that did not). A build that does not install is not kept."""
+    from . import envs
+    from ..measure.machine import source_digest
+    from ..suite.common import gpu_present
+    cpu = not s.device.startswith("cuda") and not gpu_present()
+    digest = source_digest()
+    ok, failed = [], []
+    for b in pip_builds:
+        try:
+            info = envs.ensure(s.dir, b, s.project, digest, cpu, log)
+        except envs.InstallFailed as exc:
+            failed.append(f"{b.tag}: {exc}")
+            continue
+        ok.append(b)
+        log(f"{b.tag}: torch {info.get('version')} ({info.get('variant')} wheel)")
+    return ok, failed
+
+
+def record_install(s: Settings, builds: list[Build], commits: dict[str, str]) -> None:
+    from . import envs
+    for b in builds:
+        if b.kind == "local":
+            continue
+        info_file = envs.env_dir(s.dir, b) / ".mhabench-installed.json"
+        if info_file.is_file():
+            atomic_write(s.dir / INSTALLED / f"{commits[b.tag]}.json", info_file.read_text())
+
+
 def track(s: Settings, specs: list[str], existing: str = "", nightly_index: str = "") -> int:
-    """Parse and check everything, update the builds repo, run asv, publish, say where it is."""
+    """Check everything, make each build's environment, update the builds repo, run asv,
+    publish, tell the story."""
+    from . import envs
     from .builds import NIGHTLY_INDEX, dated
     pip_builds = [parse_spec(spec, nightly_index or NIGHTLY_INDEX) for spec in specs]
     check_asv()
-    s = replace(s, python=python_version(s.python) if s.python else "")
+    check_dir(s.dir)
+    check_machine(s.machine)
     local = None
     if existing:
-        info = probe(existing)
+        info = envs.probe(existing)
         local = local_build(info["version"], info["git_version"], info["python"])
-    if not pip_builds and local is None:
+    known = read_manifest(s.dir)  # checked (ConfigError) before anything is written
+    if known and known["grid_family"] != s.grid_family:
+        raise ConfigError(f"{s.dir} holds grid {known['grid_family']!r} results; use another "
+                          f"--dir for grid {s.grid!r} (asv draws one parameter set per results "
+                          "dir)")
+    if not pip_builds and local is None and not known.get("builds"):
         raise ConfigError("no build given (VERSION ... and/or --existing PYTHON)")
+    s.dir.mkdir(parents=True, exist_ok=True)
     pip_builds = [dated(b) for b in pip_builds]  # after the checks: it may ask the index
-    new = pip_builds + ([local] if local else [])
-    builds, commits = prepare(s, new)
-    # pip builds in the order they stand on the x-axis
-    pip_builds = [b for b in builds if b in pip_builds]
-    status = run_builds(s, pip_builds, local, commits)
+    every = merged(known.get("builds", []), pip_builds + ([local] if local else []))
+    installed, failed = install(s, [b for b in every if b.kind != "local"])
+    for line in failed:
+        print(f"mhabench: cannot install {line}; not kept", file=sys.stderr)
+    builds = [b for b in every if b.kind == "local" or b in installed]
+    if not builds:
+        return 3
+    commits = prepare(s, builds)
+    record_install(s, builds, commits)
+    status, refused = run_builds(s, builds, commits)
     pub = asv(s, "publish")
     print(summary(s, builds, commits))
+    for line in refused:
+        print(f"refused: {line}")
     html = (s.dir / "html").resolve()
     if pub == 0:
-        print(f"report: {html}/index.html")
-        print(f"serve it (offline too): mhabench serve {html} (then open http://127.0.0.1:8080)")
-        print(f"regressions feed: {html}/regressions.json, {html}/regressions.xml")
+        print(f"report: {html}/index.html (serve it offline: mhabench serve {html})")
     else:
         print(f"asv publish failed (exit {pub})", file=sys.stderr)
-    return 1 if (status or pub) else 0
+    return 1 if (status or pub or failed or refused) else 0
 
 
-def register_track(sub) -> None:
-    p = sub.add_parser("track", help="benchmark torch builds through asv, one commit per build",
-                       description="Benchmark torch builds with asv (each build one commit of a "
-                                   "generated repository), then publish. See README 'Tracking "
-                                   "torch versions'.")
-    p.add_argument("builds", nargs="*", metavar="BUILD",
-                   help="torch version (2.13.0, torch==2.13.0), nightly (2.15.0.dev20260101), "
-                        "optionally @YYYY-MM-DD")
-    p.add_argument("--existing", default="", metavar="PYTHON",
-                   help="also record the torch this interpreter imports (your own build)")
-    p.add_argument("--python", default="", metavar="X.Y|PYTHON",
-                   help="Python of asv's virtualenvs (default: this one's version)")
-    p.add_argument("--grid", default=None,
-                   help="smoke, quick, seed or custom:... (default: smoke on a CPU, where quick "
-                        "takes over an hour; quick on CUDA)")
-    p.add_argument("--device", default="cpu", help="cpu or cuda (cpu)")
-    p.add_argument("--dtype", default="", help="fp16, bf16 or fp32 (the suite's default)")
-    p.add_argument("--dir", default=".asv/torch", help="where the repo, config and results go")
-    p.add_argument("--machine", default="", help="asv machine name (default HOST-GRID-DEVICE)")
-    p.add_argument("--nightly-index", default="", metavar="URL",
-                   help="pip index of nightlies (default the CPU one)")
-    p.add_argument("--threads", default=None, metavar="N",
-                   help="torch intra-op threads in the sweep (default 1 on a CPU, torch's own "
-                        "on CUDA); an environment parameter on asv's graphs")
-    p.add_argument("--rerun", action="store_true", help="measure builds already recorded again")
-    p.add_argument("--repeats", type=int, default=1, metavar="N",
-                   help="records per build, each a fresh asv run, builds interleaved (A B A B); "
-                        "record r > 1 lives on machine MACHINE-rN. The gate reads the spread "
-                        "between them")
-    p.add_argument("--bench", default="", metavar="REGEX",
-                   help="only the benchmarks matching (asv's --bench), e.g. '^speedup\\.': the "
-                        "figures the gate reads, at a third of the suite's asv overhead")
-    p.add_argument("--suite", default="full", choices=("full", "core"),
-                   help="core: timing, speedup, host-share and error figures only, swept "
-                        "without the extras (two thirds of the full suite's time on an H100's "
-                        "seed grid)")
-    p.set_defaults(func=cmd_track)
-
-
-def cmd_track(args) -> int:
-    from ..measure.config import canonical_device, canonical_dtype
-    canonical_device(args.device)
-    if args.dtype:
-        canonical_dtype(args.dtype)
-    from ..measure.host_setup import default_threads, parse_threads
-    grid = args.grid or ("quick" if args.device.startswith("cuda") else "smoke")
-    _check_grid(grid, args.device, args.dtype)
-    threads = parse_threads(args.threads) or default_threads(args.device)
+def settings_of(args) -> Settings:
+    """The flags as Settings; ConfigError on a bad value, before anything is written."""
+    device = canonical_device(args.device)
+    dtype = canonical_dtype(args.dtype) if args.dtype else ""
+    parse_grid(args.grid, dtype or ("float16" if device.startswith("cuda") else "float32"),
+               device)
     if not 1 <= args.repeats <= 100:
         raise ConfigError(f"--repeats must be in 1..100, got {args.repeats}")
+    if args.instructions and device.startswith("cuda"):
+        raise ConfigError("--instructions counts on a CPU only; on a GPU the bytecode counts "
+                          "are the exact host figure")
+    if args.instructions:
+        from ..measure.instructions import valgrind
+        valgrind()
     from .project import project
-    s = Settings(dir=Path(args.dir), project=project(Path(args.dir)),
-                 grid=grid, device=args.device, dtype=args.dtype, machine=args.machine,
-                 python=args.python, rerun=args.rerun, bench=args.bench, suite=args.suite,
-                 threads=threads, repeats=args.repeats)
-    return track(s, args.builds, existing=args.existing, nightly_index=args.nightly_index)
-
-
-def _check_grid(grid: str, device: str, dtype: str) -> None:
-    """The suite's own check of MHABENCH_* (raises ConfigError naming the bad value)."""
-    from ..suite.common import selection
-    env = {GRID_ENV: grid, DEVICE_ENV: device}
-    if dtype:
-        env[DTYPE_ENV] = dtype
-    selection(env)
+    check_dir(Path(args.dir))
+    return Settings(dir=Path(args.dir), project=project(Path(args.dir)), grid=args.grid,
+                    device=device, dtype=dtype, machine=args.machine, rerun=args.rerun,
+                    suite=args.suite, instructions=args.instructions, repeats=args.repeats)

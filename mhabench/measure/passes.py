@@ -1,53 +1,43 @@
-"""Measure points, one at a time, with each point's failure kept to that point."""
+"""The passes of one point, each failure kept to that point.
+
+A point is measured in two passes, which a sweep runs in two phases (every point's wall pass,
+then every point's counts pass: :mod:`mhabench.run.worker`), so that nothing a profiler session
+leaves behind in a process (observers, callbacks, allocator or stream state) can reach a wall
+figure:
+
+- :func:`wall_pass`: build the inputs, check fast against slow, the fp32 drift (an extra), then
+  the timed wall rounds. Stage ``wall``.
+- :func:`counts_pass`: the same inputs built again (seeded: identical), then on CUDA the device
+  pass (kernel times from a profiler session; the SDPA backend split and peak memory as
+  extras), the exact host-work counts (aten ops, and CUDA runtime calls from their own short
+  session; Python bytecodes), and memory where the device pass did not read it. Stage ``done``.
+
+:func:`measure` runs both, in one go, for a caller that measures a single point.
+"""
 from __future__ import annotations
 
-import datetime
 import gc
 import math
-import platform
-import sys
 import time
 import warnings
-from dataclasses import asdict
-from typing import Callable, Iterable
+from typing import Callable
 
 import torch
 
-from . import compat, host_setup, hostwork
-from .availability import how_measured, not_available
+from . import bytecodes, compat, hostwork
 from .check import compare
-from .config import ConfigError, Point
+from .config import Point
 from .cost import add_seconds
 from .inputs import build
 from .memory import peak_memory
 from .paths import FastPathNotTaken, backend_paths, make_paths, run_fast_checked
-from .reference import fp32_reference, max_abs_err
-from .results import ERROR, MISMATCH, NO_FASTPATH, Result
 from .protocol import Protocol
+from .reference import fp32_reference, max_abs_err
+from .results import DONE, ERROR, MISMATCH, NO_FASTPATH, WALL, Result
 from .timing import DeviceTimes, wall_rounds
 
 
-def require_device(device: str) -> None:
-    """Fail early, with one line, when the device cannot be used."""
-    if device.startswith("cuda"):
-        if not compat.cuda_available():
-            raise ConfigError(f"device {device!r} requested but CUDA is not available")
-        index = int(device.split(":")[1]) if ":" in device else 0
-        if index >= torch.cuda.device_count():
-            raise ConfigError(f"device {device!r} does not exist ({torch.cuda.device_count()} GPUs)")
-
-
-def default_device() -> str:
-    return "cuda" if compat.cuda_available() else "cpu"
-
-
-def device_name(device: str) -> str:
-    """The GPU's name, or the CPU's model (run metadata)."""
-    from .peak import model_name
-    return model_name(device)
-
-
-def _one_line(exc: BaseException) -> str:
+def one_line(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()
     return f"{type(exc).__name__}: {text[0] if text else ''}"[:300]
 
@@ -59,6 +49,10 @@ def _recover(device: str) -> None:
         torch.cuda.empty_cache()
 
 
+def _note(res: Result, text: str) -> None:
+    res.message = (res.message + "; " if res.message else "") + text
+
+
 def active_paths(inp):
     paths = make_paths(inp)
     if not compat.can_disable_fastpath(inp.mha):
@@ -66,50 +60,24 @@ def active_paths(inp):
     return paths
 
 
-def measure(point: Point, proto: Protocol, cost: dict | None = None,
-            extras: bool = True, before_rounds: Callable[[], None] | None = None) -> Result:
-    """Correctness, wall time and (on CUDA) device time of one point, with the figures beyond
-    the reference (``extras``: drift against the fp32 reference, peak memory, the SDPA backend
-    split), none of which runs inside the timed rounds.
+def measure(point: Point, proto: Protocol, cost: dict | None = None, extras: bool = True,
+            before_rounds: Callable[[], None] | None = None) -> Result:
+    """Both passes of one point (see the module docstring). Never raises: failures become the
+    Result's status; a failing extra or counts session only leaves its figures NaN and a note.
+    ``cost``, if given, accumulates seconds per kind of work."""
+    return counts_pass(wall_pass(point, proto, cost, extras, before_rounds), proto, cost, extras)
 
-    Never raises: failures become the Result's status; a failing extra or device-time session
-    only leaves its figures NaN and a note. Device time is taken after the wall rounds, on the
-    same inputs, in a profiler session of its own: the session records only the labelled
-    calls, so opening one per point costs milliseconds and the inputs are built once; peak
-    memory is read around the same calls. ``cost``, if given, accumulates seconds:
-    ``wall_pass`` (build, check, rounds; ``wall_build_check`` the first two), ``device_pass``
-    (of which the profiler's own ``profiler_start``/``profiler_stop``/``profiler_parse``), and
-    the extras' ``extra_fp32``,
-    ``extra_backends`` (inside the device pass's session, not counted in ``device_pass``) and
-    ``extra_memory`` (only where no device pass carried the reading). ``before_rounds`` runs
-    once the inputs are built and checked, just before the timed rounds: a supervised worker
-    waits there until the point before is fsynced to the journal.
 
-    The passes, in order: :func:`_wall_pass`, then :func:`_device_pass` (CUDA) or
-    :func:`_host_counts` (a CPU), then :func:`_extras`; each returns here.
-    """
+def wall_pass(point: Point, proto: Protocol, cost: dict | None = None, extras: bool = True,
+              before_rounds: Callable[[], None] | None = None) -> Result:
+    """Build, check fast against slow, (``extras``) the fp32 drift, then the wall rounds.
+
+    ``before_rounds`` runs once the inputs are built and checked, just before the timed rounds:
+    a supervised worker waits there until the point before is fsynced to the journal. Cost keys:
+    ``wall_pass`` (``wall_build_check`` the first part), ``extra_fp32``, ``journal_wait``."""
     cost = {} if cost is None else cost
-    res = Result(point)
-    paths = _wall_pass(res, proto, cost, extras, before_rounds)
-    if paths is None or not res.timed:
-        return res
-    if proto.device_calls and point.device.startswith("cuda"):
-        _device_pass(res, paths, proto, cost, extras)
-    elif proto.device_calls and proto.host_work:
-        _host_counts(res, paths, cost)
-    if extras:
-        _extras(res, paths, cost)
-    return res
-
-
-def _wall_pass(res: Result, proto: Protocol, cost: dict, extras: bool,
-               before_rounds: Callable[[], None] | None = None) -> dict | None:
-    """Build, check fast against slow, then the wall rounds; the paths, or None if the point
-    failed (its status says why). The fp32 drift (an extra) runs here, between the check and
-    the rounds: it needs the fast output, which the rounds do not keep alive."""
-    point = res.point
+    res = Result(point, stage=WALL)
     t0 = time.perf_counter()
-    paths = None
     try:
         inp = build(point)
         res.padding, res.lengths = inp.padding, list(inp.lengths)
@@ -128,16 +96,46 @@ def _wall_pass(res: Result, proto: Protocol, cost: dict, extras: bool,
             t1 = time.perf_counter()
             before_rounds()
             t0 += add_seconds(cost, "journal_wait", time.perf_counter() - t1)
-        res.rounds = wall_rounds(paths, proto, point.device)
+        res.rounds, res.window_calls = wall_rounds(paths, proto, point.device)
     except FastPathNotTaken as exc:
         res.status, res.message = NO_FASTPATH, str(exc)
-        inp = paths = fast_out = None
     except Exception as exc:  # OOM, kernel refusals, anything: this point fails, the sweep goes on
-        res.status, res.message, res.rounds = ERROR, _one_line(exc), {}
-        inp = paths = fast_out = None
+        res.status, res.message, res.rounds = ERROR, one_line(exc), {}
         _recover(point.device)
     add_seconds(cost, "wall_pass", time.perf_counter() - t0)
-    return paths
+    if not res.timed:
+        res.stage = DONE  # nothing more to measure at a failed point
+    return res
+
+
+def counts_pass(res: Result, proto: Protocol, cost: dict | None = None,
+                extras: bool = True) -> Result:
+    """Device time, host-work counts and memory of a point whose wall pass is done (its inputs
+    built again); a failure leaves those figures NaN with a note. Returns ``res``, stage done."""
+    cost = {} if cost is None else cost
+    if res.stage == DONE or not res.timed:
+        res.stage = DONE
+        return res
+    point = res.point
+    t0 = time.perf_counter()
+    try:
+        paths = active_paths(build(point))
+    except Exception as exc:
+        _note(res, f"counts: {one_line(exc)}")
+        _recover(point.device)
+        res.stage = DONE
+        return res
+    add_seconds(cost, "counts_build", time.perf_counter() - t0)
+    if proto.device_calls and point.device.startswith("cuda"):
+        _device_pass(res, paths, proto, cost, extras)
+    elif proto.device_calls and proto.host_work:
+        _host_counts(res, paths, cost)
+    if proto.host_work and proto.device_calls:
+        _bytecodes(res, paths, cost)
+    if extras and not res.peak_mem and point.device.startswith("cuda"):
+        _extra(res, cost, "memory", _memory, res, paths)
+    res.stage = DONE
+    return res
 
 
 def _device_pass(res: Result, paths: dict, proto: Protocol, cost: dict, extras: bool) -> None:
@@ -153,7 +151,7 @@ def _device_pass(res: Result, paths: dict, proto: Protocol, cost: dict, extras: 
         for k, v in overhead.items():
             add_seconds(cost, f"profiler_{k}", v)
     except Exception as exc:
-        res.message = (res.message + "; " if res.message else "") + f"device time: {_one_line(exc)}"
+        _note(res, f"device time: {one_line(exc)}")
         _recover(res.point.device)
     add_seconds(cost, "device_pass", time.perf_counter() - t1 - split)
 
@@ -164,15 +162,19 @@ def _host_counts(res: Result, paths: dict, cost: dict) -> None:
     try:
         add_host_work(res, paths)
     except Exception as exc:
-        res.message = (res.message + "; " if res.message else "") + f"host work: {_one_line(exc)}"
+        _note(res, f"host work: {one_line(exc)}")
     add_seconds(cost, "host_work_pass", time.perf_counter() - t1)
 
 
-def _extras(res: Result, paths: dict, cost: dict) -> None:
-    """The extras after the timed passes: peak memory on CUDA, where the device pass did not
-    read it (the fp32 drift ran in the wall pass, the backend split in the device pass)."""
-    if not res.peak_mem and res.point.device.startswith("cuda"):
-        _extra(res, cost, "memory", _memory, res, paths)
+def _bytecodes(res: Result, paths: dict, cost: dict) -> None:
+    """Python bytecodes per call of each path, into its host-work counts."""
+    t1 = time.perf_counter()
+    try:
+        for name, path in paths.items():
+            res.host_work.setdefault(name, {})["bytecodes"] = bytecodes.count(path)
+    except Exception as exc:
+        _note(res, f"bytecodes: {one_line(exc)}")
+    add_seconds(cost, "bytecodes", time.perf_counter() - t1)
 
 
 def _drift(res: Result, inp, fast_out) -> None:
@@ -191,7 +193,7 @@ def _extra(res: Result, cost: dict, what: str, fn, *args) -> float:
         fn(*args)
     except Exception as exc:
         label = {"fp32": "fp32 reference", "memory": "peak memory"}.get(what, what)
-        res.message = (res.message + "; " if res.message else "") + f"{label}: {_one_line(exc)}"
+        _note(res, f"{label}: {one_line(exc)}")
         _recover(res.point.device)
     seconds = time.perf_counter() - t0
     add_seconds(cost, f"extra_{what}", seconds)
@@ -287,70 +289,3 @@ def add_host_work(res: Result, paths: dict) -> None:
             dt.record(name, path, HOST_WORK_CALLS)
     res.host_work = {n: hostwork.summary(dt.host_work[n], device=False)
                      for n in paths if n in dt.host_work}
-
-
-#: Points between calls of ``sweep``'s ``on_chunk`` (where callers rewrite their files).
-CHUNK = 64
-
-
-def sweep(points: Iterable[Point], proto: Protocol,
-          on_point: Callable[[Result], None] | None = None,
-          on_chunk: Callable[[list[Result]], None] | None = None,
-          cost: dict | None = None, chunk: int = CHUNK,
-          peak_tflops: float = math.nan, extras: bool = True) -> list[Result]:
-    """Measure every point, in order.
-
-    ``on_point`` sees each result when it is done; ``on_chunk`` all results so far, every
-    ``chunk`` points and at the end: callers write their files there, so an interrupted sweep
-    keeps finished points and writing stays linear in the grid. ``cost`` as in :func:`measure`.
-    ``peak_tflops`` (the device's calibrated matmul peak) is stored on every result for its
-    share-of-peak figures. ``extras`` as in :func:`measure`.
-    """
-    points = list(points)
-    results: list[Result] = []
-    cost = {} if cost is None else cost
-    for i, p in enumerate(points, 1):
-        r = measure(p, proto, cost, extras)
-        r.peak_tflops = peak_tflops
-        results.append(r)
-        if on_point:
-            on_point(r)
-        if on_chunk and (i % chunk == 0 or i == len(points)):
-            on_chunk(results)
-    return results
-
-
-def calibrate_peak(device: str, dtype: str, force: bool = False) -> dict:
-    """The device's matmul peak for the share-of-peak figures, as run metadata.
-
-    Measured once per (device, dtype, torch) by :func:`mhabench.measure.peak.calibrate` and cached
-    (on a CPU at a size that keeps it to about a second); a failure leaves the peak NaN (the share-of-peak figures then too), with the reason.
-    """
-    from . import peak
-    t0 = time.perf_counter()
-    entry = {"dtype": dtype, "cache": str(peak.cache_path())}
-    try:
-        entry.update(peak.device_peak(device, dtype, force))  # checked: see mhabench.measure.peak
-    except Exception as exc:
-        entry.update(tflops=math.nan, error=_one_line(exc))
-    entry["seconds"] = round(time.perf_counter() - t0, 3)
-    return entry
-
-
-def run_meta(device: str, proto: Protocol, grid: str) -> dict:
-    """What a result file needs to be read later: versions, device, protocol."""
-    return {
-        "mhabench_grid": grid,
-        "device": device,
-        "device_name": device_name(device),
-        "torch": compat.TORCH_VERSION,
-        "torch_git": compat.TORCH_GIT,
-        "cuda": getattr(torch.version, "cuda", None),
-        "python": sys.version.split()[0],
-        "host": platform.node(),
-        "protocol": asdict(proto),
-        "host_setup": host_setup.host_meta(),  # threads, cores, load average
-        "started": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "n/a": not_available(device),
-        "how_measured": how_measured(device),
-    }
