@@ -108,11 +108,13 @@ def cmd_run(args) -> int:
 def _run(args, spec: RunSpec, outputs, journal, spare) -> int:
     from ..measure import footprint
     from ..measure.machine import default_device, require_device
-    from ..run.execute import EXIT_IO, execute
+    from ..run.execute import EXIT_IO, check_resume, execute
     device = spec.device or default_device()
     run = spec.resolve(device.startswith("cuda"))
     require_device(run.spec.device)
     footprint.check(list(run.points), run.spec.device)
+    if args.resume:
+        check_resume(args.resume, run)
     own = None
     if journal is None:  # no output named: a journal of its own, removed if all goes well
         own = Path(tempfile.mkdtemp(prefix="mhabench-run-"))

@@ -20,9 +20,9 @@ def beta_lengths(a: float, b: float, batch_size: int, seq_len: int, block_size: 
     Scale to ``seq_len + block_size - 1``, floor to whole blocks (at least one), then force one
     randomly chosen row to the full ``seq_len`` so every batch has the same padded width.
     """
-    from scipy.stats import beta
-
-    draws = beta.rvs(a, b, size=batch_size) * (seq_len + block_size - 1) // block_size
+    # numpy's own beta draw on the global RandomState: bit for bit the draw the reference's
+    # scipy.stats.beta.rvs makes from that state (tests/test_lengths.py holds them equal)
+    draws = np.random.beta(a, b, size=batch_size) * (seq_len + block_size - 1) // block_size
     lengths = [max(int(x) * block_size, block_size) for x in draws]
     lengths[random.randint(0, batch_size - 1)] = seq_len
     return lengths

@@ -108,5 +108,6 @@ COST_WORDS = {"wall_pass": "wall", "device_pass": "device", "host_work_pass": "h
 def cost_line(cost: dict, points: int, measuring_s: float, total_s: float) -> str:
     """``8 points in 12.3 s (measuring 9.1 s: wall 6.0, device 2.1, ...); 14.0 s in all``."""
     parts = [f"{w} {cost[k]:.1f}" for k, w in COST_WORDS.items() if cost.get(k, 0) >= 0.05]
-    return wrapped(f"{points} points measured in {measuring_s:.1f} s ({', '.join(parts)} s); "
+    split = f" ({', '.join(parts)} s)" if parts else ""
+    return wrapped(f"{points} points in {measuring_s:.1f} s of measuring{split}; "
                    f"{total_s:.1f} s in all")

@@ -61,25 +61,27 @@ class Outcome:
     written: list = field(default_factory=list)
 
 
-def worker_spec(run: Resolved) -> WorkerSpec:
+def worker_spec(run: Resolved, protocol=None) -> WorkerSpec:
     s = run.spec
-    return WorkerSpec(s.protocol, extras=s.extras, threads=s.threads,
+    return WorkerSpec(protocol or s.protocol, extras=s.extras, threads=s.threads,
                       point_timeout=s.point_timeout, python=s.python)
 
 
 def execute(run: Resolved, outputs: Outputs, journal_path, resume: bool = False,
             retry_failed: bool = False, reporter: Reporter | None = None,
-            worker: Worker | None = None, extra_meta: dict | None = None) -> Outcome:
+            worker: Worker | None = None, extra_meta: dict | None = None,
+            protocol=None) -> Outcome:
     """Measure ``run``'s points not yet in the journal and rebuild ``outputs`` from it.
 
     ``resume``: reopen ``journal_path`` (refused, ConfigError naming the first setting that
     differs, if it was written by another run); points it holds finished are kept, points whose
     counts pass is missing get only that, and (``retry_failed``) failed points are measured
     again. ``worker``: one spawned earlier (:func:`mhabench.run.supervise.spawn_worker`), used if
-    it suits the run. Raises ConfigError before anything is written on bad input."""
+    it suits the run. ``protocol`` replaces the preset's (the measuring scripts' knobs). Raises
+    ConfigError before anything is written on bad input."""
     from ..measure import machine
     reporter = reporter or Reporter()
-    spec = worker_spec(run)
+    spec = worker_spec(run, protocol)
     if worker is not None and not worker.suits(spec):
         worker.stop()
         worker = None
@@ -89,7 +91,7 @@ def execute(run: Resolved, outputs: Outputs, journal_path, resume: bool = False,
     except WorkerFailed:
         worker.stop()
         raise
-    meta = machine.run_meta(run.spec.device, run.spec.protocol, run.grid.spec)
+    meta = machine.run_meta(run.spec.device, spec.protocol, run.grid.spec)
     meta.update(identity)  # the measuring process's build, whichever interpreter it is
     meta.update(extras=run.spec.extras, instructions=run.spec.instructions,
                 threads=run.spec.threads, cost_s={}, host_calibration=[], **(extra_meta or {}))
@@ -257,6 +259,22 @@ def default_journal(outputs: Outputs) -> Path | None:
         if p:
             return Path(p).with_name(Path(p).stem + ".journal.jsonl")
     return None
+
+
+def check_resume(path, run: Resolved) -> None:
+    """Refuse, before anything starts, to resume a journal of another run: its settings (the
+    build that measured it is checked once the worker says which it is)."""
+    from ..measure.protocol import Protocol
+    from .journal import ASKED, mismatch, read
+    from dataclasses import asdict
+    old, _, _ = read(path)
+    meta = {"protocol": asdict(run.spec.protocol if isinstance(run.spec.protocol, Protocol)
+                               else run.spec.protocol)}
+    new = fingerprint(list(run.points), meta, run.spec.threads, run.spec.extras,
+                      run.spec.instructions)
+    why = mismatch(old, new, ASKED)
+    if why:
+        raise ConfigError(f"{path}: --resume refused, another run: {why}")
 
 
 def check_journal(path, outputs: Outputs, resume: bool) -> None:

@@ -52,10 +52,15 @@ def header(fp: dict, meta: dict) -> dict:
     return {"journal": VERSION, **fp, "meta": meta}
 
 
-def mismatch(old: dict, new: dict) -> str:
-    """``""`` where ``old``'s fingerprint is ``new``'s, else the first setting that differs,
-    with its value there and here."""
-    for key in FINGERPRINT:
+#: The fingerprint's keys that say what was asked (not which build measured it): checked before
+#: a resumed run starts anything.
+ASKED = FINGERPRINT[4:]
+
+
+def mismatch(old: dict, new: dict, keys=FINGERPRINT) -> str:
+    """``""`` where ``old``'s fingerprint is ``new``'s (on ``keys``), else the first setting that
+    differs, with its value there and here."""
+    for key in keys:
         a, b = old.get(key), new.get(key)
         if a == b:
             continue

@@ -279,3 +279,21 @@ def calibrations(build: Build) -> list[float]:
         spreads = [s for s in spreads if isinstance(s, (int, float)) and math.isfinite(s)]
         out.append(max(spreads) if spreads else math.nan)
     return out
+
+
+def run_values(docs: list[dict]) -> dict[str, dict[str, list]]:
+    """``{asv benchmark: {point: [value per doc]}}`` of ``mhabench run --json`` documents, as
+    asv would have recorded them (None where a point failed, NaN where not measured): what a
+    measuring script judges without asv."""
+    from .. import catalogue as cat
+    out: dict[str, dict[str, list]] = {}
+    for doc in docs:
+        for r in doc["results"]:
+            point = short_label(r["label"])
+            ok = r.get("status") == "ok"
+            metrics = r.get("metrics") or {}
+            for f in cat.FIGURES:
+                if f.asv:
+                    v = f.value(metrics) if ok else None
+                    out.setdefault(f.asv, {}).setdefault(point, []).append(v)
+    return out

@@ -1,0 +1,338 @@
+"""The GPU's standing questions, in fresh processes on one machine, in one sitting.
+
+    python bench/gpu_round.py agree  --reference REF.py --out DIR   # level, spread, agreement
+    python bench/gpu_round.py gate   --out DIR                       # A/A and plants, judged
+    python bench/gpu_round.py cost   --reference REF.py --out DIR   # run vs the reference
+    python bench/gpu_round.py probe  --out DIR                       # what the host offers
+    python bench/gpu_round.py gate --dry-run --out /tmp/g            # on a CPU: plumbing only
+
+``agree``: the reference script's own ``run`` and ``mhabench run`` (default, and variants: no
+counts pass, i.e. no profiler in the process; the latency protocol) in interleaved fresh
+processes, on the seed grid / 8 and on the 72-point gate grid. Per variant: the fast path's
+level per process (median over points), the spread of ``wall_fast_us`` between processes
+(median and p90 over points) and the share of the reference's steady points (its own three
+processes within 10%) where our fast and slow times are within 10% of its.
+
+``gate``: six records of the unchanged build (A) and three of each planted build
+(``tests/plant.py``: a Python loop of about 20 us per fast call, busy waits of 20 and 100 us),
+interleaved; judged by the gate's own rule and findings (:mod:`mhabench.track.rule`): A/A over
+three splits of the six A records (3 + 3), each plant against three A records. Prints, per
+comparison, the exit status the gate would give, the points caught, by which figure, and how
+many wall comparisons were flagged.
+
+``cost``: ``mhabench run --grid seed/4`` against the reference on the same points, twice each,
+alternated. Everything is written under ``--out`` and tarred into ``--out``/round.tgz.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import subprocess
+import sys
+import tarfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "tests"))
+
+GATE_GRID = "seed;batch=16,64,256;seq=64,256;b=1,31,61"      # 72 points
+AGREE_GRIDS = {"seed8": "seed/8", "gate72": GATE_GRID}
+DRY = {"grid": "smoke", "device": "cpu"}
+
+
+def child(args) -> int:
+    """One measurement in this fresh process: execute() with a protocol of the bench's own."""
+    from mhabench.measure.protocol import PRESETS, Protocol
+    from mhabench.run.execute import execute
+    from mhabench.run.journal import Outputs
+    from mhabench.run.spec import RunSpec
+    knobs = json.loads(args.protocol or "{}")
+    preset = knobs.pop("preset", "default")
+    proto = Protocol(**{**PRESETS[preset].__dict__, **knobs})
+    spec = RunSpec(grid=args.grid, device=args.device, extras=not args.no_extras, preset=preset)
+    run = spec.resolve(args.device.startswith("cuda"))
+    t0 = time.perf_counter()
+    out = execute(run, Outputs(json=args.json), Path(args.json).with_suffix(".journal.jsonl"),
+                  protocol=proto)
+    print(json.dumps({"seconds": time.perf_counter() - t0, "points": len(out.results),
+                      "failure": out.failure}))
+    return 0 if not out.failure else 3
+
+
+def measure(out: Path, name: str, grid: str, device: str, protocol: dict | None = None,
+            plant=None, extras: bool = False) -> dict:
+    """A fresh process measuring ``grid``; its JSON document (with its wall seconds)."""
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    if plant is not None:
+        from plant import install_dir
+        pdir = install_dir(out / f"plant-{name}", plant)
+        env["PYTHONPATH"] = os.pathsep.join([str(pdir), str(REPO), env.get("PYTHONPATH", "")])
+    path = out / f"{name}.json"
+    cmd = [sys.executable, __file__, "child", "--grid", grid, "--device", device,
+           "--json", str(path), "--protocol", json.dumps(protocol or {})]
+    if not extras:
+        cmd.append("--no-extras")
+    t0 = time.perf_counter()
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
+    seconds = time.perf_counter() - t0
+    (out / f"{name}.log").write_text(proc.stdout + proc.stderr)
+    if proc.returncode or not path.exists():
+        raise SystemExit(f"{name} failed: {(proc.stderr or proc.stdout)[-2000:]}")
+    doc = json.loads(path.read_text())
+    doc["wall_s"] = seconds
+    return doc
+
+
+def reference(out: Path, name: str, ref: str, grid: str) -> dict:
+    """The reference script's ``run`` over ``grid``'s points in a fresh process."""
+    code = (
+        "import importlib.util, json, sys, time, torch\n"
+        "sys.path.insert(0, sys.argv[3])\n"
+        "from mhabench.measure.config import parse_grid\n"
+        "spec = importlib.util.spec_from_file_location('ref', sys.argv[1])\n"
+        "mod = importlib.util.module_from_spec(spec); spec.loader.exec_module(mod)\n"
+        "pts = parse_grid(sys.argv[2], 'float16', 'cuda').points\n"
+        "out, t0 = {}, time.perf_counter()\n"
+        "for p in pts:\n"
+        "    e = list(mod.run(1, p.beta_b * 0.05, 100, p.batch_size, p.seq_len, p.embed_dim,\n"
+        "                     p.num_heads, 'cuda', torch.float16, 2, p.seed).values())\n"
+        "    out['-'.join(p.label.split('-')[:5])] = {'wall_slow_us': float(e[5]),\n"
+        "        'wall_fast_us': float(e[6]), 'speedup': float(e[7])}\n"
+        "print(json.dumps({'seconds': time.perf_counter() - t0, 'points': out}))\n")
+    t0 = time.perf_counter()
+    proc = subprocess.run([sys.executable, "-c", code, ref, grid, str(REPO)], capture_output=True,
+                          text=True)
+    seconds = time.perf_counter() - t0
+    if proc.returncode:
+        raise SystemExit(f"reference failed: {proc.stderr[-2000:]}")
+    doc = json.loads(proc.stdout.strip().splitlines()[-1])
+    doc["wall_s"] = seconds
+    (out / f"{name}.json").write_text(json.dumps(doc))
+    return doc
+
+
+def q(xs, p):
+    xs = sorted(x for x in xs if isinstance(x, (int, float)) and math.isfinite(x))
+    if not xs:
+        return math.nan
+    i = (len(xs) - 1) * p
+    lo, hi = int(math.floor(i)), int(math.ceil(i))
+    return xs[lo] + (xs[hi] - xs[lo]) * (i - lo)
+
+
+def ours_points(doc: dict) -> dict[str, dict]:
+    return {"-".join(r["label"].split("-")[:5]): r["metrics"] for r in doc["results"]
+            if r["status"] == "ok"}
+
+
+def rel_range(vals):
+    vals = [v for v in vals if v is not None and math.isfinite(v)]
+    if len(vals) < 2:
+        return math.nan
+    return (max(vals) - min(vals)) / q(vals, 0.5)
+
+
+#: Per point set, the variants measured beside the default: without the counts pass (so no
+#: profiler session in the process at all), and the latency protocol (single synchronised calls).
+VARIANTS = {"seed8": {"no_counts_pass": {"device_calls": 0}},
+            "gate72": {"latency": {"mode": "rotation"}}}
+
+
+def agree(args, out: Path) -> dict:
+    """Level, spread and agreement with the reference, per variant and point set."""
+    summary = {}
+    for gname, grid in AGREE_GRIDS.items():
+        variants = {"default": {}, **VARIANTS[gname]}
+        g = DRY["grid"] if args.dry_run else grid
+        runs: dict[str, list] = {v: [] for v in variants}
+        refs = []
+        for i in range(3):
+            if args.reference and not args.dry_run:
+                refs.append(reference(out, f"agree-{gname}-ref-{i}", args.reference, g)["points"])
+            for v, proto in variants.items():
+                if v != "default" and i == 2:
+                    continue  # two processes of each variant, three of the default
+                doc = measure(out, f"agree-{gname}-{v}-{i}", g, args.device, proto)
+                runs[v].append(ours_points(doc))
+        steady = [k for k in (refs[0] if refs else {})
+                  if rel_range([r[k]["wall_fast_us"] for r in refs]) <= 0.10]
+        res = {"reference": {
+            "fast_level_per_process": [q([p["wall_fast_us"] for p in r.values()], 0.5)
+                                       for r in refs],
+            "fast_spread_median_p90": [q(_spreads(refs, "wall_fast_us"), 0.5),
+                                       q(_spreads(refs, "wall_fast_us"), 0.9)],
+            "steady_points": len(steady), "points": len(refs[0]) if refs else 0}}
+        for v, rs in runs.items():
+            row = {"fast_level_per_process": [q([p["wall_fast_us"] for p in r.values()], 0.5)
+                                              for r in rs],
+                   "fast_spread_median_p90": [q(_spreads(rs, "wall_fast_us"), 0.5),
+                                              q(_spreads(rs, "wall_fast_us"), 0.9)],
+                   "speedup_spread_median_p90": [q(_spreads(rs, "speedup"), 0.5),
+                                                 q(_spreads(rs, "speedup"), 0.9)]}
+            if refs:
+                for path in ("wall_fast_us", "wall_slow_us"):
+                    near = [k for k in steady if all(k in r for r in rs) and abs(
+                        q([r[k][path] for r in rs], 0.5) / q([x[k][path] for x in refs], 0.5)
+                        - 1) <= 0.10]
+                    devs = [q([r[k][path] for r in rs], 0.5) / q([x[k][path] for x in refs], 0.5)
+                            - 1 for k in steady if all(k in r for r in rs)]
+                    row[f"{path}_within_10pct_of_reference"] = [len(near), len(steady)]
+                    row[f"{path}_median_deviation"] = q(devs, 0.5)
+            res[v] = row
+        summary[gname] = res
+    return summary
+
+
+def _spreads(runs: list[dict], key: str) -> list[float]:
+    labels = [k for k in runs[0] if all(k in r for r in runs)] if runs else []
+    return [rel_range([r[k].get(key) for r in runs]) for k in labels]
+
+
+def gate(args, out: Path) -> dict:
+    """A/A and planted builds, judged by the gate's own rule."""
+    from plant import Plant
+    from mhabench.track.records import run_values
+    grid = DRY["grid"] if args.dry_run else GATE_GRID
+    loop = calibrate_loop(20e-6)
+    plants = {"py20": Plant(py_loop=loop), "busy100": Plant(busy_s=100e-6),
+              "busy20": Plant(busy_s=20e-6)}
+    order = ["A", "py20", "A", "busy100", "A", "busy20", "A", "py20", "A", "busy100", "A",
+             "busy20", "py20", "busy100", "busy20"]
+    docs: dict[str, list] = {}
+    for i, name in enumerate(order):
+        n = len(docs.setdefault(name, []))
+        docs[name].append(measure(out, f"gate-{name}-{n}", grid, args.device,
+                                  plant=plants.get(name)))
+    values = {k: run_values(v) for k, v in docs.items()}
+    a = docs["A"]
+    splits = [((0, 2, 4), (1, 3, 5)), ((0, 1, 2), (3, 4, 5)), ((0, 1, 5), (2, 3, 4))]
+    res = {"loop_iterations_for_20us": loop, "aa": [], "plants": {}}
+    for base, head in splits:
+        res["aa"].append(judge(run_values([a[i] for i in base]),
+                               run_values([a[i] for i in head])))
+    for name in plants:
+        res["plants"][name] = judge(run_values([a[i] for i in (0, 2, 4)]), values[name],
+                                    expected_us=100.0 if name == "busy100" else 20.0)
+    res["calibration_spreads"] = {k: [max((c.get("rel_iqr") or 0) for c in
+                                          d["meta"].get("host_calibration", [])) for d in v]
+                                  for k, v in docs.items()}
+    return res
+
+
+def judge(before: dict, after: dict, expected_us: float | None = None) -> dict:
+    """What the gate says of one comparison: exit status, points caught and by what, wall
+    comparisons flagged, the smallest change it vouches for; for a plant of a known size,
+    the points where it exceeds the threshold and how many of those are caught."""
+    from mhabench import catalogue as cat
+    from mhabench.track.rule import compare, findings, vouch
+    judged = compare(before, after)
+    found = findings(judged)
+    failing = [f for f in found if f.fails]
+    points = sorted({j.point for j in judged})
+    caught = sorted({f.point for f in failing})
+    by: dict[str, int] = {}
+    for f in failing:
+        by[f.judged.figure] = by.get(f.judged.figure, 0) + 1
+    wall = [j for j in judged if j.fig.family == "wall"]
+    by_wall = sorted({f.point for f in failing if f.judged.fig.family == "wall"})
+    out = {"exit": 1 if failing else 0, "points": len(points), "caught": len(caught),
+           "caught_by_wall": len(by_wall), "by_figure": by, "wall_comparisons": len(wall),
+           "wall_flagged": sum(j.status != "ok" for j in wall), "vouch": vouch(judged)}
+    if expected_us is not None:
+        fast = cat.BY_KEY["wall_fast_us"].asv
+        ratio = cat.BY_KEY["speedup"].asv
+        visible = []
+        for j in judged:
+            if j.figure != ratio:
+                continue
+            base_fast = q(before.get(fast, {}).get(j.point, []), 0.5)
+            if math.isfinite(base_fast) and expected_us / base_fast > j.threshold:
+                visible.append(j.point)
+        out["plant_above_threshold"] = len(visible)
+        out["caught_where_above"] = len(set(visible) & set(caught))
+        out["caught_by_wall_where_above"] = len(set(visible) & set(by_wall))
+    return out
+
+
+def calibrate_loop(seconds: float) -> int:
+    """Iterations of the plant's Python loop that take ``seconds`` here."""
+    n = 100_000
+    t0 = time.perf_counter()
+    acc = 0
+    for i in range(n):
+        acc += i
+    per = (time.perf_counter() - t0) / n
+    return max(1, int(seconds / per))
+
+
+def cost(args, out: Path) -> dict:
+    grid = DRY["grid"] if args.dry_run else "seed/4"
+    res = {"ours_s": [], "reference_s": []}
+    for i in range(2):
+        for side in (("ours", "ref") if i == 0 else ("ref", "ours")):
+            if side == "ours":
+                env = dict(os.environ)
+                t0 = time.perf_counter()
+                subprocess.run([sys.executable, "-m", "mhabench", "run", "--grid", grid,
+                                "--device", args.device, "-q", "--json",
+                                str(out / f"cost-ours-{i}.json")], env=env, cwd=REPO,
+                               capture_output=True)
+                res["ours_s"].append(time.perf_counter() - t0)
+            elif args.reference and not args.dry_run:
+                res["reference_s"].append(reference(out, f"cost-ref-{i}", args.reference,
+                                                    grid)["wall_s"])
+    if res["reference_s"]:
+        res["ratio"] = q(res["ours_s"], 0.5) / q(res["reference_s"], 0.5)
+    return res
+
+
+def probe(args, out: Path) -> dict:
+    import ctypes
+    import struct
+    res = {"python": sys.version.split()[0], "cpus": os.cpu_count()}
+    libc = ctypes.CDLL(None, use_errno=True)
+    attr = bytearray(128)
+    struct.pack_into("IIQ", attr, 0, 0, 128, 1)
+    struct.pack_into("Q", attr, 40, (1 << 0) | (1 << 5) | (1 << 6))
+    fd = libc.syscall(298, (ctypes.c_char * 128).from_buffer(attr), 0, -1, -1, 0)
+    res["perf_instructions_counter"] = fd >= 0 or os.strerror(ctypes.get_errno())
+    return res
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("part", choices=("agree", "gate", "cost", "probe", "child"))
+    ap.add_argument("--out", default="gpu-round")
+    ap.add_argument("--reference", default="")
+    ap.add_argument("--device", default="cuda")
+    ap.add_argument("--dry-run", action="store_true", help="CPU plumbing check, smoke grid")
+    ap.add_argument("--grid", default="")
+    ap.add_argument("--json", default="")
+    ap.add_argument("--protocol", default="")
+    ap.add_argument("--no-extras", action="store_true")
+    args = ap.parse_args()
+    if args.part == "child":
+        return child(args)
+    if args.dry_run:
+        args.device = "cpu"
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    t0 = time.perf_counter()
+    result = {"agree": agree, "gate": gate, "cost": cost, "probe": probe}[args.part](args, out)
+    result["seconds"] = round(time.perf_counter() - t0, 1)
+    (out / f"{args.part}.json").write_text(json.dumps(result, indent=1))
+    print(json.dumps(result, indent=1))
+    with tarfile.open(out / f"round-{args.part}.tgz", "w:gz") as tar:
+        for p in sorted(out.iterdir()):
+            if not p.name.endswith(".tgz") and p.is_file():
+                tar.add(p, arcname=p.name)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
