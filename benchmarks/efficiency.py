@@ -1,4 +1,4 @@
 """asv's entry point for the suite's efficiency figures (Efficiency)."""
 from mhabench.suite import entry
 
-globals().update(entry('efficiency'))
+globals().update(entry('efficiency', __file__))

@@ -1,4 +1,4 @@
 """asv's entry point for the suite's memory figures (GpuMemory)."""
 from mhabench.suite import entry
 
-globals().update(entry('memory'))
+globals().update(entry('memory', __file__))

@@ -148,9 +148,13 @@ def _branch() -> str:
 
 
 def write_config(d: Path) -> Path:
-    """The repo's config, pointed at the real repository and benchmarks, writing under ``d``."""
+    """The repo's config, pointed at the real repository, writing under ``d``, with asv's entry
+    modules beside it (``d/benchmarks``, as the suite writes them): the suite finds its config
+    there at discovery, as it finds the repository's own."""
+    from mhabench.suite import write_entry
     conf = repo_config()
-    conf.update(repo=str(REPO), benchmark_dir=str(REPO / "benchmarks"), env_dir=str(d / "env"),
+    write_entry(d / "benchmarks")
+    conf.update(repo=str(REPO), benchmark_dir=str(d / "benchmarks"), env_dir=str(d / "env"),
                 results_dir=str(d / "results"), html_dir=str(d / "html"), branches=[_branch()])
     d.mkdir(parents=True, exist_ok=True)
     path = d / "asv.conf.json"

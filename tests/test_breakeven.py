@@ -9,11 +9,17 @@ import math
 
 import pytest
 
-from mhabench import cli
-from mhabench.figures.breakeven import (SUMMARY_KEYS, break_even, break_even_table, load_doc,
-                                merge_duplicates, summary_table)
+from mhabench import commands
+from mhabench.figures.breakeven import (SUMMARY_KEYS, break_even, break_even_table, csv_text,
+                                        load_doc, merge_duplicates, summary_table)
 from mhabench.measure.config import ConfigError, Point
-from mhabench.measure.results import ERROR, Result, json_doc
+from mhabench.measure.results import ERROR, Result
+from mhabench.run.journal import json_text
+
+
+def json_doc(results, meta):
+    """The run JSON ``mhabench run --json`` writes for ``results``."""
+    return json.loads(json_text(results, meta))
 
 
 # --- break_even ------------------------------------------------------------------------------
@@ -94,7 +100,7 @@ SPEC = [  # B, S, E, H, beta b, padding, speedup
 
 @pytest.fixture
 def doc():
-    return json.loads(json.dumps(json_doc([_result(*s) for s in SPEC], {"device": "cpu"})))
+    return json_doc([_result(*s) for s in SPEC], {"device": "cpu"})
 
 
 def test_table(doc):
@@ -149,15 +155,15 @@ def test_load_doc_errors(tmp_path):
             load_doc(tmp_path / "other.json")
 
 
-# --- CLI -------------------------------------------------------------------------------------
+# --- mhabench breakeven -------------------------------------------------------------------------------------
 def _main(argv):
     out, err = io.StringIO(), io.StringIO()
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        rc = cli.main(argv)
+        rc = commands.main(argv)
     return rc, out.getvalue(), err.getvalue()
 
 
-def test_cli_breakeven_prints_table_and_writes_csv(doc, tmp_path):
+def test_breakeven_command_prints_table_and_writes_csv(doc, tmp_path):
     src = tmp_path / "all.json"
     src.write_text(json.dumps(doc))
     rc, out, err = _main(["breakeven", str(src), "--csv", str(tmp_path / "be.csv")])
@@ -171,7 +177,7 @@ def test_cli_breakeven_prints_table_and_writes_csv(doc, tmp_path):
 
 @pytest.mark.parametrize("content, needle", [(None, "no such file"), ("[1", "not JSON"),
                                              ('{"x": 1}', "not an mhabench results JSON")])
-def test_cli_breakeven_bad_input_exits_2(tmp_path, content, needle):
+def test_breakeven_command_bad_input_exits_2(tmp_path, content, needle):
     src = tmp_path / "in.json"
     if content is not None:
         src.write_text(content)
@@ -180,7 +186,7 @@ def test_cli_breakeven_bad_input_exits_2(tmp_path, content, needle):
     assert err.startswith("mhabench: error:") and needle in err and err.count("\n") == 1
 
 
-def test_cli_breakeven_unwritable_csv_exits_2(doc, tmp_path):
+def test_breakeven_command_unwritable_csv_exits_2(doc, tmp_path):
     src = tmp_path / "all.json"
     src.write_text(json.dumps(doc))
     (tmp_path / "afile").write_text("")
@@ -188,8 +194,39 @@ def test_cli_breakeven_unwritable_csv_exits_2(doc, tmp_path):
     assert rc == 2 and "cannot write" in err and err.count("\n") == 1
 
 
-def test_cli_breakeven_unknown_metric_exits_2(doc, tmp_path):
+def test_breakeven_command_unknown_metric_exits_2(doc, tmp_path):
     src = tmp_path / "all.json"
     src.write_text(json.dumps(doc))
     rc, _, err = _main(["breakeven", str(src), "--metric", "nope"])
     assert rc == 2 and "unknown metric" in err
+
+
+def test_breakeven_command_refuses_to_overwrite_its_input(doc, tmp_path):
+    src = tmp_path / "all.json"
+    src.write_text(json.dumps(doc))
+    before = src.read_text()
+    rc, out, err = _main(["breakeven", str(src), "--csv", str(src)])
+    assert rc == 2 and "input itself" in err and err.count("\n") == 1
+    assert src.read_text() == before
+
+
+def test_breakeven_command_with_no_finite_point_exits_2(doc, tmp_path):
+    """A CPU run has no kernel times: asking for their break-even is one line, exit 2."""
+    for r in doc["results"]:
+        r["metrics"]["device_speedup"] = None
+    src = tmp_path / "all.json"
+    src.write_text(json.dumps(doc))
+    rc, out, err = _main(["breakeven", str(src), "--metric", "device_speedup"])
+    assert rc == 2 and out == "" and "device_speedup" in err and err.count("\n") == 1
+
+
+def test_the_runs_breakeven_csv_is_the_summary_table(doc):
+    """What ``mhabench run`` writes beside its CSV (NAME_breakeven.csv)."""
+    from mhabench.run.journal import breakeven_text
+    results = [_result(*s) for s in SPEC]
+    text = breakeven_text(results)
+    assert text == csv_text(summary_table(doc), SUMMARY_KEYS)
+    rows = list(csv.DictReader(io.StringIO(text)))
+    assert [r["batch_size"] for r in rows] == ["2", "4", "4"]
+    assert float(rows[0]["break_even_padding"]) == pytest.approx(0.3)
+    assert rows[0]["break_even_padding_device"] == ""  # not measured: an empty cell

@@ -6,8 +6,9 @@ import dataclasses
 import pytest
 
 from mhabench.measure import config
-from mhabench.measure.config import (Axes, ConfigError, Point, canonical_device, canonical_dtype,
-                             custom_axes, named_grid, parse_int_list, stride)
+from mhabench.measure.config import (DEFAULT_GRID, SEED, Axes, ConfigError, Point,
+                                     canonical_device, canonical_dtype, default_grid, named_grid,
+                                     parse_grid, parse_int_list, point_of_label, stride)
 
 # The reference script's loops, spelled out here (not read from mhabench).
 REF_BATCH = [16, 32, 64, 128, 256]
@@ -208,16 +209,106 @@ def test_parse_int_list_rejects(text, needle):
     assert needle in msg
 
 
-def test_custom_axes_replaces_only_given_axes():
-    base = config.SMOKE_AXES
-    ax = custom_axes(base, {"batch_sizes": [7], "seq_lens": None})
-    assert ax.batch_sizes == (7,)
-    assert ax.seq_lens == base.seq_lens
-    assert ax.beta_bs == base.beta_bs
-
-
 def test_stride():
     pts = list(range(10))
     assert stride(pts, 3) == [0, 3, 6, 9]
     assert stride(pts, 4, start=1) == [1, 5, 9]
     assert stride(pts, 1) == pts
+
+
+# --- grid specs: NAME[;KEY=N,N...][/STRIDE] -----------------------------------------------------
+
+def test_the_default_grid_is_the_devices():
+    assert DEFAULT_GRID == {"cpu": "smoke", "cuda": "seed"}
+    assert default_grid("cpu") == "smoke" and default_grid("cuda:1") == "seed"
+    cpu, cuda = parse_grid("", "fp32", "cpu"), parse_grid("  ", "fp16", "cuda")
+    assert (cpu.name, len(cpu.points)) == ("smoke", 8) and cpu.axes == config.SMOKE_AXES
+    assert (cuda.name, len(cuda.points)) == ("seed", 1280) and cuda.axes == config.SEED_AXES
+    assert cpu.spec == "smoke" and cuda.spec == "seed"
+
+
+@pytest.mark.parametrize("name", config.GRIDS)
+def test_a_named_grid_spec_is_the_named_grid(name):
+    g = parse_grid(name.upper(), "bf16", "cuda:1")
+    assert g.name == name and list(g.points) == named_grid(name, "bf16", "cuda:1")
+
+
+def test_a_stride_takes_every_nth_point_in_grid_order():
+    seed = named_grid("seed", "fp16", "cuda")
+    g = parse_grid("seed/8", "fp16", "cuda")
+    assert list(g.points) == seed[::8] and len(g.points) == 160
+    assert g.name == "seed" and g.spec == "seed/8" and g.axes == config.SEED_AXES
+    assert list(parse_grid("smoke / 3", "fp32", "cpu").points) == \
+        named_grid("smoke", "fp32", "cpu")[::3]
+
+
+def test_axes_replace_those_of_the_named_grid_in_the_references_order():
+    g = parse_grid("smoke;batch=3,1;seq=8;b=7", "fp32", "cpu")
+    assert g.name == "custom"
+    assert g.axes == Axes((3, 1), (8,), (32,), (4,), (7,))
+    assert [_shape(p) for p in g.points] == [(3, 8, 32, 4, 2, 7), (1, 8, 32, 4, 2, 7)]
+    seed = parse_grid("seed;batch=16;seq=64;embed=512;heads=8", "fp16", "cuda")
+    assert [p.beta_b for p in seed.points] == REF_B, "the other axes stay the seed grid's"
+    long = parse_grid("seed;batch_size=16;seq_len=64;embed_dim=512;num_heads=8;beta_b=1",
+                      "fp16", "cuda")
+    assert [_shape(p) for p in long.points] == [(16, 64, 512, 8, 2, 1)], "long key names too"
+
+
+def test_custom_grids_without_a_name_take_the_smoke_axes():
+    for spec in ("custom:batch=7", "batch=7"):
+        g = parse_grid(spec, "fp32", "cpu")
+        assert g.name == "custom" and g.axes.batch_sizes == (7,)
+        assert g.axes.seq_lens == config.SMOKE_AXES.seq_lens
+        assert g.axes.beta_bs == config.SMOKE_AXES.beta_bs
+        assert len(g.points) == len(config.SMOKE_AXES.points("fp32", "cpu")) // 2
+
+
+def test_block_and_seed_apply_to_every_point_of_a_named_grid():
+    g = parse_grid("quick;seed=1;block=4", "fp16", "cuda")
+    quick = named_grid("quick", "fp16", "cuda")
+    assert g.name == "quick" and [_shape(p)[:4] for p in g.points] == [_shape(p)[:4] for p in quick]
+    assert {(p.seed, p.block_size) for p in g.points} == {(1, 4)}
+    assert {p.seed for p in parse_grid("smoke", "fp32", "cpu").points} == {SEED}
+    assert {p.seed for p in parse_grid("smoke;seed=0", "fp32", "cpu").points} == {0}
+    custom = parse_grid("smoke;batch=2;seed=5;block=1", "fp32", "cpu")
+    assert {(p.seed, p.block_size) for p in custom.points} == {(5, 1)}
+
+
+def test_shapes_heads_cannot_split_are_left_out_of_a_custom_grid():
+    g = parse_grid("smoke;embed=32,30;heads=4,5", "fp32", "cpu")
+    assert {(p.embed_dim, p.num_heads) for p in g.points} == {(32, 4), (30, 5)}
+
+
+@pytest.mark.parametrize("spec, needle", [
+    ("huge", "unknown grid 'huge'"), ("/8", "unknown grid ''"),
+    ("smoke;foo=1", "bad item 'foo=1'"), ("smoke;batch", "bad item 'batch'"),
+    ("smoke;batch=2;batch=4", "'batch' given twice"), ("smoke;batch=x", "'x' is not an integer"),
+    ("smoke;batch=0", "0 is not positive"), ("smoke;seq=", "seq is empty"),
+    ("quick;batch=2", "quick is a choice of seed points"),
+    ("seed/0", "stride must be >= 1, got 0"), ("seed/x", "stride 'x' is not an integer"),
+    ("seed;seed=-1", "seed must be in [0, 2**32), got -1"),
+    ("seed;seed=4294967296", "seed must be in [0, 2**32)"), ("seed;seed=x", "seed 'x'"),
+    ("seed;seed=1,2", "seed takes one value"), ("seed;block=1,2", "block takes one value"),
+    ("seed;block=0", "0 is not positive"),
+    ("smoke;block=9", "block 9 is larger than seq_len 8"),
+    ("seed;block=65", "block 65 is larger than seq_len 64"),
+    ("smoke;batch=2;block=9", "block 9 is larger than seq_len 8"),
+    ("smoke;seq=8;block=9", "block 9 is larger than seq_len 8"),
+    ("seed;embed=30;heads=4", "no valid point (embed dim must be divisible by heads)"),
+])
+def test_a_bad_grid_spec_is_one_line_naming_the_flag_and_the_bad_part(spec, needle):
+    for what in ("--grid", "MHABENCH_GRID"):
+        with pytest.raises(ConfigError) as ei:
+            parse_grid(spec, "fp32", "cpu", what=what)
+        msg = str(ei.value)
+        assert msg.startswith(what) and needle in msg and "\n" not in msg, msg
+
+
+def test_point_of_label_inverts_point_label():
+    for p in named_grid("smoke", "fp32", "cpu") + named_grid("quick", "fp16", "cuda:1"):
+        assert point_of_label(p.label) == p
+    assert point_of_label("B2-S8-E32-H4-b1-float32-cpu", block_size=4, seed=1) == \
+        Point(2, 8, 32, 4, 1, block_size=4, dtype="fp32", device="cpu", seed=1)
+    for bad in ("B2-S8", "B2-S8-E32-H4-b1-float32-tpu", ""):
+        with pytest.raises(ConfigError, match="is not a point label"):
+            point_of_label(bad)

@@ -1,4 +1,4 @@
-"""mhabench.measure.host_setup: threads and cores applied to this process, and the host's state."""
+"""mhabench.measure.host_setup: threads applied to this process, and the host's state."""
 from __future__ import annotations
 
 import os
@@ -7,7 +7,6 @@ import pytest
 import torch
 
 from mhabench.measure import host_setup
-from mhabench.measure.config import ConfigError
 
 
 @pytest.fixture
@@ -25,42 +24,25 @@ def test_threads_are_set_and_recorded(restore):
     assert len(meta["load_avg"]) == 3 and meta["cpu_count"] == os.cpu_count()
 
 
-def test_default_is_one_thread_on_a_cpu_and_torchs_own_on_cuda():
-    assert host_setup.default_threads("cpu") == 1
-    assert host_setup.default_threads("cuda:0") is None
-
-
-def test_pinning_lowers_the_thread_count_to_the_cores(restore):
-    core = min(os.sched_getaffinity(0))
+def test_no_threads_keeps_torchs_own(restore):
     torch.set_num_threads(2)
-    meta = host_setup.apply(None, str(core))
-    assert os.sched_getaffinity(0) == {core}
-    assert meta["threads"] == 1 and meta["affinity"] == [core]
+    meta = host_setup.apply(None)
+    assert torch.get_num_threads() == 2 and meta["threads"] == 2
 
 
-def test_more_threads_than_pinned_cores_is_an_error(restore):
-    core = min(os.sched_getaffinity(0))
+def test_apply_leaves_the_cores_to_the_caller(restore):
+    """Cores are chosen by starting the command under taskset: apply never changes them."""
     before = os.sched_getaffinity(0)
-    with pytest.raises(ConfigError, match="--threads 2 needs"):
-        host_setup.apply(2, str(core))
-    assert os.sched_getaffinity(0) == before  # nothing changed
+    host_setup.apply(1)
+    assert os.sched_getaffinity(0) == before
 
 
-@pytest.mark.parametrize("text, needle", [("x", "not an integer"), ("0", ">= 1"), ("-3", ">= 1")])
-def test_bad_threads(text, needle):
-    with pytest.raises(ConfigError, match=needle):
-        host_setup.parse_threads(text)
-
-
-@pytest.mark.parametrize("text", ["a", "-1", ","])
-def test_bad_cores(text):
-    with pytest.raises(ConfigError, match="--pin-cpu"):
-        host_setup.parse_cores(text)
-
-
-def test_unavailable_core_is_an_error(restore):
-    with pytest.raises(ConfigError, match="not available"):
-        host_setup.apply(None, str(max(os.sched_getaffinity(0)) + 1000))
+def test_the_host_meta_is_plain_json():
+    import json
+    meta = host_setup.host_meta()
+    assert json.loads(json.dumps(meta)) == meta
+    assert set(meta) == {"threads", "affinity", "cpu_count", "load_avg"}
+    assert meta["affinity"] == host_setup.affinity()
 
 
 def test_busy_warning_only_above_the_cores():
@@ -74,3 +56,8 @@ def test_noise_warning_only_far_above_the_usual():
     assert host_setup.noise_warning([]) is None
     line = host_setup.noise_warning([0.5, 0.6, 0.7])
     assert "noisy" in line and "0.60" in line
+
+
+def test_the_warnings_read_what_a_run_recorded():
+    assert host_setup.busy_warning({}) is None
+    assert host_setup.noise_warning([float("nan"), "x"]) is None

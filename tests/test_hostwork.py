@@ -12,7 +12,7 @@ import pytest
 
 from mhabench.measure import hostwork
 from mhabench.measure.config import Point
-from mhabench.measure.sweep import measure
+from mhabench.measure.passes import measure
 from mhabench.measure.protocol import Protocol
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -92,6 +92,7 @@ PROTO = Protocol(warmup_ms=0.5, min_rounds=3, max_rounds=3, target_ms=1.0)
 
 
 def test_cpu_point_counts_aten_ops_of_every_path_and_they_repeat():
+    """On a CPU the counts pass carries the aten ops (and bytecodes), no device kinds."""
     a, b = measure(POINT, PROTO), measure(POINT, PROTO)
     assert a.status == "ok", a.message
     m = a.metrics()
@@ -102,18 +103,23 @@ def test_cpu_point_counts_aten_ops_of_every_path_and_they_repeat():
         assert a.host_work[p]["ops"] == b.host_work[p]["ops"], p
         assert sum(a.host_work[p]["ops"].values()) == a.host_work[p]["aten_ops"]
     assert "aten::_native_multi_head_attention" in a.host_work["fast"]["ops"]
-    assert json.loads(json.dumps(a.to_json()))["host_work"]["fast"]["aten_ops"] == m["host_fast_aten_ops"]
+    assert all(set(a.host_work[p]) == {"aten_ops", "ops", "varies", "bytecodes"}
+               for p in a.host_work)
+    assert a.host_work["fast"]["varies"] == [], "one call per path: nothing can vary"
+    assert json.loads(json.dumps(a.doc()))["host_work"]["fast"]["aten_ops"] == m["host_fast_aten_ops"]
 
 
 def test_no_host_work_when_switched_off():
     r = measure(POINT, Protocol(**{**PROTO.__dict__, "host_work": False}))
     assert r.host_work == {} and r.status == "ok"
+    assert all(r.metrics()[f"host_{p}_aten_ops"] != r.metrics()[f"host_{p}_aten_ops"]
+               for p in ("fast", "slow", "slow_fair")), "NaN, not 0"
 
 
 COUNT_CODE = """
 import json, sys
 from mhabench.measure.config import Point
-from mhabench.measure.sweep import measure
+from mhabench.measure.passes import measure
 from mhabench.measure.protocol import Protocol
 r = measure(Point(2, 8, 32, 4, 1, dtype="fp32", device="cpu"),
             Protocol(warmup_ms=0.5, min_rounds=3, max_rounds=3, target_ms=1.0))
@@ -134,6 +140,7 @@ def _counts(tmp_path: Path, p: plant.Plant | None) -> dict:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
+@pytest.mark.slow
 def test_planted_aten_op_changes_the_fast_count_and_python_work_does_not(tmp_path):
     """Fresh processes: the unchanged build twice, one extra aten op per fast call, and pure
     Python work per fast call (~200 bytecodes)."""

@@ -7,7 +7,7 @@ import contextlib
 import pytest
 import torch
 
-from mhabench.measure import compat, memory, sweep
+from mhabench.measure import compat, memory, passes
 from mhabench.measure.config import Point
 from mhabench.measure.inputs import build
 from mhabench.measure.paths import Path, make_paths
@@ -91,7 +91,7 @@ def fake_cuda(monkeypatch):
         monkeypatch.setattr(torch.cuda, fn, getattr(fake, fn))
     monkeypatch.setattr(compat, "KernelRecorder", _NoRecorder)
     monkeypatch.setattr(compat, "raw_profile", lambda events, prefix: compat.Profile([], {}, [], [], {}))
-    monkeypatch.setattr(sweep, "_SERVED", {})
+    monkeypatch.setattr(passes, "_SERVED", {})
     return fake
 
 
@@ -102,7 +102,7 @@ def _cuda_result():
 def test_device_pass_reads_each_paths_peak_around_its_calls(fake_cuda):
     paths = {"fast": fake_cuda.path("fast", 300, 100), "slow": fake_cuda.path("slow", 700, 100)}
     res = _cuda_result()
-    sweep.add_device_times(res, paths, Protocol(device_calls=3, host_work=False))
+    passes.add_device_times(res, paths, Protocol(device_calls=3, host_work=False))
     assert res.peak_mem == {"fast": 400.0, "slow": 800.0}, "per call, not summed over the calls"
     assert fake_cuda.log[:10] == ["allocated", "reset", "fast", "fast", "fast", "peak",
                                   "allocated", "reset", "slow", "slow"]
@@ -112,7 +112,7 @@ def test_device_pass_reads_each_paths_peak_around_its_calls(fake_cuda):
 def test_device_pass_without_extras_leaves_memory_and_backends_out(fake_cuda):
     paths = {"fast": fake_cuda.path("fast", 300, 100), "slow": fake_cuda.path("slow", 700, 100)}
     res = _cuda_result()
-    sweep.add_device_times(res, paths, Protocol(device_calls=2, host_work=False), extras=False)
+    passes.add_device_times(res, paths, Protocol(device_calls=2, host_work=False), extras=False)
     assert res.peak_mem == {}
     assert [e for e in fake_cuda.log if e in ("fast", "slow")] == ["fast"] * 2 + ["slow"] * 2, \
         "no call of the fast path per SDPA backend"
@@ -125,7 +125,7 @@ def test_a_backend_that_refuses_is_skipped_and_its_launches_not_counted(fake_cud
 
     def refuse():
         raise RuntimeError("No available kernel. Aborting execution.")
-    monkeypatch.setattr(sweep, "backend_paths", lambda f: {
+    monkeypatch.setattr(passes, "backend_paths", lambda f: {
         "fast@cudnn": Path("fast@cudnn", contextlib.nullcontext, refuse),
         "fast@flash": Path("fast@flash", contextlib.nullcontext, f.call)})
     ranges = [(0, 10, "fast"), (20, 30, "fast@cudnn"), (40, 50, "fast@flash")]
@@ -133,7 +133,7 @@ def test_a_backend_that_refuses_is_skipped_and_its_launches_not_counted(fake_cud
     kernels = [(1, 100, 7000, "flash_fwd"), (2, 200, 3000, "gemm"), (3, 300, 7000, "flash_fwd")]
     monkeypatch.setattr(compat, "raw_profile", lambda events, prefix: compat.Profile(ranges, launches, kernels, [], {}))
     res = _cuda_result()
-    sweep.add_device_times(res, {"fast": fast}, Protocol(device_calls=1, host_work=False))
+    passes.add_device_times(res, {"fast": fast}, Protocol(device_calls=1, host_work=False))
     assert res.device_calls == {"fast": [7.0], "fast@flash": [7.0]}
     assert res.peak_mem == {"fast": 400.0}
 
@@ -175,8 +175,8 @@ def _split_paths(fake):
 
 def _backends_only(monkeypatch):
     """flash and efficient, whatever this torch's list: the test pins what the split sees."""
-    real = sweep.backend_paths
-    monkeypatch.setattr(sweep, "backend_paths", lambda f: {
+    real = passes.backend_paths
+    monkeypatch.setattr(passes, "backend_paths", lambda f: {
         k: v for k, v in real(f).items() if k in ("fast@flash", "fast@efficient")})
 
 
@@ -184,11 +184,11 @@ def test_split_skips_the_backend_that_served_the_default_call(fake_cuda, monkeyp
     _backends_only(monkeypatch)
     session = _Session(monkeypatch, SPLIT_KERNELS)
     first, second = _cuda_result(), _cuda_result()
-    sweep.add_device_times(first, _split_paths(fake_cuda), Protocol(device_calls=2, host_work=False))
+    passes.add_device_times(first, _split_paths(fake_cuda), Protocol(device_calls=2, host_work=False))
     assert first.sdpa_backend == "flash"
     assert first.device_calls["fast@flash"] == [7.0] and first.device_calls["fast@efficient"] == [9.0]
     fake_cuda.log.clear()
-    sweep.add_device_times(second, _split_paths(fake_cuda), Protocol(device_calls=2, host_work=False))
+    passes.add_device_times(second, _split_paths(fake_cuda), Protocol(device_calls=2, host_work=False))
     assert [e for e in fake_cuda.log if e == "fast"] == ["fast"] * 3, \
         "two default calls and efficient's; flash's own call skipped"
     assert second.device_calls["fast@flash"] == second.device_calls["fast"] == [7.0, 7.0]
@@ -199,13 +199,13 @@ def test_split_skips_the_backend_that_served_the_default_call(fake_cuda, monkeyp
 def test_split_measures_the_skipped_backend_when_the_guess_was_wrong(fake_cuda, monkeypatch):
     _backends_only(monkeypatch)
     session = _Session(monkeypatch, {**SPLIT_KERNELS, "fast": ("fmha_cutlassF_f16", 9.0)})
-    monkeypatch.setitem(sweep._SERVED, ("cuda", "float16", 8), "flash")
+    monkeypatch.setitem(passes._SERVED, ("cuda", "float16", 8), "flash")
     res = _cuda_result()
-    sweep.add_device_times(res, _split_paths(fake_cuda), Protocol(device_calls=2, host_work=False))
+    passes.add_device_times(res, _split_paths(fake_cuda), Protocol(device_calls=2, host_work=False))
     assert res.sdpa_backend == "efficient"
     assert res.device_calls["fast@flash"] == [7.0], "measured in a session of its own"
     assert session.sessions == 2
-    assert sweep._SERVED[("cuda", "float16", 8)] == "efficient"
+    assert passes._SERVED[("cuda", "float16", 8)] == "efficient"
 
 
 def test_host_work_rides_on_one_call_per_path_in_a_session_of_its_own(fake_cuda, monkeypatch):
@@ -221,8 +221,56 @@ def test_host_work_rides_on_one_call_per_path_in_a_session_of_its_own(fake_cuda,
     monkeypatch.setattr(compat, "KernelRecorder", Rec)
     paths = {"fast": fake_cuda.path("fast", 300, 100), "slow": fake_cuda.path("slow", 700, 100)}
     res = _cuda_result()
-    sweep.add_device_times(res, paths, Protocol(device_calls=3), extras=False)
+    passes.add_device_times(res, paths, Protocol(device_calls=3), extras=False)
     assert sessions == [False, True]
     assert [e for e in fake_cuda.log if e in ("fast", "slow")] == \
         ["fast", "fast", "slow", "slow", "fast", "slow"]
     assert timing.DeviceTimes("cuda", ops=True).ops
+
+
+# --- the counts pass on CUDA ------------------------------------------------------------------------
+
+def _walled_cuda():
+    from mhabench.measure.results import WALL
+    return Result(Point(2, 8, 32, 4, 1, dtype="fp16", device="cuda"), stage=WALL,
+                  rounds={"fast": [1.0], "slow": [2.0]})
+
+
+def _fake_counts_pass(fake, monkeypatch):
+    paths = {"fast": fake.path("fast", 300, 100), "slow": fake.path("slow", 700, 100)}
+    monkeypatch.setattr(passes, "build", lambda point: None)
+    monkeypatch.setattr(passes, "active_paths", lambda inp: paths)
+    monkeypatch.setattr(passes, "backend_paths", lambda f: {})
+    monkeypatch.setattr(passes.bytecodes, "count", lambda path, calls=2: 7)
+
+
+def test_the_counts_pass_reads_memory_in_the_device_pass_only(fake_cuda, monkeypatch):
+    _fake_counts_pass(fake_cuda, monkeypatch)
+    cost = {}
+    res = passes.counts_pass(_walled_cuda(), Protocol(device_calls=2, host_work=False), cost)
+    assert res.stage == "done" and res.message == ""
+    assert res.peak_mem == {"fast": 400.0, "slow": 800.0}
+    assert fake_cuda.log.count("reset") == 2, "no second reading by the memory extra"
+    assert "extra_memory" not in cost and "device_pass" in cost
+
+
+def test_a_failed_device_pass_leaves_memory_to_the_extra_and_a_note(fake_cuda, monkeypatch):
+    _fake_counts_pass(fake_cuda, monkeypatch)
+
+    def broken(*a, **k):
+        raise RuntimeError("CUPTI_ERROR_NOT_INITIALIZED")
+    monkeypatch.setattr(passes, "add_device_times", broken)
+    cost = {}
+    res = passes.counts_pass(_walled_cuda(), Protocol(device_calls=2), cost)
+    assert res.message == "device time: RuntimeError: CUPTI_ERROR_NOT_INITIALIZED"
+    assert res.device_calls == {} and res.rounds == {"fast": [1.0], "slow": [2.0]}
+    assert res.peak_mem == {"fast": 400.0, "slow": 800.0} and cost["extra_memory"] >= 0
+    assert res.host_work == {"fast": {"bytecodes": 7}, "slow": {"bytecodes": 7}}
+
+
+def test_without_extras_the_counts_pass_reads_no_memory(fake_cuda, monkeypatch):
+    _fake_counts_pass(fake_cuda, monkeypatch)
+    res = passes.counts_pass(_walled_cuda(), Protocol(device_calls=2, host_work=False),
+                             extras=False)
+    assert res.peak_mem == {} and res.stage == "done"
+    assert fake_cuda.log.count("reset") == 2, "only the device pass's own reading, not kept"

@@ -1,4 +1,5 @@
-"""Every third-party module the package and the suite import is declared in pyproject.toml."""
+"""Every third-party module the package, the suite and the tests import is declared in
+pyproject.toml (the tests' own in the ``test`` extra)."""
 from __future__ import annotations
 
 import ast
@@ -24,17 +25,38 @@ def _imports(folder: Path) -> set[str]:
     return names
 
 
-def _declared() -> set[str]:
-    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
-    specs = list(project["dependencies"])
-    for extra in project["optional-dependencies"].values():
-        specs += extra
+def _project() -> dict:
+    return tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+
+
+def _names(specs) -> set[str]:
     return {re.split(r"[\s<>=!~\[;]", s, maxsplit=1)[0].lower() for s in specs}
 
 
-def test_every_imported_distribution_is_declared():
-    third_party = {n for n in _imports(REPO / "mhabench") | _imports(REPO / "benchmarks")
-                   if n not in sys.stdlib_module_names and n not in LOCAL}
+def _declared(*extras: str) -> set[str]:
+    project = _project()
+    specs = list(project["dependencies"])
+    for name, extra in project["optional-dependencies"].items():
+        if not extras or name in extras:
+            specs += extra
+    return _names(specs)
+
+
+def _third_party(names: set[str], local: set[str]) -> set[str]:
+    return {DISTRIBUTIONS.get(n, n).lower() for n in names
+            if n not in sys.stdlib_module_names and n not in local}
+
+
+def test_every_distribution_the_package_imports_is_declared():
+    third_party = _third_party(_imports(REPO / "mhabench") | _imports(REPO / "benchmarks"), LOCAL)
     assert "packaging" in third_party  # the check sees what the code imports
-    missing = {DISTRIBUTIONS.get(n, n).lower() for n in third_party} - _declared()
+    missing = third_party - _declared("asv", "plot")
     assert not missing, f"imported but not declared in pyproject.toml: {sorted(missing)}"
+
+
+def test_every_distribution_the_tests_import_is_in_the_test_extra():
+    own = LOCAL | {p.stem for p in (REPO / "tests").rglob("*.py")}
+    third_party = _third_party(_imports(REPO / "tests"), own)
+    assert {"pytest", "scipy", "playwright"} <= third_party
+    missing = third_party - _names(_project()["dependencies"]) - _declared("test")
+    assert not missing, f"imported by the tests but not in the test extra: {sorted(missing)}"

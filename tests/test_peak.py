@@ -6,6 +6,7 @@ import math
 import platform
 import subprocess
 import sys
+import warnings
 
 import pytest
 import torch
@@ -213,3 +214,40 @@ def test_no_stored_share_is_above_1():
                rounds={"fast": [1.0], "slow": [2.0]}, peak_tflops=1e-9)
     m = r.metrics()
     assert m["wall_fast_tflops"] > 1e-9 and math.isnan(m["wall_fast_peak_fraction"])
+
+
+# --- the run's metadata entry ---------------------------------------------------------------------
+
+def test_peak_entry_is_the_device_peak_with_where_it_came_from(cache, counted):
+    first = peak.peak_entry("cpu", "float32")
+    assert first["tflops"] > 0 and first["cached"] is False and first["dtype"] == "float32"
+    assert first["cache"] == str(cache / "peak.json") and first["seconds"] >= 0
+    again = peak.peak_entry("cpu", "float32")
+    assert again["cached"] is True and again["tflops"] == first["tflops"]
+    assert len(counted) == 2, "the probe and one calibration, then the cache"
+
+
+def test_peak_entry_reports_a_failure_without_raising(cache, monkeypatch):
+    def broken(*a, **k):
+        raise RuntimeError("no matmul today\nsecond line")
+    monkeypatch.setattr(peak, "device_peak", broken)
+    entry = peak.peak_entry("cpu", "float32")
+    assert math.isnan(entry["tflops"]) and entry["error"] == "RuntimeError: no matmul today"
+
+
+def test_peak_entry_hands_its_warnings_over_as_lines(monkeypatch):
+    monkeypatch.setattr(peak, "_measure", lambda *a: 1.0)  # a probe that stays small
+    lines = []
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # none may escape as a warning
+        peak.peak_entry("cpu", "fp32", force=True, on_warning=lines.append)
+    assert lines and all(t.startswith("warning: peak:") and "\n" not in t for t in lines)
+
+
+def test_recheck_entry_hands_its_warnings_over_and_keeps_a_peak_above_the_rates(cache, counted):
+    entry = {"tflops": 1e-6, "matmul_size": 100}
+    lines = []
+    assert peak.recheck_entry([5e-7], entry, "cpu", "fp32", lines.append) is entry
+    assert lines == [] and counted == []
+    new = peak.recheck_entry([2e-6], entry, "cpu", "fp32", lines.append)
+    assert new["rechecked"] and any("exceeds the peak" in t for t in lines)

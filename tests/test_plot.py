@@ -13,13 +13,19 @@ import pytest
 
 matplotlib = pytest.importorskip("matplotlib")
 
-from mhabench import cli  # noqa: E402
+from mhabench import commands  # noqa: E402
 from mhabench.measure.config import ConfigError, Point  # noqa: E402
+from mhabench.measure.results import ERROR, Result  # noqa: E402
 from mhabench.report.plot import (asv_figures, asv_history, asv_tags, build_label,  # noqa: E402
-                           plot_asv_history, plot_results, results_figures)
-from mhabench.measure.results import ERROR, Result, json_doc  # noqa: E402
+                                  plot_asv_history, plot_results, results_figures)
+from mhabench.run.journal import json_text  # noqa: E402
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+def json_doc(results, meta):
+    """The run JSON ``mhabench run --json`` writes for ``results``."""
+    return json.loads(json_text(results, meta))
 
 
 def _result(B, S, E, H, b, padding, speedup):
@@ -42,7 +48,14 @@ META = {"device": "cpu", "device_name": "Test CPU 9000", "torch": "9.9.9"}
 
 @pytest.fixture
 def doc():
-    return json.loads(json.dumps(json_doc([_result(*s) for s in SPEC], META)))
+    return json_doc([_result(*s) for s in SPEC], META)
+
+
+def _main(argv):
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        rc = commands.main(argv)
+    return rc, out.getvalue(), err.getvalue()
 
 
 def _series(ax):
@@ -207,14 +220,38 @@ def test_asv_tags_label_the_builds(asv_dir, tmp_path):
     assert asv_tags(tmp_path / "nowhere") == {}
 
 
-def test_cli_plot_asv(asv_dir, tmp_path):
-    html = _index(tmp_path / "html", {"v1": 1}, {"1": "aaaaaaaa1111"})
-    rc, out, err = _main(["plot-asv", str(asv_dir), "--benchmark", BENCH, "--html", str(html),
-                          "--out", str(tmp_path / "p")])
+def test_plot_command_draws_an_asv_results_dir_with_the_reports_tags(asv_dir, tmp_path,
+                                                                    monkeypatch):
+    """``mhabench plot DIR``: DIR is asv's results; the tags come from the html/ beside it."""
+    from mhabench.report import plot
+    _index(tmp_path / "html", {"v1": 1}, {"1": "aaaaaaaa1111"})  # asv_dir is tmp_path/results
+    seen = []
+    real = plot.plot_asv_history
+
+    def spy(results, out, name, tags=None):
+        seen.append(tags)
+        return real(results, out, name, tags=tags)
+    monkeypatch.setattr(plot, "plot_asv_history", spy)
+    rc, out, err = _main(["plot", str(asv_dir), "--metric", BENCH, "--out", str(tmp_path / "p")])
     assert rc == 0, err
     assert out.split() == [str(tmp_path / "p" / "asv_benchmarks.MHA.track_speedup_box.png")]
-    rc, out, err = _main(["plot-asv", str(asv_dir), "--benchmark", "nope", "--out", str(tmp_path / "q")])
+    assert open(out.split()[0], "rb").read().startswith(PNG_MAGIC)
+    assert seen == [{"aaaaaaaa1111": "v1"}]
+    rc, out, err = _main(["plot", str(asv_dir), "--metric", "nope", "--out", str(tmp_path / "q")])
     assert rc == 2 and "nope" in err and err.count("\n") == 1
+    assert not (tmp_path / "q").exists()
+
+
+def test_plot_command_defaults_to_a_plots_folder_beside_the_results(asv_dir, tmp_path):
+    rc, out, err = _main(["plot", str(asv_dir), "--metric", "track_speedup"])  # a unique tail
+    assert rc == 0, err
+    assert out.split() == [str(tmp_path / "plots" / "asv_benchmarks.MHA.track_speedup_box.png")]
+
+
+def test_plot_command_on_a_folder_without_results_exits_2(tmp_path):
+    (tmp_path / "results").mkdir()
+    rc, out, err = _main(["plot", str(tmp_path / "results")])
+    assert rc == 2 and out == "" and "no asv result files" in err and err.count("\n") == 1
 
 
 def test_asv_unknown_benchmark_or_dir(asv_dir, tmp_path):
@@ -224,26 +261,20 @@ def test_asv_unknown_benchmark_or_dir(asv_dir, tmp_path):
         asv_history(tmp_path / "missing", BENCH)
 
 
-# --- CLI, on a real smoke run ----------------------------------------------------------------
-def _main(argv):
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        rc = cli.main(argv)
-    return rc, out.getvalue(), err.getvalue()
-
-
+# --- mhabench plot, on a real smoke run ----------------------------------------------------------------
 @pytest.fixture(scope="module")
 def smoke_json(tmp_path_factory):
+    """A real ``mhabench run`` of the smoke grid (plumbing preset), as its own process."""
     path = tmp_path_factory.mktemp("smoke") / "all.json"
-    cmd = [sys.executable, "-m", "mhabench", "run", "--device", "cpu", "--grid", "smoke",
-           "--target-ms", "1", "--warmup-ms", "0.5", "--device-calls", "0", "--no-progress",
-           "--no-table", "--json", str(path)]
+    cmd = [sys.executable, "-m", "mhabench", "run", "--grid", "smoke", "--preset", "check", "-q",
+           "--json", str(path)]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     return path
 
 
-def test_cli_plot_on_a_real_run(smoke_json, tmp_path):
+@pytest.mark.slow
+def test_plot_command_on_a_real_run(smoke_json, tmp_path):
     rc, out, err = _main(["plot", str(smoke_json), "--out", str(tmp_path / "p")])
     assert rc == 0, err
     written = out.split()
@@ -261,7 +292,8 @@ def test_cli_plot_on_a_real_run(smoke_json, tmp_path):
         _close(figs)
 
 
-def test_cli_breakeven_on_a_real_run(smoke_json):
+@pytest.mark.slow
+def test_breakeven_command_on_a_real_run(smoke_json):
     rc, out, err = _main(["breakeven", str(smoke_json)])
     assert rc == 0, err
     assert "break_even_padding" in out and out.count("float32") == 4  # smoke: 4 shapes
@@ -269,7 +301,7 @@ def test_cli_breakeven_on_a_real_run(smoke_json):
 
 @pytest.mark.parametrize("content, needle", [(None, "no such file"), ("nope", "not JSON"),
                                              ('{"results": 3}', "not an mhabench results JSON")])
-def test_cli_plot_bad_input_exits_2(tmp_path, content, needle):
+def test_plot_command_bad_input_exits_2(tmp_path, content, needle):
     src = tmp_path / "in.json"
     if content is not None:
         src.write_text(content)
@@ -278,12 +310,14 @@ def test_cli_plot_bad_input_exits_2(tmp_path, content, needle):
     assert not (tmp_path / "o").exists()
 
 
-def test_cli_plot_out_defaults_to_a_folder_beside_the_input(smoke_json):
+@pytest.mark.slow
+def test_plot_command_out_defaults_to_a_folder_beside_the_input(smoke_json):
     rc, out, err = _main(["plot", str(smoke_json)])
     assert rc == 0, err
     assert out.split() == [str(smoke_json.with_name("all_plots") / "speedup_E32_H4_float32.png")]
 
 
+@pytest.mark.slow
 def test_plot_draws_iqr_bars_of_the_per_round_ratios(smoke_json):
     """Each point's bar spans the first to third quartile of its rounds' slow/fast."""
     import numpy as np
@@ -321,3 +355,41 @@ def test_asv_axis_says_which_way_is_better():
     assert "below 1" in direction("speedup.FastOverSlow.track_wall", "ratio")
     assert direction("efficiency.Efficiency.track_fast_tflops", "TFLOP/s") == "higher is better"
     assert direction("time_per_call.WallTime.track_fast", "microseconds") == "lower is better"
+
+
+@pytest.mark.slow
+def test_plot_command_draws_the_asv_smoke_runs_results(smoke_report, tmp_path):
+    """The session's real asv run, read back by ``mhabench plot DIR`` through asv's reader."""
+    import itertools
+
+    from mhabench.measure.config import SMOKE_AXES
+    from mhabench.suite.common import PARAM_NAMES
+    from mhabench.track.asv_results import load_record
+    assert smoke_report.run.returncode == 0, smoke_report.run.stdout[-4000:]
+    results, name = smoke_report.dir / "results", "speedup.FastOverSlow.track_wall"
+    rc, out, err = _main(["plot", str(results), "--out", str(tmp_path / "p")])  # the default
+    assert rc == 0, err
+    assert out.split() == [str(tmp_path / "p" / f"asv_{name}_{smoke_report.machine}.png")]
+    assert open(out.split()[0], "rb").read().startswith(PNG_MAGIC)
+
+    (path,) = (results / smoke_report.machine).glob(f"{smoke_report.commit[:8]}-*.json")
+    recorded = load_record(path).values[name]
+    (h,) = asv_history(results, name, asv_tags(smoke_report.html)).values()
+    assert h["builds"] == [smoke_report.commit[:8]]
+    a = SMOKE_AXES
+    combos = list(itertools.product(a.batch_sizes, a.seq_lens, a.embed_dims, a.num_heads,
+                                    a.beta_bs))
+    labels = [", ".join(f"{k}={v}" for k, v in zip(PARAM_NAMES, c)) for c in combos]
+    assert sorted(h["series"]) == sorted(labels)
+    for combo, label in zip(combos, labels):
+        assert h["series"][label] == [recorded[tuple(str(v) for v in combo)]]
+    figs = asv_figures(results, name)
+    try:
+        (fig,) = figs.values()
+        (ax,) = fig.axes
+        legend = [t.get_text() for t in ax.get_legend().get_texts()]
+        assert legend and not any("embed_dim" in t or "num_heads" in t for t in legend)
+        assert "embed_dim=32" in ax.get_title() and "lower is better" in ax.get_ylabel()
+        assert [ln.get_ydata()[0] for ln in ax.get_lines() if ln.get_gid() == "unity"] == [1.0]
+    finally:
+        _close(figs)

@@ -1,7 +1,10 @@
-"""Result figures, the CSV table, the errors dictionary and atomic writes."""
+"""Result: its figures, its versioned record (what a journal line and a worker's message carry)
+and what is read off it: the run JSON's entry, the CSV row (its columns from the catalogue),
+the errors dictionary; and atomic writes."""
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 import json
 import math
@@ -9,10 +12,14 @@ import os
 
 import pytest
 
+from mhabench import catalogue as cat
 from mhabench.measure.config import Point
-from mhabench.measure.results import (COLUMNS, ERROR, MISMATCH, NO_FASTPATH, OK, REFERENCE_COLUMNS, Result,
-                              ResultFiles, atomic_write, csv_text, errors_of, json_doc,
-                              write_all)
+from mhabench.measure.fileio import atomic_write
+from mhabench.measure.results import (DONE, ERROR, MISMATCH, NO_FASTPATH, OK, RECORD_VERSION,
+                                      WALL, Result, csv_row, csv_text, errors_of)
+
+COLUMNS = [cat.csv_header(c) for c in cat.csv_columns()]
+REFERENCE_COLUMNS = COLUMNS[:9]
 
 # The reference's result_entry keys, in its order and spelling (\u00b5 is the micro sign).
 REF_HEADER = ["dtype", "batch_size", "sequence_length", "n_heads", "embed_dim",
@@ -81,11 +88,11 @@ def test_timed():
         assert not r.timed
 
 
-def test_to_json_is_strict_json_with_raw_rounds():
+def test_doc_is_strict_json_with_raw_rounds():
     r = Result(_point(), status=NO_FASTPATH, message="fast path not taken: x")
-    d = json.loads(json.dumps(r.to_json(), allow_nan=False))
+    d = json.loads(json.dumps(r.doc(), allow_nan=False))
     assert d["status"] == NO_FASTPATH and d["metrics"]["speedup"] is None
-    t = json.loads(json.dumps(_timed().to_json(), allow_nan=False))
+    t = json.loads(json.dumps(_timed().doc(), allow_nan=False))
     assert t["rounds_us"]["slow"] == [10.0, 20.0, 30.0]
     assert t["metrics"]["speedup"] == pytest.approx(3.0)
     assert t["point"]["batch_size"] == 2 and t["label"] == _point().label
@@ -158,8 +165,9 @@ def test_errors_of_all_ok_is_empty():
     assert errors_of([_timed(), _timed()]) == {}
 
 
-def test_json_doc():
-    doc = json_doc([_timed(), Result(_point(), status=ERROR)], {"device": "cpu"})
+def test_the_run_json_holds_meta_errors_and_one_entry_per_point():
+    from mhabench.run.journal import json_text
+    doc = json.loads(json_text([_timed(), Result(_point(), status=ERROR)], {"device": "cpu"}))
     assert doc["meta"] == {"device": "cpu"}
     assert doc["errors"] == {"batch:2_seq_len:8_n_heads:4_embed_dim:32": 1}
     assert [r["status"] for r in doc["results"]] == [OK, ERROR]
@@ -183,40 +191,6 @@ def test_atomic_write_failure_keeps_old_content_and_no_temp(tmp_path):
         atomic_write(target, 12345)  # type: ignore[arg-type]  # write() refuses a non-str
     assert target.read_text() == "old"
     assert os.listdir(tmp_path) == ["out.json"]
-
-
-def test_write_all_writes_each_requested_file(tmp_path):
-    results = [_timed(), Result(_point(4), status=MISMATCH)]
-    c, e, j = tmp_path / "r.csv", tmp_path / "e.json", tmp_path / "all.json"
-    write_all(results, {"k": 1}, c, e, j)
-    assert _parse(c.read_text(encoding="utf-8"))[0] == COLUMNS
-    assert json.loads(e.read_text()) == {"batch:4_seq_len:8_n_heads:4_embed_dim:32": 1}
-    doc = json.loads(j.read_text())
-    assert doc["meta"] == {"k": 1} and len(doc["results"]) == 2
-    assert sorted(os.listdir(tmp_path)) == ["all.json", "e.json", "r.csv"]
-
-
-def test_growing_rewrites_serialise_each_point_once_and_match_one_write(tmp_path, monkeypatch):
-    results = [_timed(), Result(_point(4), status=MISMATCH), _timed()]
-    files = ResultFiles(tmp_path / "r.csv", tmp_path / "e.json", tmp_path / "all.json")
-    serialised = []
-    real = Result.to_json
-    monkeypatch.setattr(Result, "to_json", lambda self: (serialised.append(self), real(self))[1])
-    for n in (1, 2, 3):
-        files.write(results[:n], {"points": n})
-    assert len(serialised) == 3, "each point serialised once over three rewrites"
-    once = tmp_path / "once"
-    write_all(results, {"points": 3}, once / "r.csv", once / "e.json", once / "all.json")
-    assert (tmp_path / "r.csv").read_text() == (once / "r.csv").read_text()
-    assert json.loads((tmp_path / "all.json").read_text()) == json.loads((once / "all.json").read_text())
-    assert json.loads((tmp_path / "e.json").read_text()) == {"batch:4_seq_len:8_n_heads:4_embed_dim:32": 1}
-    assert len(_parse((tmp_path / "r.csv").read_text())) == 4
-
-
-def test_write_all_skips_unrequested(tmp_path):
-    write_all([_timed()], {}, None, tmp_path / "e.json", None)
-    assert os.listdir(tmp_path) == ["e.json"]
-    assert json.loads((tmp_path / "e.json").read_text()) == {}
 
 
 def test_zero_device_time_does_not_crash_metrics_or_csv():
@@ -287,5 +261,142 @@ def test_csv_and_json_carry_the_efficiency_figures():
     assert row["useful_flops"] == "108544"
     assert float(row["device_fast_tflops"]) == pytest.approx(108544 / 4e-6 / 1e12, rel=1e-3)
     assert row["peak_mem_fast_bytes"] == "1024" and row["peak_mem_slow_bytes"] == ""
-    d = json.loads(json.dumps(r.to_json(), allow_nan=False))
+    d = json.loads(json.dumps(r.doc(), allow_nan=False))
     assert d["lengths"] == [8, 4] and d["metrics"]["useful_flops"] == 108544
+
+
+# --- every catalogued figure, and the host-work counts -----------------------------------------
+
+def test_metrics_hold_every_catalogued_figure_as_a_float():
+    m = _efficient().metrics()
+    assert list(m) == list(cat.BY_KEY)
+    assert all(isinstance(v, float) for v in m.values())
+
+
+def test_the_sample_counts_behind_the_medians():
+    r = _timed()
+    assert r.metrics()["wall_rounds"] == 3.0 and math.isnan(r.metrics()["device_rounds"])
+    r.device_calls = {"fast": [1.0, 2.0], "slow": [3.0, 3.0]}
+    assert r.metrics()["device_rounds"] == 2.0
+
+
+def test_the_noise_of_a_speedup_is_the_relative_iqr_of_its_per_round_ratios():
+    m = _timed().metrics()
+    # ratios 2, 4, 3: IQR 1 (2.5 to 3.5), median 3
+    assert m["speedup_rel_iqr"] == pytest.approx(1 / 3)
+    r = _timed()
+    r.device_calls = {"fast": [1.0, 1.0, 1.0], "slow": [2.0, 2.0, 2.0]}
+    assert r.metrics()["device_speedup_rel_iqr"] == 0.0
+    assert math.isnan(Result(_point()).metrics()["speedup_rel_iqr"])
+
+
+def test_host_work_counts_reach_the_metrics_and_unknown_bytes_are_nan():
+    r = _timed()
+    r.host_work = {"fast": {"aten_ops": 12, "bytecodes": 958, "h2d_bytes": 8, "d2h_bytes": 4,
+                            "launches": 3, "ops": {"aten::mm": 12}, "varies": []},
+                   "slow": {"aten_ops": 20, "bytecodes": 1640, "h2d_bytes": -1, "d2h_bytes": 0}}
+    m = r.metrics()
+    assert (m["host_fast_aten_ops"], m["host_fast_bytecodes"], m["host_fast_launches"]) == \
+        (12.0, 958.0, 3.0)
+    assert m["host_fast_copied_bytes"] == 12.0
+    assert math.isnan(m["host_slow_h2d_bytes"]) and math.isnan(m["host_slow_copied_bytes"])
+    assert math.isnan(m["host_slow_fair_aten_ops"]) and math.isnan(m["host_fast_syncs"])
+
+
+def test_host_work_reaches_the_csv_and_the_json():
+    r = _timed()
+    r.host_work = {"fast": {"aten_ops": 12, "bytecodes": 958}}
+    row = dict(zip(COLUMNS, csv_row(r)))
+    assert row["host_fast_aten_ops"] == "12" and row["host_slow_aten_ops"] == ""
+    assert "host_fast_bytecodes" in row and row["host_fast_bytecodes"] == "958"
+    assert r.doc()["host_work"] == {"fast": {"aten_ops": 12, "bytecodes": 958}}
+
+
+@pytest.mark.parametrize("change", [
+    lambda r: r.rounds["fast"].__setitem__(0, 50.0),
+    lambda r: r.device_calls["fast"].__setitem__(0, 40.0),
+    lambda r: r.host_work["fast"].__setitem__("aten_ops", 13),
+    lambda r: r.host_work["fast"].__setitem__("bytecodes", 1000),
+    lambda r: setattr(r, "padding", 0.5),
+    lambda r: r.lengths.__setitem__(0, 2),
+    lambda r: setattr(r, "peak_tflops", 2.0),
+    lambda r: r.instructions.__setitem__("fast", 9.0),
+], ids=["round", "device call", "aten ops", "bytecodes", "padding", "length", "peak",
+        "instructions"])
+def test_the_metrics_cache_sees_every_change_to_what_they_are_computed_from(change):
+    r = _efficient()
+    r.device_calls = {"fast": [4.0], "slow": [10.0]}
+    r.host_work = {"fast": {"aten_ops": 12, "bytecodes": 958}}
+    r.instructions = {"fast": 5.0}
+    before = r.metrics()
+    change(r)
+    fresh = Result.of_record(r.record()).metrics()
+    assert r.metrics().keys() == fresh.keys()
+    changed = [k for k in fresh if not _same(r.metrics()[k], fresh[k])]
+    assert not changed, f"stale after the change: {changed}"
+    assert any(not _same(before[k], fresh[k]) for k in fresh), "the change moved a figure"
+
+
+def _same(a, b) -> bool:
+    return a == b or (math.isnan(a) and math.isnan(b))
+
+
+# --- the record --------------------------------------------------------------------------------
+
+def test_the_record_is_versioned_plain_json_and_of_record_reads_it_back_nan_included():
+    r = _efficient()
+    r.max_abs_err_fp32 = math.nan
+    r.window_calls = {"fast": 10, "slow": 3}
+    r.host_work = {"fast": {"aten_ops": 12, "ops": {"aten::mm": 2}, "varies": []}}
+    r.instructions = {"fast": 1.5e6}
+    r.stage, r.message, r.sdpa_backend = WALL, "note", "flash"
+    rec = r.record()
+    assert rec["v"] == RECORD_VERSION == 2
+    assert rec["point"] == dataclasses.asdict(r.point)
+    back = Result.of_record(json.loads(json.dumps(rec)))
+    for f in dataclasses.fields(Result):
+        a, b = getattr(r, f.name), getattr(back, f.name)
+        assert a == b or (isinstance(a, float) and math.isnan(a) and math.isnan(b)), f.name
+    assert back.metrics().keys() == r.metrics().keys()
+
+
+def test_of_record_takes_null_floats_as_nan_and_leaves_missing_fields_at_their_defaults():
+    rec = {"point": dataclasses.asdict(_point()), "status": ERROR, "padding": None,
+           "max_abs_err": None, "v": 2}
+    r = Result.of_record(rec)
+    assert r.status == ERROR and math.isnan(r.padding) and math.isnan(r.max_abs_err)
+    assert r.rounds == {} and r.stage == DONE and r.host_work == {}
+
+
+def test_of_record_reads_the_run_json_entries_too():
+    r = _efficient()
+    r.window_calls = {"fast": 10}
+    back = Result.of_record(json.loads(json.dumps(r.doc(), allow_nan=True)))
+    assert back.rounds == r.rounds and back.device_calls == r.device_calls
+    assert back.lengths == r.lengths and back.status == r.status
+    assert back.window_calls == {"fast": 10}
+    assert math.isnan(back.padding)  # not a field of the entry (it is a metric): its default
+    assert back.metrics()["speedup"] == r.metrics()["speedup"]
+
+
+def test_a_new_result_is_done_and_a_wall_pass_says_wall():
+    assert Result(_point()).stage == DONE
+    assert Result(_point(), stage=WALL).record()["stage"] == WALL
+
+
+def test_the_doc_carries_what_the_json_promises():
+    r = _timed()
+    r.window_calls = {"fast": 10, "slow": 3, "slow_fair": 4}
+    d = r.doc()
+    assert set(d) == {"point", "label", "status", "message", "fast_path", "sdpa_backend",
+                      "metrics", "lengths", "rounds_us", "window_calls", "device_calls_us",
+                      "host_work", "instructions"}
+    assert d["window_calls"] == r.window_calls and d["label"] == r.point.label
+    assert set(d["metrics"]) == set(cat.BY_KEY)
+
+
+def test_csv_rows_follow_the_catalogues_columns():
+    r = _timed()
+    assert len(csv_row(r)) == len(cat.csv_columns()) == len(COLUMNS)
+    assert COLUMNS[:9] == REF_HEADER and "instr_fast" in COLUMNS
+    assert len(set(COLUMNS)) == len(COLUMNS)

@@ -12,9 +12,10 @@ import torch
 from mhabench.measure.config import ConfigError
 from mhabench.measure.inputs import build
 from mhabench.measure.paths import Path, make_paths
-from mhabench.measure.protocol import Protocol
-from mhabench.measure.timing import (LABEL, Clock, DeviceTimes, attribute_device_time, rounds_for,
-                                     wall_rounds, warmup, warmup_together)
+from mhabench.measure.protocol import MODES, PRESETS, Protocol, preset
+from mhabench.measure.timing import (LABEL, MAX_WINDOW_CALLS, Clock, DeviceTimes,
+                                     attribute_device_time, rounds_for, wall_rounds,
+                                     warmup_together, window_calls)
 
 
 # --- Protocol ------------------------------------------------------------------------------
@@ -28,6 +29,9 @@ from mhabench.measure.timing import (LABEL, Clock, DeviceTimes, attribute_device
     ({"target_ms": 0.0}, "target_ms"), ({"target_ms": -5}, "target_ms"),
     ({"target_ms": math.nan}, "target_ms"),
     ({"device_calls": -1}, "device_calls"),
+    ({"mode": "blocks"}, "mode"), ({"mode": "long"}, "mode"),
+    ({"min_rounds": 2_000_000, "max_rounds": 2_000_000}, "min_rounds"),
+    ({"warmup_ms": 10**9}, "warmup_ms"), ({"min_rounds": True}, "min_rounds"),
 ])
 def test_protocol_rejects_bad_knobs(knobs, needle):
     with pytest.raises(ConfigError) as ei:
@@ -39,6 +43,40 @@ def test_protocol_rejects_bad_knobs(knobs, needle):
 def test_protocol_accepts_small_knobs():
     p = Protocol(warmup_ms=0.5, min_rounds=1, max_rounds=1, target_ms=0.1, device_calls=0)
     assert p.min_rounds == p.max_rounds == 1 and p.device_calls == 0
+
+
+def test_the_modes_are_windows_by_default_and_rotation():
+    assert MODES == ("windows", "rotation") and Protocol().mode == "windows"
+    assert Protocol(mode="rotation").mode == "rotation"
+
+
+def test_a_window_is_the_budget_spread_over_min_rounds_rounds_of_three_paths():
+    assert Protocol(target_ms=60.0, min_rounds=10).window_us == pytest.approx(2000.0)
+    assert Protocol(target_ms=1.0, min_rounds=2).window_us == pytest.approx(1000 / 6)
+
+
+# --- presets ---------------------------------------------------------------------------------
+
+def test_presets_are_valid_protocols_ordered_by_budget():
+    assert list(PRESETS) == ["check", "fast", "default", "rigorous"]
+    assert all(isinstance(p, Protocol) for p in PRESETS.values())
+    budgets = [p.target_ms for p in PRESETS.values()]
+    assert budgets == sorted(budgets) and len(set(budgets)) == len(budgets)
+    assert PRESETS["default"] == Protocol()
+    assert PRESETS["rigorous"].target_ms == 4 * Protocol().target_ms
+
+
+def test_the_check_preset_is_two_rounds_of_a_millisecond():
+    check = preset("check")
+    assert check.min_rounds == check.max_rounds == 2 and check.target_ms == 1.0
+    assert check.device_calls >= 1 and check.host_work, "a check still reaches every figure"
+
+
+def test_an_unknown_preset_is_one_line_naming_the_choices():
+    with pytest.raises(ConfigError) as ei:
+        preset("thorough")
+    msg = str(ei.value)
+    assert "'thorough'" in msg and all(n in msg for n in PRESETS) and "\n" not in msg
 
 
 # --- rounds_for ------------------------------------------------------------------------------
@@ -66,14 +104,17 @@ def test_rounds_for_uses_target_and_bounds():
 
 # --- fake paths -------------------------------------------------------------------------------
 
-def _sleepy_path(name, us, log):
-    """A path whose call busy-waits ``us`` microseconds; each context entry logs ``name``."""
+def _sleepy_path(name, us, log, calls=None):
+    """A path whose call busy-waits ``us`` microseconds; each context entry logs ``name``, and
+    each call appends ``name`` to ``calls`` (if given)."""
     @contextlib.contextmanager
     def ctx():
         log.append(name)
         yield
 
     def call():
+        if calls is not None:
+            calls.append(name)
         end = time.perf_counter_ns() + int(us * 1000)
         while time.perf_counter_ns() < end:
             pass
@@ -83,7 +124,7 @@ def _sleepy_path(name, us, log):
 def test_clock_once_measures_one_call_in_microseconds():
     log = []
     us = Clock("cpu").once(_sleepy_path("p", 200.0, log))
-    assert 200.0 <= us < 50_000.0
+    assert us >= 200.0
     assert log == ["p"]
 
 
@@ -96,78 +137,162 @@ def test_clock_calls_times_each_call_in_order():
     assert out[0] >= 50.0 and out[2] >= 50.0 and out[1] >= 400.0
 
 
-def test_warmup_runs_at_least_min_calls_and_for_the_time():
-    calls = []
-    path = Path("p", contextlib.nullcontext, lambda: calls.append(1))
-    per_call = warmup(Clock("cpu"), path, Protocol(warmup_ms=0.001, min_warmup=5))
-    assert len(calls) >= 5
-    assert per_call > 0
-    slow = _sleepy_path("s", 100.0, [])
-    t0 = time.perf_counter()
-    warmup(Clock("cpu"), slow, Protocol(warmup_ms=2.0, min_warmup=1))
-    assert time.perf_counter() - t0 >= 0.002
+def test_clock_window_makes_n_calls_in_one_context_and_gives_us_per_call():
+    log, calls = [], []
+    us = Clock("cpu").window(_sleepy_path("w", 100.0, log, calls), 7)
+    assert log == ["w"], "the context is entered once around the window"
+    assert calls == ["w"] * 7
+    assert us >= 100.0, "per call, not the window's total divided by anything else"
 
 
-def test_a_shared_warmup_takes_the_paths_in_turn_and_its_time_for_all_of_them():
+# --- the warm-up -----------------------------------------------------------------------------
+
+@pytest.fixture
+def once_times(monkeypatch):
+    """Every time Clock.once measures, in order (µs)."""
+    seen = []
+    real = Clock.once
+
+    def spy(self, path):
+        seen.append(real(self, path))
+        return seen[-1]
+    monkeypatch.setattr(Clock, "once", spy)
+    return seen
+
+
+def test_a_shared_warmup_takes_the_paths_in_turn_and_its_time_for_all_of_them(once_times):
     log = []
     paths = {n: _sleepy_path(n, 200.0, log) for n in ("a", "b", "c")}
-    t0 = time.perf_counter()
     est = warmup_together(Clock("cpu"), paths, Protocol(warmup_ms=3.0, min_warmup=2))
-    took = time.perf_counter() - t0
     assert log[:6] == ["a", "b", "c"] * 2
-    assert len(log) % 3 == 0 and len(log) >= 15  # every path as often, 3 ms of 0.2 ms calls
-    assert 0.003 <= took < 0.008  # one budget for the three paths (one each: >= 9 ms)
+    assert len(log) % 3 == 0, "every path as often"
+    # one budget for the three paths: it stops in the first turn that reaches 3 ms in all
+    assert sum(once_times[:-3]) < 3000.0 <= sum(once_times)
     assert set(est) == set(paths) and all(v >= 200.0 for v in est.values())
+
+
+def test_a_warmup_makes_min_warmup_calls_of_each_path_past_its_budget():
     few = []
     slow = {n: _sleepy_path(n, 2000.0, few) for n in ("a", "b")}
     warmup_together(Clock("cpu"), slow, Protocol(warmup_ms=0.5, min_warmup=3))
-    assert few == ["a", "b"] * 3  # past the budget, still min_warmup calls of each
+    assert few == ["a", "b"] * 3
 
 
-def test_wall_rounds_warms_up_in_turn_when_told():
+def test_the_warmup_estimate_is_its_second_half():
+    """A first call that pays a one-off set-up does not reach the estimate."""
+    made = []
+
+    def call():
+        us = 50.0 if made else 20_000.0
+        made.append(us)
+        end = time.perf_counter_ns() + int(us * 1000)
+        while time.perf_counter_ns() < end:
+            pass
+    est = warmup_together(Clock("cpu"), {"p": Path("p", contextlib.nullcontext, call)},
+                          Protocol(warmup_ms=1.0, min_warmup=4))
+    assert 50.0 <= est["p"] < 20_000.0
+
+
+def test_wall_rounds_warms_up_in_turn():
     log = []
     paths = {n: _sleepy_path(n, 50.0, log) for n in ("a", "b")}
     wall_rounds(paths, Protocol(warmup_ms=1.0, min_warmup=2, min_rounds=2, max_rounds=2,
-                                target_ms=0.1, warmup_shared=True), "cpu")
-    warm = log[:-4]  # the rounds' own calls are the last four
+                                target_ms=0.1), "cpu")
+    warm = log[:-4]  # the rounds' own windows are the last four
     assert warm[:4] == ["a", "b", "a", "b"] and warm.count("a") == warm.count("b")
+
+
+# --- windows ---------------------------------------------------------------------------------
+
+def test_window_calls_fill_the_window_within_bounds():
+    proto = Protocol(target_ms=6.0, min_rounds=2)  # windows of 1000 µs
+    got = window_calls({"a": 10.0, "b": 300.0, "c": 5000.0, "d": 1e-9, "e": 0.0}, proto)
+    assert got == {"a": 100, "b": 3, "c": 1, "d": MAX_WINDOW_CALLS, "e": MAX_WINDOW_CALLS}
+
+
+def test_wall_rounds_times_windows_of_the_calls_it_reports():
+    log, calls = [], []
+    paths = {"fast": _sleepy_path("fast", 20.0, log, calls),
+             "slow": _sleepy_path("slow", 400.0, log, calls)}
+    # 9 warm-up calls each: the estimate is the median of 5, which one preemption cannot move
+    proto = Protocol(warmup_ms=0.5, min_warmup=9, min_rounds=3, max_rounds=3, target_ms=6.0)
+    out, per = wall_rounds(paths, proto, "cpu")
+    assert set(per) == {"fast", "slow"} and per["fast"] > per["slow"] >= 1
+    windows = log[-6:]  # one context entry per window
+    assert sorted(windows) == ["fast"] * 3 + ["slow"] * 3
+    timed = calls[len(calls) - 3 * (per["fast"] + per["slow"]):]
+    assert timed.count("fast") == 3 * per["fast"] and timed.count("slow") == 3 * per["slow"]
+    assert min(out["slow"]) >= 400.0 and min(out["fast"]) >= 20.0
+    assert min(out["fast"]) < 400.0, "the fast list holds the fast path's windows"
 
 
 def test_wall_rounds_interleaves_and_records_every_round():
     log = []
     paths = {n: _sleepy_path(n, 20.0, log) for n in ("a", "b", "c")}
     proto = Protocol(warmup_ms=0.2, min_rounds=6, max_rounds=6, target_ms=1.0)
-    out = wall_rounds(paths, proto, "cpu")
+    out, _ = wall_rounds(paths, proto, "cpu")
     assert list(out) == ["a", "b", "c"]
     assert all(len(v) == 6 for v in out.values())
     assert all(v >= 20.0 for vs in out.values() for v in vs)
     measured = log[-18:]
     orders = [tuple(measured[i:i + 3]) for i in range(0, 18, 3)]
-    assert all(sorted(o) == ["a", "b", "c"] for o in orders), orders
-    assert all(x != y for x, y in zip(orders, orders[1:])), f"order must change: {orders}"
-    assert {o[0] for o in orders} == {"a", "b", "c"}, f"every path should go first once: {orders}"
+    assert len(set(orders)) == 6, f"six rounds, each in its own order of the three: {orders}"
 
 
-def test_wall_rounds_keeps_each_paths_own_times():
-    paths = {"fast": _sleepy_path("fast", 30.0, []), "slow": _sleepy_path("slow", 600.0, [])}
-    out = wall_rounds(paths, Protocol(warmup_ms=0.1, min_rounds=4, max_rounds=4, target_ms=0.1), "cpu")
-    assert len(out["fast"]) == len(out["slow"]) == 4
-    assert min(out["slow"]) >= 600.0
-    assert min(out["fast"]) < 600.0  # the fast list holds the fast path's calls
+def test_two_paths_alternate_which_goes_first():
+    log = []
+    paths = {n: _sleepy_path(n, 20.0, log) for n in ("a", "b")}
+    wall_rounds(paths, Protocol(warmup_ms=0.2, min_rounds=4, max_rounds=4, target_ms=1.0), "cpu")
+    assert log[-8:] == ["a", "b", "b", "a", "a", "b", "b", "a"]
 
 
-def test_wall_rounds_number_of_rounds_follows_target():
+def test_three_paths_make_min_rounds_rounds_and_a_larger_budget_longer_windows():
+    """Each window lasts about window_us, so three paths fill the budget in min_rounds rounds;
+    a larger budget lengthens the windows, not the count of rounds."""
+    paths = {n: _sleepy_path(n, 10.0, []) for n in ("a", "b", "c")}
+    short_out, short = wall_rounds(paths, Protocol(warmup_ms=0.2, min_warmup=9, min_rounds=4,
+                                                   max_rounds=100, target_ms=3.0), "cpu")
+    long_out, long = wall_rounds(paths, Protocol(warmup_ms=0.2, min_warmup=9, min_rounds=4,
+                                                 max_rounds=100, target_ms=12.0), "cpu")
+    assert all(len(v) == 4 for v in short_out.values())
+    assert all(len(v) == 4 for v in long_out.values())
+    assert all(long[n] > short[n] for n in paths), (short, long)
+
+
+def test_a_path_slower_than_its_window_makes_one_call_per_window_and_min_rounds():
+    paths = {"a": _sleepy_path("a", 1000.0, [])}
+    out, calls = wall_rounds(paths, Protocol(warmup_ms=0.1, min_rounds=2, max_rounds=500,
+                                             target_ms=0.1), "cpu")
+    assert calls == {"a": 1} and len(out["a"]) == 2
+
+
+# --- rotation ----------------------------------------------------------------------------------
+
+def test_rotation_times_single_calls_and_its_rounds_follow_the_target():
     paths = {"a": _sleepy_path("a", 100.0, [])}
-    few = wall_rounds(paths, Protocol(warmup_ms=0.1, min_rounds=2, max_rounds=500, target_ms=0.1), "cpu")
-    many = wall_rounds(paths, Protocol(warmup_ms=0.1, min_rounds=2, max_rounds=500, target_ms=20.0), "cpu")
-    assert len(few["a"]) == 2
+    few, calls = wall_rounds(paths, Protocol(warmup_ms=0.1, min_rounds=2, max_rounds=500,
+                                             target_ms=0.1, mode="rotation"), "cpu")
+    many, _ = wall_rounds(paths, Protocol(warmup_ms=0.1, min_rounds=2, max_rounds=500,
+                                          target_ms=20.0, mode="rotation"), "cpu")
+    assert calls == {"a": 1} and len(few["a"]) == 2
     # 20 ms / (100 us + the host's overhead): at most 200, and many more than min_rounds
     assert 10 <= len(many["a"]) <= 200
 
 
-def test_wall_rounds_restores_gc():
+def test_rotation_rotates_the_order_of_three_paths():
+    log = []
+    paths = {n: _sleepy_path(n, 20.0, log) for n in ("a", "b", "c")}
+    out, calls = wall_rounds(paths, Protocol(warmup_ms=0.2, min_rounds=6, max_rounds=6,
+                                             target_ms=1.0, mode="rotation"), "cpu")
+    assert calls == {"a": 1, "b": 1, "c": 1} and all(len(v) == 6 for v in out.values())
+    orders = [tuple(log[-18:][i:i + 3]) for i in range(0, 18, 3)]
+    assert len(set(orders)) == 6, orders
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_wall_rounds_restores_gc(mode):
     paths = {"a": _sleepy_path("a", 5.0, [])}
-    proto = Protocol(warmup_ms=0.1, min_rounds=2, max_rounds=2, target_ms=0.1)
+    proto = Protocol(warmup_ms=0.1, min_rounds=2, max_rounds=2, target_ms=0.1, mode=mode)
     assert gc.isenabled()
     wall_rounds(paths, proto, "cpu")
     assert gc.isenabled()
@@ -179,19 +304,39 @@ def test_wall_rounds_restores_gc():
         gc.enable()
 
 
-def test_wall_rounds_on_real_paths_positive(tiny_point, small_proto):
+def test_the_rounds_run_with_the_collector_off_and_it_is_back_after_a_failure():
+    states = []
+
+    def call():
+        states.append(gc.isenabled())
+        if states.count(False) == 3:
+            raise RuntimeError("boom")
+    paths = {"a": Path("a", contextlib.nullcontext, call)}
+    with pytest.raises(RuntimeError, match="boom"):
+        wall_rounds(paths, Protocol(warmup_ms=0.01, min_warmup=2, min_rounds=50,
+                                    max_rounds=50, target_ms=0.1), "cpu")
+    first_off = states.index(False)
+    assert first_off >= 2 and all(states[:first_off]), "the warm-up runs as the caller had it"
+    assert not any(states[first_off:]), "no collection inside the timed rounds"
+    assert gc.isenabled()
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_wall_rounds_on_real_paths_positive(tiny_point, small_proto, mode):
     paths = make_paths(build(tiny_point))
-    out = wall_rounds(paths, small_proto, "cpu")
-    assert set(out) == {"fast", "slow", "slow_fair"}
+    out, calls = wall_rounds(paths, Protocol(**{**small_proto.__dict__, "mode": mode}), "cpu")
+    assert set(out) == set(calls) == {"fast", "slow", "slow_fair"}
     for name, rounds in out.items():
         assert len(rounds) == small_proto.min_rounds, name
         assert all(r > 0 and math.isfinite(r) for r in rounds), (name, rounds)
+        assert calls[name] >= 1
 
 
 def test_clock_on_real_paths_positive(tiny_point):
     paths = list(make_paths(build(tiny_point)).values())
     assert all(t > 0 for t in Clock("cpu").calls(paths))
     assert Clock("cpu").once(paths[0]) > 0
+    assert Clock("cpu").window(paths[0], 3) > 0
 
 
 # --- DeviceTimes on the CPU ------------------------------------------------------------------

@@ -109,6 +109,7 @@ def _run(args, spec: RunSpec, outputs, journal, spare) -> int:
     from ..measure import footprint
     from ..measure.machine import default_device, require_device
     from ..run.execute import EXIT_IO, check_resume, execute
+    from ..run.supervise import WorkerFailed
     device = spec.device or default_device()
     run = spec.resolve(device.startswith("cuda"))
     require_device(run.spec.device)
@@ -120,11 +121,16 @@ def _run(args, spec: RunSpec, outputs, journal, spare) -> int:
         own = Path(tempfile.mkdtemp(prefix="mhabench-run-"))
         journal = own / "run.journal.jsonl"
     printer = Printer(args.quiet)
-    out = execute(run, outputs, journal, resume=bool(args.resume),
-                  retry_failed=args.retry_failed, reporter=printer, worker=spare,
-                  extra_meta={"outputs": {k: getattr(outputs, k) for k in
-                                          ("csv", "errors", "json", "breakeven")}})
-    printer.close()
+    try:
+        out = execute(run, outputs, journal, resume=bool(args.resume),
+                      retry_failed=args.retry_failed, reporter=printer, worker=spare,
+                      extra_meta={"outputs": {k: getattr(outputs, k) for k in
+                                              ("csv", "errors", "json", "breakeven")}})
+    except WorkerFailed as exc:
+        print(f"mhabench: error: {exc}", file=sys.stderr)
+        return EXIT_IO
+    finally:
+        printer.close()
     resume = f"mhabench run --resume {out.journal}"
     if out.failure:
         print(f"mhabench: error: {out.failure}; the journal keeps {len(out.results)} points: "

@@ -259,20 +259,23 @@ def parse_grid(text: str, dtype: str, device: str, what: str = "--grid") -> Grid
         raise ConfigError(f"{what}: seed must be in [0, 2**32), got {seed}")
     if axes or custom:
         full = replace(SEED_AXES if base == "seed" else SMOKE_AXES, **axes)
+    else:
+        full = SMOKE_AXES if base == "smoke" else SEED_AXES
+    # every sequence length of the grid must hold a block (checked here, in the flag's name,
+    # before a Point refuses it without)
+    if block > min(full.seq_lens):
+        raise ConfigError(f"{what}: block {block} is larger than seq_len {min(full.seq_lens)}")
+    if axes or custom:
         points = [p for p in _product(full, dtype, device, block, seed)]
         if not points:
             raise ConfigError(f"{what}: grid {spec!r} has no valid point (embed dim must be "
                               "divisible by heads)")
         name = "custom"
     else:
-        full = SMOKE_AXES if base == "smoke" else SEED_AXES
         points = named_grid(base, dtype, device)
         if block != 2 or seed != SEED:
             points = [replace(p, block_size=block, seed=seed) for p in points]
         name = base
-    bad = [p for p in points if p.block_size > p.seq_len]
-    if bad:
-        raise ConfigError(f"{what}: block {block} is larger than seq_len {bad[0].seq_len}")
     return Grid(spec, name, full, tuple(stride(points, step)))
 
 
@@ -289,4 +292,4 @@ def _product(axes: Axes, dtype: str, device: str, block: int, seed: int) -> list
     return [Point(B, S, E, H, b, block_size=block, dtype=dtype, device=device, seed=seed)
             for B, S, E, H, b in itertools.product(axes.batch_sizes, axes.seq_lens,
                                                    axes.embed_dims, axes.num_heads, axes.beta_bs)
-            if E % H == 0 and block <= S]
+            if E % H == 0]

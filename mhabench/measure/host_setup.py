@@ -16,6 +16,17 @@ import os
 USUAL_REL_IQR, NOISY_FACTOR = 0.05, 4.0
 
 
+def die_with_parent() -> None:
+    """Have the kernel kill this process when its parent dies (Linux ``PR_SET_PDEATHSIG``): a
+    measuring process must not outlive the command that started it."""
+    import ctypes
+    import signal
+    try:
+        ctypes.CDLL(None).prctl(1, signal.SIGKILL)
+    except (OSError, AttributeError):
+        pass
+
+
 def affinity() -> list[int]:
     """The cores this process may run on (all of them where the platform cannot tell)."""
     if hasattr(os, "sched_getaffinity"):

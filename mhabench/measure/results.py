@@ -110,11 +110,9 @@ class Result:
 
         Cached: the key covers everything the figures are computed from.
         """
-        key = (self.status, self.padding, self.max_abs_err,
-               tuple(map(len, self.rounds.values())), tuple(map(len, self.device_calls.values())),
-               tuple(self.lengths), self.peak_tflops, tuple(self.peak_mem.items()),
-               self.max_abs_err_fp32, tuple(sorted(self.host_work)),
-               tuple(self.instructions.items()))
+        key = _frozen((self.point, self.status, self.padding, self.max_abs_err, self.rounds,
+                       self.device_calls, self.lengths, self.peak_tflops, self.peak_mem,
+                       self.max_abs_err_fp32, self.host_work, self.instructions))
         if getattr(self, "_metrics_key", None) != key:
             self._metrics, self._metrics_key = self._compute_metrics(), key
         return dict(self._metrics)
@@ -205,6 +203,16 @@ class Result:
                 "lengths": list(self.lengths), "rounds_us": self.rounds,
                 "window_calls": self.window_calls, "device_calls_us": self.device_calls,
                 "host_work": self.host_work, "instructions": self.instructions}
+
+
+def _frozen(v):
+    """``v`` with every dict and list in it made a tuple, values included: a cache key that an
+    in-place change (a sample, a count) changes too."""
+    if isinstance(v, dict):
+        return tuple((k, _frozen(x)) for k, x in v.items())
+    if isinstance(v, (list, tuple)):
+        return tuple(_frozen(x) for x in v)
+    return v
 
 
 def _div(a: float, b: float) -> float:

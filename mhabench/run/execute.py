@@ -138,6 +138,8 @@ def execute(run: Resolved, outputs: Outputs, journal_path, resume: bool = False,
             worker.stop()
             journal.close()
         meta["seconds"] = round(time.perf_counter() - t0, 2)
+        meta["journal"] = {"path": str(journal.path), "resumed": resume,
+                           "points_kept": skipped, "passes_measured": out.measured}
         try:
             out.results = rebuild(journal.ordered(), meta, outputs)
             out.written = [p for p in (outputs.csv, outputs.breakeven, outputs.errors,

@@ -236,7 +236,9 @@ def results_of(entries: list[dict], meta: dict | None = None):
 def json_text(results, meta: dict) -> str:
     """The ``--json`` document: meta, errors per shape, one entry per point."""
     from ..measure.results import errors_of
-    head = json.dumps({"meta": meta, "errors": errors_of(results)}, indent=1)[:-2]
+    # strict JSON throughout: a figure the run could not measure (the peak of a check) is null
+    head = json.dumps(_jsonable({"meta": meta, "errors": errors_of(results)}), indent=1,
+                      allow_nan=False)[:-2]
     docs = ",\n  ".join(json.dumps(_jsonable(r.doc())) for r in results)
     return head + ',\n "results": [\n  ' + docs + "\n ]\n}\n"
 

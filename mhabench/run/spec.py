@@ -142,10 +142,12 @@ def suite_of_env(environ=None) -> SuiteSpec:
                           f"(use {' or '.join(SUITES)})")
     try:
         device = canonical_device(env.get(DEVICE_ENV) or "cpu")
+    except ConfigError as exc:
+        raise ConfigError(f"{DEVICE_ENV}: {exc}") from None
+    try:
         dtype = canonical_dtype(env.get(DTYPE_ENV)) if env.get(DTYPE_ENV) else ""
     except ConfigError as exc:
-        name = DEVICE_ENV if "device" in str(exc) else DTYPE_ENV
-        raise ConfigError(f"{name}: {exc}") from None
+        raise ConfigError(f"{DTYPE_ENV}: {exc}") from None
     run = RunSpec(grid=(env.get(GRID_ENV) or "").strip(), device=device, dtype=dtype,
                   threads=parse_threads(env.get(THREADS_ENV), THREADS_ENV),
                   extras=suite == "full",

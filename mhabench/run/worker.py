@@ -24,14 +24,6 @@ import sys
 import time
 
 
-def _die_with_parent() -> None:
-    try:
-        import ctypes
-        ctypes.CDLL(None).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG (Linux)
-    except (OSError, AttributeError):
-        pass
-
-
 def _preload() -> None:
     """One tiny attention call (the attention code's own lazy imports and set-up), with the
     spec's threads, so that the point timer counts measuring only."""
@@ -56,8 +48,9 @@ def record_text(result) -> str:
 
 
 def main() -> int:
+    from ..measure.host_setup import die_with_parent
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    _die_with_parent()
+    die_with_parent()
     out = os.fdopen(os.dup(1), "wb", buffering=0)
     os.dup2(2, 1)
 

@@ -14,13 +14,15 @@ from pathlib import Path
 from ..catalogue import ASV_MODULES, asv_classes
 
 _MADE: dict = {}
+#: What asv_runner's processes are started as (their first argument): each dies with asv.
+ASV_ROLES = ("run_server", "setup_cache", "discover", "run", "timing", "check")
 
 
 def entry_text(module: str) -> str:
     """The source of asv's entry module ``module``: its classes, from :func:`entry`."""
     names = ", ".join(asv_classes(module))
     return (f'"""asv\'s entry point for the suite\'s {module} figures ({names})."""\n'
-            f"from mhabench.suite import entry\n\nglobals().update(entry({module!r}))\n")
+            f"from mhabench.suite import entry\n\nglobals().update(entry({module!r}, __file__))\n")
 
 
 def write_entry(directory: Path) -> Path:
@@ -32,16 +34,19 @@ def write_entry(directory: Path) -> Path:
     return directory
 
 
-def entry(module: str) -> dict[str, type]:
+def entry(module: str, file: str = "") -> dict[str, type]:
     """The benchmark classes of asv entry module ``module``; a bad ``MHABENCH_*`` variable (or
     a grid another results dir holds, or CUDA asked of a host without a GPU) is one line on
     stderr and exit status 2, before asv runs or records anything."""
     from ..measure.config import ConfigError
     from .common import check_results_dir, classes, gpu_present, make_base, selection
     if "selection" not in _MADE:
+        if sys.argv[1:2] and sys.argv[1] in ASV_ROLES:  # asv's forkserver, sweep, discovery
+            from ..measure.host_setup import die_with_parent
+            die_with_parent()
         try:
             sel = selection()
-            check_results_dir(sel)
+            check_results_dir(sel, Path(file or ".").parent)
             if sel.device.startswith("cuda") and not gpu_present():
                 raise ConfigError(f"MHABENCH_DEVICE={sel.device}: this host has no NVIDIA GPU")
         except ConfigError as exc:

@@ -18,6 +18,7 @@ import json
 import os
 import sys
 from dataclasses import dataclass
+from pathlib import Path
 
 from .. import catalogue as cat
 from ..measure.config import SEED_AXES, Axes, ConfigError, Point
@@ -99,20 +100,35 @@ def gpu_present() -> bool:
     return bool(glob.glob("/dev/nvidia[0-9]*") or glob.glob("/proc/driver/nvidia/gpus/*"))
 
 
-def check_results_dir(sel: Selection, environ=None) -> None:
+def config_of(benchmark_dir: Path) -> Path | None:
+    """The asv config whose benchmarks these are: the one beside the benchmark folder whose
+    ``benchmark_dir`` is that folder (asv runs discovery in a folder of its own and passes no
+    ``ASV_*`` variable to it, so this is where it can be found)."""
+    conf = benchmark_dir.resolve().parent / "asv.conf.json"
+    try:
+        with open(conf, encoding="utf-8") as fh:
+            text = "\n".join(line for line in fh if not line.lstrip().startswith("//"))
+        doc = json.loads(text)
+        mine = (conf.parent / doc.get("benchmark_dir", "benchmarks")).resolve()
+    except (OSError, ValueError, AttributeError):
+        return None
+    return conf if mine == benchmark_dir.resolve() else None
+
+
+def check_results_dir(sel: Selection, benchmark_dir: Path) -> None:
     """At asv's discovery, refuse (ConfigError) a grid whose parameters differ from those the
     results dir's ``benchmarks.json`` holds: asv would replace them, and its report would then
-    draw only the new grid's points. The config is asv's own: asv runs in its folder and says
-    so (``ASV_CONF_DIR``)."""
-    env = os.environ if environ is None else environ
-    conf_dir = env.get("ASV_CONF_DIR")
-    if not conf_dir:
+    draw only the new grid's points. ``mhabench track`` checks its own dir (its runs file their
+    records, ``MHABENCH_RECORD_DIR``), so this check is for asv runs of a config beside the
+    benchmarks."""
+    conf = None if sel.spec.record_dir else config_of(benchmark_dir)
+    if conf is None:
         return
     try:
-        with open(os.path.join(conf_dir, "asv.conf.json"), encoding="utf-8") as fh:
+        with open(conf, encoding="utf-8") as fh:
             text = "\n".join(line for line in fh if not line.lstrip().startswith("//"))
-        results_dir = os.path.join(conf_dir, json.loads(text).get("results_dir") or "results")
-        with open(os.path.join(results_dir, "benchmarks.json"), encoding="utf-8") as fh:
+        results_dir = conf.parent / (json.loads(text).get("results_dir") or "results")
+        with open(results_dir / "benchmarks.json", encoding="utf-8") as fh:
             known = json.load(fh)
     except (OSError, ValueError, AttributeError):
         return  # no results yet (or not asv's layout): nothing to mix with

@@ -76,9 +76,9 @@ def load_record(path) -> Record:
     from asv import util
     from asv.results import Results
     path = str(path)
+    if os.path.getsize(path) == 0:  # outside the try: a ConfigError is a ValueError too
+        raise _bad(path, "empty result file")
     try:
-        if os.path.getsize(path) == 0:
-            raise _bad(path, "empty result file")
         res = Results.load(path)
     except util.UserError as exc:
         raise _bad(path, f"not an asv result file ({str(exc).replace(path, '').strip(' :')})"

@@ -5,7 +5,8 @@ inside one environment leaves a later build importing the wrong ones, or measuri
 build than it claims. So each build gets ``envs/<tag>/`` of its own, made once: torch without
 its requirements, then those requirements but triton (loaded only by ``torch.compile``, which
 nothing here uses), numpy below 2 for torch below 2.4 (built against numpy 1), mhabench's own
-requirements, asv-runner, and this project. On a machine without a GPU the CPU wheel
+requirements and asv-runner (mhabench itself is read from the project's folder, which asv puts
+on the environment's path: one copy for every build). On a machine without a GPU the CPU wheel
 (``torch==X+cpu``) is taken where an index has one, else the CUDA wheel; which one is recorded
 in ``installed/<commit>.json`` with the torch version and git hash it reports.
 
@@ -92,36 +93,63 @@ def torch_lines(build: Build, cpu: bool) -> list[list[str]]:
     return tries
 
 
-def recipe(build: Build, project_digest: str, cpu: bool) -> str:
-    text = json.dumps([build.manifest(), project_digest, cpu, sys.version], sort_keys=True)
+def recipe(build: Build, cpu: bool) -> str:
+    text = json.dumps([build.manifest(), cpu, sys.version, ASV_RUNNER], sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
-def ensure(directory: Path, build: Build, project: Path, project_digest: str, cpu: bool,
-           log=print) -> dict:
+def ensure(directory: Path, build: Build, cpu: bool, log=print) -> dict:
     """The build's environment, made if missing or made from another recipe; what its torch
     reports. InstallFailed (nothing kept) where pip cannot install the build."""
     env = env_dir(directory, build)
     ready = env / ".mhabench-ready"
-    want = recipe(build, project_digest, cpu)
+    want = recipe(build, cpu)
     if ready.is_file() and ready.read_text().strip() == want:
         return json.loads((env / ".mhabench-installed.json").read_text())
     if env.exists():
         shutil.rmtree(env)
     log(f"{build.tag}: making its environment {env} (once)")
     try:
-        return _make(env, build, project, cpu, want)
+        return _make(env, build, cpu, want)
     except BaseException:
         shutil.rmtree(env, ignore_errors=True)
         raise
 
 
-def _make(env: Path, build: Build, project: Path, cpu: bool, want: str) -> dict:
-    proc = subprocess.run([sys.executable, "-m", "venv", str(env)], capture_output=True,
-                          text=True)
+def host_torch(build: Build) -> bool:
+    """Whether this interpreter's own torch is the build (same version, no index of its own):
+    its environment then sees this interpreter's packages instead of installing torch again."""
+    from importlib import metadata
+    try:
+        have = metadata.version("torch")
+    except metadata.PackageNotFoundError:
+        return False
+    return build.kind == "release" and have.split("+")[0] == build.version
+
+
+def _make(env: Path, build: Build, cpu: bool, want: str) -> dict:
+    shared = host_torch(build)
+    proc = subprocess.run([sys.executable, "-m", "venv", *(["--system-site-packages"] if shared
+                                                           else []), str(env)],
+                          capture_output=True, text=True)
     if proc.returncode:
         raise InstallFailed(f"cannot make a virtualenv: {_last(proc)}")
     py = python_of(env)
+    if not shared:
+        _torch(py, build, cpu)
+    extra = [ASV_RUNNER, *build.extra] if shared else None
+    _rest(py, build, extra)
+    probe = subprocess.run([str(py), "-c", RECORD_CODE], capture_output=True, text=True)
+    if probe.returncode:
+        raise InstallFailed(f"torch {build.version} does not import: {_last(probe)}")
+    info = json.loads(probe.stdout.strip().splitlines()[-1])
+    info["shared_with_host"] = shared
+    (env / ".mhabench-installed.json").write_text(json.dumps(info))
+    (env / ".mhabench-ready").write_text(want + "\n")
+    return info
+
+
+def _torch(py: Path, build: Build, cpu: bool) -> None:
     why = ""
     for args in torch_lines(build, cpu):
         proc = _pip(py, "install", "-q", "--no-deps", *args, constraint_free=True)
@@ -130,25 +158,21 @@ def _make(env: Path, build: Build, project: Path, cpu: bool, want: str) -> dict:
         why = _last(proc)
     else:
         raise InstallFailed(f"pip cannot install torch {build.version}: {why}")
-    reqs = subprocess.run([str(py), "-c", REQUIRES_CODE], capture_output=True, text=True)
-    if reqs.returncode:
-        raise InstallFailed(f"torch {build.version} installed but unreadable: {_last(reqs)}")
-    old = tuple(int(x) for x in build.version.split(".")[:2] if x.isdigit()) < (2, 4)
-    deps = reqs.stdout.split() + ["numpy<2" if old else "numpy", "tqdm", "prettytable",
-                                  "packaging", ASV_RUNNER, *build.extra]
-    proc = _pip(py, "install", "-q", *deps, constraint_free=True)
+
+
+def _rest(py: Path, build: Build, only: list | None = None) -> None:
+    """torch's requirements (but triton), numpy, mhabench's own requirements and asv-runner;
+    ``only`` these where the environment sees this interpreter's packages."""
+    if only is None:
+        reqs = subprocess.run([str(py), "-c", REQUIRES_CODE], capture_output=True, text=True)
+        if reqs.returncode:
+            raise InstallFailed(f"torch {build.version} installed but unreadable: {_last(reqs)}")
+        old = tuple(int(x) for x in build.version.split(".")[:2] if x.isdigit()) < (2, 4)
+        only = reqs.stdout.split() + ["numpy<2" if old else "numpy", "tqdm", "prettytable",
+                                      "packaging", ASV_RUNNER, *build.extra]
+    proc = _pip(py, "install", "-q", *only, constraint_free=True)
     if proc.returncode:
         raise InstallFailed(f"torch {build.version}'s requirements: {_last(proc)}")
-    proc = _pip(py, "install", "-q", "--no-deps", "--no-build-isolation", str(project))
-    if proc.returncode:
-        raise InstallFailed(f"mhabench into torch {build.version}'s environment: {_last(proc)}")
-    probe = subprocess.run([str(py), "-c", RECORD_CODE], capture_output=True, text=True)
-    if probe.returncode:
-        raise InstallFailed(f"torch {build.version} does not import: {_last(probe)}")
-    info = json.loads(probe.stdout.strip().splitlines()[-1])
-    (env / ".mhabench-installed.json").write_text(json.dumps(info))
-    (env / ".mhabench-ready").write_text(want + "\n")
-    return info
 
 
 #: torch's own requirements, but triton and those behind an extra.
@@ -175,8 +199,8 @@ def probe(python: str) -> dict:
     if out.returncode != 0:
         raise ConfigError(f"--existing {python}: cannot import torch ({_last(out)})")
     info = json.loads(out.stdout.strip().splitlines()[-1])
-    check = subprocess.run([python, "-c", "import asv_runner, mhabench"], capture_output=True)
+    check = subprocess.run([python, "-c", "import asv_runner"], capture_output=True)
     if check.returncode != 0:
-        raise ConfigError(f"--existing {python}: asv_runner and mhabench must be installed there "
-                          "(pip install asv-runner -e /path/to/mhabench)")
+        raise ConfigError(f"--existing {python}: asv_runner is not installed there "
+                          "(pip install asv-runner==0.3.2)")
     return info

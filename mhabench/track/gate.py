@@ -73,11 +73,14 @@ def steps(directory: Path, names: list[str], machine: str = "", env: str = "",
         for b in (base, head):
             notes += b.notes + [f"left out: {r}" for r in b.refused]
             noisy = [i for i, s in enumerate(rc.calibrations(b)) if s > NOISY_CALIBRATION]
-            if noisy:
+            if noisy and len(noisy) < len(b.records):
                 notes.append(f"{b.name}: {len(noisy)} record(s) ran on a noisy host (host "
                              f"calibration spread above {NOISY_CALIBRATION:.0%}): their wall "
-                             f"figures are left out" + ("" if len(noisy) < len(b.records) else
-                                                         " -- none is left: wall unjudged"))
+                             "figures are left out")
+            elif noisy:
+                notes.append(f"{b.name}: every record ran on a noisy host (host calibration "
+                             f"spread above {NOISY_CALIBRATION:.0%}): its wall figures are judged "
+                             "with the spread they show")
         if base.variant and head.variant and base.variant != head.variant:
             notes.append(f"the builds differ in variant: {base.name} is {base.variant}, "
                          f"{head.name} is {head.variant}")
@@ -96,7 +99,7 @@ def _values(build) -> dict:
     quiet = [r for r, s in zip(build.records, calibrations(build))
              if not (isinstance(s, float) and s > NOISY_CALIBRATION)]
     values = point_values(build.records)
-    if len(quiet) == len(build.records):
+    if len(quiet) == len(build.records) or not quiet:
         return values
     calm = point_values(quiet)
     for name in list(values):

@@ -251,6 +251,7 @@ def asv_env(s: Settings, machine: str = "") -> dict:
     from ..run.spec import ENV_VARS
     env = {k: v for k, v in os.environ.items() if k not in ENV_VARS}
     env.update(env_of(s.suite_spec(machine or s.machine_name)))
+    env["ASV_PYTHONPATH"] = str(s.project.resolve())  # every build reads this one mhabench
     env.update(s.asv_env)
     return env
 
@@ -309,11 +310,19 @@ def settle(s: Settings, build: Build, commit: str, replicate: int) -> str:
     """After a build's asv run: its record file named after its commit, and checked against the
     build; a record that measured another build is moved to ``refused/`` with its asv result
     (named, not used). Returns "" or why it was refused."""
+    from .asv_results import load_record
     from .records import proven
     machine = s.replicate_machine(replicate)
     records = s.dir / RECORDS / machine
-    for path in records.glob("existing-*.json"):
-        os.replace(path, records / (commit + path.name[len("existing"):]))
+    names = set()
+    for p in result_files(s, commit, replicate):
+        try:
+            names.add(load_record(p).env_name)
+        except ConfigError:
+            pass
+    for path in records.glob("existing-*.json"):  # asv gives an existing env no ASV_* names
+        if len(names) == 1:
+            os.replace(path, records / f"{commit}-{names.pop()}.json")
     files = sorted(records.glob(f"{commit}-*.json"))
     if not files:
         return ""
@@ -377,14 +386,12 @@ def install(s: Settings, pip_builds: list[Build], log=print) -> tuple[list[Build
     """Each pip build's own environment, made once; (the builds that installed, one line per
     build that did not). A build that does not install is not kept."""
     from . import envs
-    from ..measure.machine import source_digest
     from ..suite.common import gpu_present
     cpu = not s.device.startswith("cuda") and not gpu_present()
-    digest = source_digest()
     ok, failed = [], []
     for b in pip_builds:
         try:
-            info = envs.ensure(s.dir, b, s.project, digest, cpu, log)
+            info = envs.ensure(s.dir, b, cpu, log)
         except envs.InstallFailed as exc:
             failed.append(f"{b.tag}: {exc}")
             continue

@@ -1,15 +1,23 @@
 """Test-only: plants faults in mhabench, chosen by ``MHABENCH_FAULT=KIND@LABEL[,KIND@LABEL...]``.
 
 Loaded only when the tests put this folder on PYTHONPATH (interpreters inherit it, so the
-measuring worker and asv's processes see it too); nothing in mhabench knows of it. Kinds, at
-the measurement of point LABEL: ``abort`` (os.abort), ``segv`` (a null read), ``exit``
-(os._exit(3)), ``kill`` (SIGKILL, as the kernel's out-of-memory killer sends), ``hang`` (sleeps
-an hour), ``oom`` (building the inputs raises torch's OutOfMemoryError), ``serialise`` (the
-result cannot be serialised), ``wrong`` (the slow path's output is shifted: a mismatch),
-``nofast`` (the fast path switched off). ``slow@any``: every point takes half a second
-longer (time to interrupt a sweep mid-way). ``slowwrite@any``: every rewrite of a result file
-touches ``$MHABENCH_FAULT_MARK`` and then takes half a second (to interrupt one mid-way).
+measuring worker and asv's processes see it too); nothing in mhabench knows of it.
+
+In the worker, at point LABEL's wall pass: ``abort`` (os.abort), ``segv`` (a null read),
+``exit`` (os._exit(3)), ``kill`` (SIGKILL, as the kernel's out-of-memory killer sends),
+``hang`` (sleeps an hour), ``oom`` (building the inputs raises torch's OutOfMemoryError),
+``serialise`` (the result cannot be serialised), ``wrong`` (the slow path's output is shifted: a
+mismatch), ``nofast`` (the fast path switched off). At its counts pass: ``cabort``, ``ckill``,
+``chang``, ``coom`` (its profiler session raises). ``slow@any``: every wall pass takes half a
+second longer (time to interrupt a sweep mid-way).
+
+In the parent, when point LABEL's record is journaled: ``enospc`` (the journal's disk is full),
+``eio`` (the journal cannot be written), ``rofolder`` (from then on no result file can be
+written: a folder made read-only, which root's permissions would not show). ``slowwrite@any``:
+every rewrite of a result file touches ``$MHABENCH_FAULT_MARK`` and then takes half a second.
+``nostart@any``: the measuring worker dies before it says it is ready.
 """
+import errno
 import importlib.abc
 import os
 import sys
@@ -21,43 +29,55 @@ for _item in filter(None, SPEC.split(",")):
     FAULTS.setdefault(_label, set()).add(_kind)
 
 
-def _kinds(point):
-    return FAULTS.get(point.label, set())
+def _kinds(label):
+    return FAULTS.get(label, set()) | FAULTS.get("any", set())
 
 
-def _patch_sweep(sw):
+def _die(kinds, prefix=""):
     import signal
     import time
-    real_measure, real_build, real_compare = sw.measure, sw.build, sw.compare
+    if prefix + "abort" in kinds:
+        os.abort()
+    if prefix + "segv" in kinds:
+        import ctypes
+        ctypes.string_at(0)
+    if prefix + "exit" in kinds:
+        os._exit(3)
+    if prefix + "kill" in kinds:
+        os.kill(os.getpid(), signal.SIGKILL)
+    if prefix + "hang" in kinds:
+        time.sleep(3600)
+
+
+def _patch_passes(ps):
+    import time
+    real_wall, real_counts = ps.wall_pass, ps.counts_pass
+    real_build, real_compare, real_device = ps.build, ps.compare, ps.add_host_work
     state = {}
 
-    def measure(point, proto, cost=None, extras=True, **kw):
-        kinds = _kinds(point) | FAULTS.get("any", set())
+    def wall_pass(point, proto, cost=None, extras=True, before_rounds=None):
+        kinds = _kinds(point.label)
         if "slow" in kinds:
             time.sleep(0.5)
         state["kinds"] = kinds
-        if "abort" in kinds:
-            os.abort()
-        if "segv" in kinds:
-            import ctypes
-            ctypes.string_at(0)
-        if "exit" in kinds:
-            os._exit(3)
-        if "kill" in kinds:
-            os.kill(os.getpid(), signal.SIGKILL)
-        if "hang" in kinds:
-            time.sleep(3600)
+        _die(kinds)
         if "nofast" in kinds:
             from mhabench.measure import compat
             with compat.fastpath_disabled():
-                return real_measure(point, proto, cost, extras, **kw)
-        r = real_measure(point, proto, cost, extras, **kw)
+                return real_wall(point, proto, cost, extras, before_rounds)
+        r = real_wall(point, proto, cost, extras, before_rounds)
         if "serialise" in kinds:
             r.lengths = [object()]
         return r
 
+    def counts_pass(res, proto, cost=None, extras=True):
+        kinds = _kinds(res.point.label)
+        state["kinds"] = kinds
+        _die(kinds, "c")
+        return real_counts(res, proto, cost, extras)
+
     def build(point):
-        if "oom" in _kinds(point):
+        if "oom" in _kinds(point.label):
             import torch
             raise getattr(torch, "OutOfMemoryError", RuntimeError)("planted: out of memory")
         return real_build(point)
@@ -67,26 +87,60 @@ def _patch_sweep(sw):
             slow_out = slow_out + 1.0
         return real_compare(fast_out, slow_out, mask, dtype)
 
-    sw.measure, sw.build, sw.compare = measure, build, compare
+    def add_host_work(res, paths):
+        if "coom" in _kinds(res.point.label):
+            raise RuntimeError("planted: profiler out of memory")
+        return real_device(res, paths)
+
+    ps.wall_pass, ps.counts_pass, ps.build, ps.compare = wall_pass, counts_pass, build, compare
+    ps.add_host_work = add_host_work
+    ps.measure = lambda point, proto, cost=None, extras=True, before_rounds=None: counts_pass(
+        wall_pass(point, proto, cost, extras, before_rounds), proto, cost, extras)
 
 
 def _patch_journal(jr):
     import time
-    real = jr.atomic_write
+    real_write, real_append = jr.atomic_write, jr.Journal.append
+    broken = {}
 
     def atomic_write(path, text):
+        if broken.get("ro"):
+            raise PermissionError(errno.EACCES, "Permission denied", str(path))
         mark = os.environ.get("MHABENCH_FAULT_MARK")
         if mark:
             open(mark, "a").close()
-        real(path, text)
-        time.sleep(0.5)
+        real_write(path, text)
+        if "slowwrite" in FAULTS.get("any", set()):
+            time.sleep(0.5)
 
-    jr.atomic_write = atomic_write
+    def append(self, label, stage, record, sync=True):
+        kinds = _kinds(label) if stage == "done" else set()
+        if "enospc" in kinds:
+            raise OSError(errno.ENOSPC, "No space left on device", str(self.path))
+        if "eio" in kinds:
+            raise OSError(errno.EIO, "Input/output error", str(self.path))
+        if "rofolder" in kinds:
+            broken["ro"] = True
+        return real_append(self, label, stage, record, sync)
+
+    jr.atomic_write, jr.Journal.append = atomic_write, append
 
 
-PATCHES = {"mhabench.measure.sweep": _patch_sweep}
-if "any" in FAULTS and "slowwrite" in FAULTS["any"]:
-    PATCHES["mhabench.run.journal"] = _patch_journal
+def _patch_host_setup(hs):
+    """``nostart@any``: the measuring worker dies before it says it is ready (only a worker
+    applies its spec's threads)."""
+    real = hs.apply
+
+    def apply(threads):
+        if "nostart" in FAULTS.get("any", set()):
+            os._exit(4)
+        return real(threads)
+
+    hs.apply = apply
+
+
+PATCHES = {"mhabench.measure.passes": _patch_passes, "mhabench.run.journal": _patch_journal,
+           "mhabench.measure.host_setup": _patch_host_setup}
 
 
 class _AfterImport(importlib.abc.MetaPathFinder):
