@@ -19,14 +19,74 @@ def _ref(reference_lengths, p: Point):
     return reference_lengths(a, b, p.batch_size, p.seq_len, p.block_size, p.seed)
 
 
-def test_parity_on_every_seed_grid_point(reference_lengths):
-    assert len(SEED_GRID) == 1280
+def _parity(reference_lengths, points):
     mismatches = []
-    for p in SEED_GRID:
+    for p in points:
         ours, ref = point_lengths(p), _ref(reference_lengths, p)
         if ours != ref:
             mismatches.append((p.label, ours[:8], ref[:8]))
     assert not mismatches, f"{len(mismatches)} points differ, first: {mismatches[0]}"
+
+
+@pytest.mark.slow
+def test_parity_on_every_seed_grid_point(reference_lengths):
+    assert len(SEED_GRID) == 1280
+    _parity(reference_lengths, SEED_GRID)
+
+
+def test_parity_on_every_shape_and_beta_of_the_seed_grid(reference_lengths):
+    """The quick tier's share: every batch size, length and beta b of the seed grid (its
+    embed dims and heads do not enter the draw)."""
+    pts = [p for p in SEED_GRID if (p.embed_dim, p.num_heads) == (512, 8)]
+    assert len(pts) == 5 * 4 * 16
+    _parity(reference_lengths, pts[::3])
+
+
+# --- numpy's beta draw is the reference's scipy draw -------------------------------------------
+
+SEED_BETAS = sorted({p.beta for p in SEED_GRID})
+SEED_BATCHES = sorted({p.batch_size for p in SEED_GRID})
+
+
+def test_numpy_beta_on_the_seeded_global_state_is_bit_identical_to_scipys():
+    """mhabench draws with np.random.beta; the reference with scipy.stats.beta.rvs, which draws
+    from the same global RandomState: the draws must be the same floats, bit for bit, for every
+    beta law and batch size of the seed grid (and the generator must end in the same state)."""
+    from scipy.stats import beta as beta_law
+    assert len(SEED_BETAS) == 16 and SEED_BATCHES == [16, 32, 64, 128, 256]
+    differ = []
+    for a, b in SEED_BETAS:
+        for n in SEED_BATCHES:
+            for seed in (SEED_GRID[0].seed, 0, 1):
+                np.random.seed(seed)
+                ours = np.random.beta(a, b, size=n)
+                after_ours = np.random.random()
+                np.random.seed(seed)
+                ref = beta_law.rvs(a, b, size=n)
+                after_ref = np.random.random()
+                if ours.tobytes() != np.asarray(ref, dtype=np.float64).tobytes() \
+                        or after_ours != after_ref:
+                    differ.append((a, b, n, seed))
+    assert not differ, f"{len(differ)} draws differ, first (a, b, batch, seed): {differ[0]}"
+
+
+def test_the_draw_comparison_has_teeth():
+    """Two different laws, or seeds, do not give the same bytes."""
+    np.random.seed(1)
+    x = np.random.beta(1, 0.05, size=16).tobytes()
+    np.random.seed(1)
+    assert np.random.beta(1, 0.25, size=16).tobytes() != x
+    np.random.seed(2)
+    assert np.random.beta(1, 0.05, size=16).tobytes() != x
+
+
+def test_scipy_is_needed_by_the_tests_only():
+    import subprocess
+    import sys
+    code = ("import sys; from mhabench.measure.lengths import beta_lengths; "
+            "beta_lengths(1, 0.25, 4, 16, 2); "
+            "sys.exit(1 if 'scipy' in sys.modules else 0)")
+    assert subprocess.run([sys.executable, "-c", code]).returncode == 0
 
 
 ODD_POINTS = [

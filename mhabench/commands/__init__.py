@@ -19,14 +19,23 @@ from ..measure.config import ConfigError
 COMMANDS = ("run", "analyse", "track", "gate", "confirm", "serve")
 
 
+class Parser(argparse.ArgumentParser):
+    """argparse, with its errors as the project's: one line naming the bad value, exit 2."""
+
+    def error(self, message: str):
+        where = self.prog.removeprefix("mhabench").strip()
+        print(f"mhabench: error: {where + ': ' if where else ''}{message}", file=sys.stderr)
+        raise SystemExit(2)
+
+
 def build_parser() -> argparse.ArgumentParser:
     import importlib
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="mhabench", description="Benchmarks of torch.nn.MultiheadAttention's fast path "
         "against its slow path: measure a grid, analyse the results, track torch builds "
         "through asv and judge them.", epilog="mhabench COMMAND --help describes a command.")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND",
-                                title="commands")
+                                title="commands", parser_class=Parser)
     for name in COMMANDS:
         importlib.import_module(f"{__name__}.{name}").register(sub)
     return parser
@@ -34,7 +43,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv=None) -> int:
     started = time.perf_counter()
-    args = build_parser().parse_args(argv)
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as exc:  # --help (0) or a bad option (2, already said in one line)
+        return int(exc.code or 0)
     args.started = started
     try:
         rc = args.func(args)

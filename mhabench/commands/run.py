@@ -167,7 +167,7 @@ def summary(args, run, out) -> int:
                               noise_warning([r.metrics()["speedup_rel_iqr"] for r in results])]):
         print(line, file=sys.stderr)
     if out.written:
-        print(f"wrote {', '.join(out.written)}")
+        print(run_table.wrapped(f"wrote {', '.join(out.written)}"))
     errors = errors_of(results)
     if errors:
         print(run_table.wrapped(f"errors per shape: {json.dumps(errors)}"))

@@ -43,7 +43,7 @@ def steps(directory: Path, names: list[str], machine: str = "", env: str = "",
         raise ConfigError(f"{results_dir}: no asv results there")
     commits, manifest = rc.read_manifest_commits(directory)
     known = rc.known_commits(results_dir)
-    targets = [rc.resolve(rc.split_replicate(b)[0], commits, known) for b in names]
+    targets = [rc.resolve(rc.split_replicate(b)[0], commits, *known) for b in names]
     if not machine:
         found = rc.machines_with(results_dir, targets)
         if len(found) != 1:

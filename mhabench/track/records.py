@@ -66,18 +66,19 @@ def read_manifest_commits(directory: Path) -> tuple[dict[str, str], dict[str, di
     return dict(commits), builds
 
 
-def known_commits(results_dir: Path) -> set[str]:
-    """Full hashes asv filed results under, read from their file names and headers."""
+def known_commits(results_dir: Path) -> tuple[set[str], list[str]]:
+    """(full hashes asv filed results under, ``["path: why"]`` of the result files that could
+    not be read): a build named by a file that is broken is reported with the file."""
     from .asv_results import load_record
-    known = set()
-    for p in results_dir.glob("*/*.json"):
+    known, broken = set(), []
+    for p in sorted(results_dir.glob("*/*.json")):
         if p.name in ("machine.json", "benchmarks.json"):
             continue
         try:
             known.add(load_record(p).commit)
-        except ConfigError:
-            pass  # read again (and refused, naming it) only if it is a file of a compared build
-    return known
+        except ConfigError as exc:
+            broken.append(str(exc))
+    return known, broken
 
 
 def split_replicate(name: str) -> tuple[str, int]:
@@ -90,14 +91,18 @@ def split_replicate(name: str) -> tuple[str, int]:
     return m[1], int(m[2])
 
 
-def resolve(name: str, commits: dict[str, str], known: set[str]) -> str:
-    """A build by tag (``torch-2.13.0``), version (``2.13.0``) or commit (a prefix of 4+)."""
+def resolve(name: str, commits: dict[str, str], known: set[str], broken=()) -> str:
+    """A build by tag (``torch-2.13.0``), version (``2.13.0``) or commit (a prefix of 4+);
+    ConfigError naming a broken result file where one may be the build's."""
     for tag in (name, "torch-" + name):
         if tag in commits:
             return commits[tag]
     hits = {c for c in set(commits.values()) | known if len(name) >= 4 and c.startswith(name)}
     if len(hits) == 1:
         return hits.pop()
+    suspects = [b for b in broken if Path(b.split(": ", 1)[0]).name.startswith(name[:8])]
+    if suspects or (broken and not hits):
+        raise ConfigError(f"build {name!r}: its result file is broken: {(suspects or broken)[0]}")
     raise ConfigError(f"unknown build {name!r}" + (" (ambiguous commit prefix)" if hits else
                       f" (tags: {', '.join(sorted(commits)) or 'none'})"))
 
@@ -161,12 +166,13 @@ def proven(meta: dict, expected: dict) -> str:
 
 
 def load_build(directory: Path, results_dir: Path, machine: str, name: str,
-               commits: dict, builds: dict, known: set, env: str = "") -> Build:
+               commits: dict, builds: dict, known, env: str = "") -> Build:
     """Every record of build ``name`` over ``machine``'s replicates (``@rN``: that one only),
     each checked against its record file's proof; records that prove another build are left
     out and named."""
     base, replicate = split_replicate(name)
-    commit = resolve(base, commits, known)
+    known, broken = known if isinstance(known, tuple) else (known, [])
+    commit = resolve(base, commits, known, broken)
     expected = dict(builds.get(commit, {}))
     installed = directory / INSTALLED / f"{commit}.json"
     if installed.is_file():

@@ -1,0 +1,225 @@
+"""mhabench.measure.bytecodes: Python bytecodes per call, an exact count. Identical between calls
+and between fresh processes; a planted pure-Python loop in the fast path (tests/plant.py,
+``Plant(py_loop=N)``, 7 bytecodes an iteration and no aten op) raises the fast path's count by
+the loop's bytecodes and leaves the slow paths' alone, where the aten-op counts see nothing."""
+from __future__ import annotations
+
+import contextlib
+import gc
+import json
+import os
+import subprocess
+import sys
+from dataclasses import asdict
+from pathlib import Path as FsPath
+
+import pytest
+import torch
+
+from mhabench.measure import bytecodes, passes
+from mhabench.measure.config import Point
+from mhabench.measure.inputs import build
+from mhabench.measure.paths import Path
+from mhabench.measure.results import Result
+
+sys.path.insert(0, str(FsPath(__file__).resolve().parent))
+import plant  # noqa: E402
+
+REPO = FsPath(__file__).resolve().parents[1]
+POINT = Point(2, 8, 32, 4, 1, dtype="fp32", device="cpu")
+#: Bytecodes of one iteration of the plant's loop (``for i in range(n): acc += i``).
+PER_ITERATION = 7
+LOOP = 500
+#: What the plant's wrapper adds to a fast call besides the loop's iterations (its own calls,
+#: tests and the loop's set-up): small next to the loop.
+WRAPPER_AT_MOST = 60
+
+
+def _loop(n):
+    acc = 0
+    for i in range(n):
+        acc += i
+    return acc
+
+
+def _python_path(n) -> Path:
+    return Path("py", contextlib.nullcontext, lambda: _loop(n))
+
+
+def _warm_paths():
+    paths = passes.active_paths(build(POINT))
+    for p in paths.values():
+        p.once()  # a first call may import or fill caches: counts are of warmed-up calls
+    return paths
+
+
+def _counts(paths) -> dict[str, int]:
+    return {n: bytecodes.count(p, calls=1) for n, p in paths.items()}
+
+
+# --- the count itself -----------------------------------------------------------------------------
+
+def test_a_loop_counts_its_bytecodes_exactly():
+    base = bytecodes.count(_python_path(0))
+    assert base > 0
+    assert bytecodes.count(_python_path(100)) - base == 100 * PER_ITERATION
+    assert bytecodes.count(_python_path(1000)) - base == 1000 * PER_ITERATION
+
+
+def test_counts_are_identical_between_calls():
+    paths = _warm_paths()
+    first = _counts(paths)
+    assert all(v > 0 for v in first.values()), first
+    assert [_counts(paths) for _ in range(3)] == [first] * 3
+    assert _counts(_warm_paths()) == first, "inputs built again: the same count"
+    assert {n: bytecodes.count(p, calls=3) for n, p in paths.items()} == first
+
+
+def test_the_smallest_count_over_the_calls_is_taken():
+    """A first call that fills a cache runs more code than the calls after it."""
+    made = []
+
+    def call():
+        if not made:
+            _loop(1000)
+        made.append(1)
+    path = Path("p", contextlib.nullcontext, call)
+    assert bytecodes.count(path, calls=2) < 1000 * PER_ITERATION
+    made.clear()
+    assert bytecodes.count(path, calls=1) > 1000 * PER_ITERATION
+
+
+def test_the_context_is_entered_once_and_not_counted():
+    entered = []
+
+    @contextlib.contextmanager
+    def ctx():
+        entered.append(1)
+        _loop(1000)
+        yield
+    path = Path("p", ctx, lambda: _loop(10))
+    assert bytecodes.count(path, calls=3) == bytecodes.count(_python_path(10))
+    assert entered == [1]
+
+
+def test_the_tracer_and_the_collector_are_given_back_even_when_a_call_raises():
+    def boom():
+        raise RuntimeError("boom")
+    assert sys.gettrace() is None and gc.isenabled()
+    with pytest.raises(RuntimeError):
+        bytecodes.count(Path("p", contextlib.nullcontext, boom))
+    assert sys.gettrace() is None and gc.isenabled()
+    gc.disable()
+    try:
+        bytecodes.count(_python_path(3))
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
+
+
+def test_the_paths_differ_in_their_python_work():
+    """The fast call runs less Python than the slow call (one native op instead of the
+    functional attention): the counts tell the paths apart."""
+    c = _counts(_warm_paths())
+    assert c["fast"] < c["slow"] and c["slow_fair"] < c["slow"]
+
+
+# --- a planted loop in the fast path ---------------------------------------------------------------
+
+@pytest.fixture
+def planted(monkeypatch):
+    """``install(Plant)``: the plant's wrapper around torch._native_multi_head_attention, put in
+    place in this process (the wheel's import hook only acts before torch is imported), and
+    taken out again after the test."""
+    original = torch._native_multi_head_attention
+
+    def install(p: plant.Plant) -> None:
+        assert not p.call_frac, "only the fast kernel is wrapped here"
+        monkeypatch.setattr(torch, "_native_multi_head_attention", original)  # one plant at a time
+        monkeypatch.setattr(torch, "_mhabench_plant", None, raising=False)
+        ns: dict = {}
+        exec(compile(plant.HOOK.format(plant=asdict(p)), "mhabench_plant.py", "exec"), ns)
+        ns["_plant"](torch)
+    return install
+
+
+def _host_ops(paths) -> dict[str, dict]:
+    r = Result(POINT)
+    passes.add_host_work(r, paths)
+    return {n: c["ops"] for n, c in r.host_work.items()}
+
+
+def test_a_planted_loop_raises_the_fast_count_by_its_bytecodes_only(planted):
+    paths = _warm_paths()
+    base, base_ops = _counts(paths), _host_ops(paths)
+    planted(plant.Plant(py_loop=LOOP))
+    assert torch._mhabench_plant is not None
+    looped, looped_ops = _counts(paths), _host_ops(paths)
+    assert torch._mhabench_plant.get("hit"), "the plant ran in the fast calls"
+    rise = looped["fast"] - base["fast"]
+    assert LOOP * PER_ITERATION <= rise <= LOOP * PER_ITERATION + WRAPPER_AT_MOST, rise
+    assert looped["slow"] == base["slow"] and looped["slow_fair"] == base["slow_fair"]
+    assert looped_ops == base_ops, "no aten op: the op counts cannot see the loop"
+
+
+def test_the_rise_is_the_loops_own_size(planted):
+    """Two plant sizes on the same wrapper: the difference is exactly the iterations'."""
+    paths = _warm_paths()
+    planted(plant.Plant(py_loop=LOOP))
+    small = _counts(paths)["fast"]
+    planted(plant.Plant(py_loop=3 * LOOP))
+    assert _counts(paths)["fast"] - small == 2 * LOOP * PER_ITERATION
+
+
+def test_the_counts_pass_carries_the_bytecodes(planted):
+    walled = passes.wall_pass(POINT, passes.Protocol(warmup_ms=0.5, min_rounds=2, max_rounds=2,
+                                                     target_ms=1.0))
+    record = walled.record()
+    base = passes.counts_pass(Result.of_record(json.loads(json.dumps(record))),
+                              passes.Protocol())
+    planted(plant.Plant(py_loop=LOOP))
+    looped = passes.counts_pass(Result.of_record(json.loads(json.dumps(record))),
+                                passes.Protocol())
+    m0, m1 = base.metrics(), looped.metrics()
+    assert m1["host_fast_bytecodes"] - m0["host_fast_bytecodes"] >= LOOP * PER_ITERATION
+    assert m1["host_slow_bytecodes"] == m0["host_slow_bytecodes"]
+    assert m1["host_fast_aten_ops"] == m0["host_fast_aten_ops"]
+
+
+# --- fresh processes -------------------------------------------------------------------------------
+
+COUNT_CODE = """
+import json
+from mhabench.measure.config import Point
+from mhabench.measure.passes import measure
+from mhabench.measure.protocol import Protocol
+r = measure(Point(2, 8, 32, 4, 1, dtype="fp32", device="cpu"),
+            Protocol(warmup_ms=0.5, min_rounds=2, max_rounds=2, target_ms=1.0), extras=False)
+print(json.dumps({p: [c["bytecodes"], c["aten_ops"]] for p, c in r.host_work.items()}))
+"""
+
+
+def _fresh(tmp_path: FsPath, p: plant.Plant | None) -> dict:
+    path = [str(REPO)]
+    if p is not None:
+        d = tmp_path / f"plant-{abs(hash(p))}"
+        plant.install_dir(d, p)
+        path.insert(0, str(d))
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(path), "OMP_NUM_THREADS": "1"}
+    out = subprocess.run([sys.executable, "-c", COUNT_CODE], env=env, capture_output=True,
+                         text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+@pytest.mark.slow
+def test_fresh_processes_count_the_same_and_see_a_planted_loop(tmp_path):
+    """Fresh processes, as a record of a build and the record of the next build are: the
+    unchanged build twice, then a pure-Python loop planted in each fast call."""
+    base, again = _fresh(tmp_path, None), _fresh(tmp_path, None)
+    looped = _fresh(tmp_path, plant.Plant(py_loop=LOOP))
+    assert base == again, "bytecode counts are exact between processes"
+    rise = looped["fast"][0] - base["fast"][0]
+    assert LOOP * PER_ITERATION <= rise <= LOOP * PER_ITERATION + WRAPPER_AT_MOST, rise
+    assert looped["slow"] == base["slow"] and looped["slow_fair"] == base["slow_fair"]
+    assert looped["fast"][1] == base["fast"][1], "no aten op"
