@@ -1,5 +1,7 @@
 """Host instruction counts (mhabench.measure.instructions): the valgrind command line, reading dumps,
-the sweep's bookkeeping across a crashed worker, and ``mhabench run --instructions``.
+the sweep's bookkeeping across a crashed worker, attaching a point's counts to its result, and
+``mhabench run --instructions`` (one valgrind process after the sweep, each counted point
+journaled again).
 
 Most of it runs a stand-in for valgrind (a script that writes the worker's JSON lines without
 torch); the real thing, under callgrind, is exercised by the host suite's asv run
@@ -20,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from mhabench import cli
+from mhabench.commands import main
 from mhabench.measure import instructions as ins
 from mhabench.measure.config import ConfigError, Point, named_grid
 
@@ -114,6 +116,7 @@ def test_worker_env_fixes_the_hash_seed_and_keeps_the_callers_path_first():
         Path(ins.__file__).resolve()
 
 
+@pytest.mark.slow  # a process importing torch and scipy
 @pytest.mark.skipif(not os.path.isdir("/proc/self/task"), reason="needs Linux /proc")
 def test_worker_env_leaves_the_counted_process_one_thread():
     code = ("import os, numpy, scipy.stats, torch; torch.set_num_threads(1); "
@@ -252,6 +255,7 @@ def test_a_worker_dead_before_any_point_fails_them_all_at_once(fake_valgrind, mo
     assert list(out) == [p.label for p in POINTS]
 
 
+@pytest.mark.slow  # waits out its 3 s limit
 def test_a_sweep_past_its_limit_is_killed_and_keeps_what_it_finished(fake_valgrind, monkeypatch):
     monkeypatch.setenv("FAKE_HANG_AT", POINTS[1].label.rsplit("-", 2)[0])
     out = ins.sweep(POINTS, ins.Plan(timeout_s=3))
@@ -262,12 +266,12 @@ def test_a_sweep_past_its_limit_is_killed_and_keeps_what_it_finished(fake_valgri
         assert out[p.label] == {**ins._error("not reached within 3 s")}
 
 
+@pytest.mark.slow
 def test_run_instructions_writes_the_counts_to_csv_and_json(fake_valgrind, tmp_path, capsys):
     csv_path, json_path = tmp_path / "o.csv", tmp_path / "o.json"
-    rc = cli.main(["run", "--grid", "smoke", "--stride", "4", "--target-ms", "2",
-                   "--min-rounds", "3", "--no-extras", "--no-peak", "--no-progress",
-                   "--no-table", "--instructions", "--save-path", str(csv_path),
-                   "--json", str(json_path)])
+    rc = main(["run", "--device", "cpu", "--grid", "smoke/4", "--preset", "check",
+               "--no-extras", "-q", "--instructions", "--save-path", str(csv_path),
+               "--json", str(json_path)])
     assert rc == 0, capsys.readouterr()
     rows = list(csv.DictReader(csv_path.open()))
     doc = json.loads(json_path.read_text())
@@ -281,14 +285,19 @@ def test_run_instructions_writes_the_counts_to_csv_and_json(fake_valgrind, tmp_p
     assert doc["meta"]["instructions"]["restarts"] == 0
     assert "instructions" in doc["meta"]["cost_s"]
     assert len(_calls(fake_valgrind)) == 1
+    journal = [json.loads(x) for x in (tmp_path / "o.journal.jsonl").read_text().splitlines()[1:]]
+    labels = [r["label"] for r in doc["results"]]
+    assert [(e["label"], e["stage"]) for e in journal] == \
+        [(lab, "wall") for lab in labels] + [(lab, "done") for lab in labels] * 2, \
+        "each point journaled a third time, with its counts"
+    assert all(e["record"]["instructions"] for e in journal[-2:])
 
 
 def test_run_instructions_without_valgrind_is_one_line_and_writes_nothing(tmp_path, monkeypatch,
                                                                           capsys):
     monkeypatch.setattr(ins.shutil, "which", lambda name: None)
     out = tmp_path / "o.csv"
-    rc = cli.main(["run", "--grid", "smoke", "--instructions", "--save-path", str(out),
-                   "--no-progress"])
+    rc = main(["run", "--grid", "smoke", "--instructions", "--save-path", str(out)])
     err = capsys.readouterr().err.strip().splitlines()
     assert rc == 2 and err == ["mhabench: error: valgrind not found (instruction counts need "
                                "it: apt-get install -y valgrind)"]
@@ -296,10 +305,40 @@ def test_run_instructions_without_valgrind_is_one_line_and_writes_nothing(tmp_pa
 
 
 def test_results_without_counts_have_nan_instruction_figures():
-    from mhabench.measure.results import COLUMNS, Result, row
+    from mhabench.catalogue import csv_columns
+    from mhabench.measure.results import Result, csv_row
     r = Result(POINTS[0])
     m = r.metrics()
     assert all(math.isnan(m[f"instr_{p}"]) for p in ("fast", "slow", "slow_fair"))
     r.instructions = {"fast": 5.0}
     assert r.metrics()["instr_fast"] == 5.0  # the metrics cache sees the new counts
-    assert row(r)[COLUMNS.index("instr_fast")] == "5"
+    assert csv_row(r)[csv_columns().index("instr_fast")] == "5"
+
+
+def test_attach_stores_a_points_counts_or_a_note():
+    from mhabench.measure.results import Result
+    r = Result(POINTS[0], rounds={"fast": [1.0]})
+    ins.attach(r, {"status": "ok", "instructions": {"fast": 100.5, "slow": 30.0}})
+    assert r.instructions == {"fast": 100.5, "slow": 30.0} and r.message == ""
+    failed = Result(POINTS[1], rounds={"fast": [1.0]}, message="fp32 reference: x")
+    ins.attach(failed, ins._error("worker died (exit status 139)"))
+    assert failed.instructions == {} and failed.status == "ok"
+    assert failed.message == "fp32 reference: x; instructions: worker died (exit status 139)"
+    bare = Result(POINTS[2])
+    ins.attach(bare, ins._error("not reached within 3 s"))
+    assert bare.message == "instructions: not reached within 3 s"
+
+
+def test_run_instructions_on_cuda_is_refused_before_anything(tmp_path, capsys):
+    rc = main(["run", "--device", "cuda", "--instructions", "--json", str(tmp_path / "a.json")])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 2 and len(err) == 1 and "--instructions counts on a CPU only" in err[0]
+    assert not (tmp_path / "a.json").exists()
+
+
+def test_the_interpreter_counted_can_be_another(fake_valgrind):
+    other = "/opt/build-b/bin/python3"  # the stand-in reads its argv only
+    out = ins.sweep(POINTS[:1], ins.Plan(python=other))
+    assert out[POINTS[0].label]["status"] == "ok"
+    argv = _calls(fake_valgrind)[0]["argv"]
+    assert other in argv and sys.executable not in argv

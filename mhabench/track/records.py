@@ -202,7 +202,8 @@ def load_build(directory: Path, results_dir: Path, machine: str, name: str,
         missing += not meta
         why = proven(meta, expected)
         if why:
-            build.refused.append(f"{rec.path}: {why}")
+            build.refused.append(f"record {rec.machine}/{Path(rec.path).name[:8]} of {name}: "
+                                 f"{why}")
             continue
         build.records.append(rec)
         build.meta.append(meta)
