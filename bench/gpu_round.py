@@ -7,7 +7,7 @@
     python bench/gpu_round.py gate --dry-run --out /tmp/g            # on a CPU: plumbing only
 
 ``agree``: the reference script's own ``run`` and ``mhabench run`` (default, and variants: no
-counts pass, i.e. no profiler in the process; the latency protocol) in interleaved fresh
+counts pass, i.e. no profiler in the process) in interleaved fresh
 processes, on the seed grid / 8 and on the 72-point gate grid. Per variant: the fast path's
 level per process (median over points), the spread of ``wall_fast_us`` between processes
 (median and p90 over points) and the share of the reference's steady points (its own three
@@ -138,14 +138,15 @@ def rel_range(vals):
 
 #: Per point set, the variants measured beside the default: without the counts pass (so no
 #: profiler session in the process at all), and the latency protocol (single synchronised calls).
-VARIANTS = {"seed8": {"no_counts_pass": {"device_calls": 0}},
-            "gate72": {"latency": {"mode": "rotation"}}}
+VARIANTS = {"seed8": {"no_counts_pass": {"device_calls": 0}}, "gate72": {}}
 
 
 def agree(args, out: Path) -> dict:
     """Level, spread and agreement with the reference, per variant and point set."""
     summary = {}
     for gname, grid in AGREE_GRIDS.items():
+        if args.sets and gname not in args.sets.split(","):
+            continue
         variants = {"default": {}, **VARIANTS[gname]}
         g = DRY["grid"] if args.dry_run else grid
         runs: dict[str, list] = {v: [] for v in variants}
@@ -315,6 +316,7 @@ def main() -> int:
     ap.add_argument("--json", default="")
     ap.add_argument("--protocol", default="")
     ap.add_argument("--no-extras", action="store_true")
+    ap.add_argument("--sets", default="", help="agree: only these point sets (seed8, gate72)")
     args = ap.parse_args()
     if args.part == "child":
         return child(args)

@@ -79,28 +79,44 @@ def _feed_patterns() -> list[str]:
     return list(s["regressions_thresholds"]) + list(s["regressions_first_commits"])
 
 
+def _entries(name: str) -> list[str]:
+    """What asv matches the feed's patterns against (asv.plugins.regressions): a parameterised
+    benchmark's ``name(param, ...)``, with ``@branch`` where the graph has a branch."""
+    return [f"{name}(2, 8, 32, 4, 1)@main", f"{name}(2, 8, 32, 4, 1)", f"{name}@main", name]
+
+
+def _pattern_of(name: str, where: str = "regressions_thresholds") -> str:
+    (p,) = [p for p in cat.feed_settings()[where] if re.match(p, _entries(name)[0])]
+    return p
+
+
 def test_feed_patterns_match_recorded_benchmarks_and_do_not_overlap():
-    """asv applies the largest threshold among the matching patterns: an overlap would widen one
-    silently; a pattern matching nothing is a renamed figure's leftover."""
+    """asv applies the largest threshold among the matching patterns (``re.match`` against
+    each point's entry name): an overlap would widen one silently; a pattern matching nothing
+    is a renamed figure's leftover, or one asv never applies."""
     names = sorted(cat.BY_ASV)
     pats = _feed_patterns()
     assert len(pats) == len(set(pats))
     for p in pats:
-        assert any(re.search(p, n) for n in names), p
+        assert any(re.match(p, e) for n in names for e in _entries(n)[:1]), p
     for n in names:
-        assert sum(bool(re.search(p, n)) for p in pats) == 1, n
+        for entry in _entries(n):
+            assert sum(bool(re.match(p, entry)) for p in pats) == 1, entry
     thresholds = cat.feed_settings()["regressions_thresholds"]
     assert all(t >= 0 for t in thresholds.values())
     # the host-work counts are exact: any rise is flagged
-    assert thresholds[r"^host\.HostWork\.track_fast_aten_ops$"] == 0.0
+    assert thresholds[_pattern_of("host.HostWork.track_fast_aten_ops")] == 0.0
+    off = cat.feed_settings()["regressions_first_commits"]
+    assert all(v is None for v in off.values())
+    assert _pattern_of("time_per_call.WallTime.track_fast", "regressions_first_commits")
 
 
 def test_the_wall_threshold_moves_only_the_wall_ratios():
     base = cat.feed_settings()["regressions_thresholds"]
     wide = cat.feed_settings(0.2)["regressions_thresholds"]
     changed = {p for p in base if base[p] != wide[p]}
-    assert changed == {r"^speedup\.FastOverSlow\.track_wall$",
-                       r"^speedup\.FastOverSlow\.track_wall_fair$"}
+    assert changed == {_pattern_of("speedup.FastOverSlow.track_wall"),
+                       _pattern_of("speedup.FastOverSlow.track_wall_fair")}
     assert all(wide[p] == 0.2 for p in changed)
 
 
@@ -211,8 +227,7 @@ def test_an_added_figure_reaches_the_suite(extra_figure):
     assert bench.track_fast_extra_ops(None) == 7.0
     names = [n for n, *_ in generated("cpu", "core")]
     assert EXTRA_ASV in names
-    assert cat.feed_settings()["regressions_thresholds"][r"^host\.HostWork\.track_fast_extra_ops$"] \
-        == 0.0
+    assert cat.feed_settings()["regressions_thresholds"][_pattern_of(EXTRA_ASV)] == 0.0
 
 
 def test_an_added_figure_reaches_the_gate(extra_figure):
@@ -312,6 +327,8 @@ def test_run_meta_carries_the_reasons_for_this_torch(small_proto):
     meta = machine.run_meta("cpu", small_proto, "smoke")
     assert meta["n/a"] == cat.unavailable("cpu", backends=compat.sdpa_backend_names())
     assert meta["how_measured"] == machine.how_measured("cpu")
+    counted = machine.run_meta("cpu", small_proto, "smoke", instructions=True)["n/a"]
+    assert set(meta["n/a"]) - set(counted) == {f"instr_{p}" for p in cat.PATHS}
 
 
 def test_how_measured_names_the_fallbacks_in_use(monkeypatch):
@@ -335,7 +352,8 @@ def test_this_torchs_profiler_resolution():
 # --- one place -----------------------------------------------------------------------------------
 def test_the_asv_names_live_in_the_catalogue_not_across_the_package():
     """A figure's asv name is spelled in the catalogue; the commands may name the default one."""
-    files = sorted(str(p.relative_to(REPO)) for p in (REPO / "mhabench").rglob("*.py")
-                   if "FastOverSlow" in p.read_text(encoding="utf-8"))
+    files = sorted(str(p.relative_to(REPO)) for p in (REPO / "mhabench").rglob("*")
+                   if p.is_file() and "__pycache__" not in p.parts
+                   and b"FastOverSlow" in p.read_bytes())
     assert "mhabench/catalogue.py" in files
     assert len(files) <= 3, files

@@ -258,3 +258,10 @@ def test_raw_profile_reads_a_real_session_on_this_torch():
     (a0, a1, _), (b0, b1, _) = sorted(ranges)
     assert a1 <= b0
     assert kernels == []
+
+
+def test_the_cuda_version_is_the_wheels_and_names_its_variant():
+    from mhabench.measure import machine
+    v = compat.cuda_version()
+    assert v == getattr(torch.version, "cuda", None)
+    assert machine.variant() == ("cpu" if v is None else "cu" + v.replace(".", ""))

@@ -61,3 +61,33 @@ def test_noise_warning_only_far_above_the_usual():
 def test_the_warnings_read_what_a_run_recorded():
     assert host_setup.busy_warning({}) is None
     assert host_setup.noise_warning([float("nan"), "x"]) is None
+
+
+CHILD = ("from mhabench.measure.host_setup import die_with_parent; die_with_parent(); "
+         "print('ready', flush=True); import time; time.sleep(60)")
+MIDDLE = ("import subprocess, sys; p = subprocess.Popen([sys.executable, '-c', sys.argv[1]], "
+          "stdout=subprocess.PIPE); p.stdout.readline(); print(p.pid, flush=True)")
+
+
+def _gone(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().rsplit(")", 1)[1].split()[0] == "Z"
+    except FileNotFoundError:
+        return True
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self"), reason="needs Linux")
+def test_a_measuring_process_dies_with_its_parent():
+    """The parent of a process that called die_with_parent exits: the kernel kills it."""
+    import subprocess
+    import sys
+    import time
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    out = subprocess.run([sys.executable, "-c", MIDDLE, CHILD], cwd=root, capture_output=True,
+                         text=True, timeout=60, check=True)
+    pid = int(out.stdout.strip())
+    deadline = time.monotonic() + 10
+    while not _gone(pid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert _gone(pid), "the child outlived its parent"

@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 import plant
 
 REPO = Path(__file__).resolve().parents[1]
@@ -30,6 +32,7 @@ print(json.dumps(out))
 """
 
 
+@pytest.mark.slow  # a fresh process importing torch
 def test_call_frac_waits_that_fraction_of_each_fast_call_only(tmp_path):
     d = plant.install_dir(tmp_path / "plant", plant.Plant(call_frac=0.5))
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(d), str(REPO)]),

@@ -251,8 +251,8 @@ def test_grid_axes_make_a_custom_grid(tmp_path):
 
 @pytest.mark.slow
 def test_a_stride_seed_and_block_are_grid_syntax(tmp_path):
-    doc = _run_json(tmp_path, "--grid", "smoke;seed=7;block=4/4")
-    want = SMOKE[::4]
+    doc = _run_json(tmp_path, "--grid", "smoke;seed=7;block=4/2")
+    want = SMOKE[::2]
     assert [(r["point"]["batch_size"], r["point"]["seq_len"], r["point"]["beta_b"])
             for r in doc["results"]] == [(p.batch_size, p.seq_len, p.beta_b) for p in want]
     assert {r["point"]["seed"] for r in doc["results"]} == {7}
@@ -278,6 +278,20 @@ def test_threads_option_is_recorded(tmp_path):
     meta = _doc(tmp_path / "a.json")["meta"]
     assert meta["host_setup"]["threads"] == meta["threads"] == 2
     assert "2 thread(s)" in out.splitlines()[0]
+
+
+@pytest.mark.slow
+def test_a_run_counting_instructions_does_not_call_them_na(tmp_path, monkeypatch):
+    """The header and the JSON's n/a reasons follow --instructions (callgrind itself, minutes
+    a point, is left out: tests/test_instructions.py runs it)."""
+    from mhabench.run import execute
+    monkeypatch.setattr(execute, "_instructions", lambda *a, **k: None)
+    rc, out, err = _main(["run", "--points", SMOKE[0].label, *CHECK, "-q", "--instructions",
+                          "--json", str(tmp_path / "a.json")])
+    assert rc == 0, out + err
+    assert "instr_" not in out and cat.NOT_COUNTED not in out
+    assert not [k for k in _doc(tmp_path / "a.json")["meta"]["n/a"] if k.startswith("instr_")]
+    assert _doc(tmp_path / "a.json")["meta"]["instructions"] is True
 
 
 #: heads=3: the fast path refuses an odd head count, so that point fails (no_fastpath).

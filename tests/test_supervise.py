@@ -14,7 +14,7 @@ import stat
 import sys
 import textwrap
 import time
-from dataclasses import asdict, replace
+from dataclasses import replace
 from pathlib import Path
 
 import pytest

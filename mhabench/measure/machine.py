@@ -92,8 +92,9 @@ def host_calibration(reps: int = CALIBRATION_REPS, loop: int = CALIBRATION_LOOP)
             "reps": reps, "loop": loop}
 
 
-def run_meta(device: str, proto: Protocol, grid: str) -> dict:
-    """What a result file needs to be read later: the build, the device, the protocol."""
+def run_meta(device: str, proto: Protocol, grid: str, instructions: bool = False) -> dict:
+    """What a result file needs to be read later: the build, the device, the protocol, and the
+    figures that are n/a here (the instruction counts unless ``instructions``)."""
     from ..catalogue import unavailable
     return {
         "mhabench_grid": grid,
@@ -105,7 +106,7 @@ def run_meta(device: str, proto: Protocol, grid: str) -> dict:
         "protocol": asdict(proto),
         "host_setup": host_setup.host_meta(),  # threads, cores, load average
         "started": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "n/a": unavailable(device, backends=compat.sdpa_backend_names()),
+        "n/a": unavailable(device, instructions, backends=compat.sdpa_backend_names()),
         "how_measured": how_measured(device),
     }
 

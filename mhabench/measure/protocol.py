@@ -13,9 +13,10 @@ from .config import ConfigError
 
 #: How a point's wall-time budget is spent (:func:`mhabench.measure.timing.wall_rounds`):
 #: ``windows`` times back-to-back calls of one path between two synchronisations, as the
-#: reference script does (the seed's wall time); ``rotation`` times single synchronised calls
-#: (a latency).
-MODES = ("windows", "rotation")
+#: reference script does (the seed's wall time). Single synchronised calls (a latency, the
+#: rotation protocol before it) measured 1.5-2x the reference's level on a GPU host and judged
+#: no better: retired (docs/lab/2026-12-gpu.md).
+MODES = ("windows",)
 
 
 @dataclass(frozen=True)
@@ -25,7 +26,7 @@ class Protocol:
     warmup_ms: float = 5.0      # for all paths together, taken in turn
     min_warmup: int = 2         # calls per path at least
     target_ms: float = 50.0     # measuring time per point, all paths together
-    min_rounds: int = 10
+    min_rounds: int = 3         # a window of each path per round: few, long windows
     max_rounds: int = 200
     device_calls: int = 4       # profiled calls per path, median taken (0: no device time)
     host_work: bool = True      # exact host-work counts (aten ops, bytecodes, CUDA calls...)
@@ -45,8 +46,10 @@ class Protocol:
 
     @property
     def window_us(self) -> float:
-        """How long one path's window lasts in ``windows`` mode: the budget spread over
-        ``min_rounds`` rounds of a window per path."""
+        """How long one path's window lasts: the budget spread over ``min_rounds`` rounds of a
+        window per path. A window must hold many back-to-back calls of a host-bound path (a call
+        after a synchronisation starts cold: single calls measured 1.5-2x the reference's level
+        on a GPU host), so the budget buys few, long windows rather than many short ones."""
         return self.target_ms * 1000.0 / (self.min_rounds * 3)
 
 
@@ -60,9 +63,9 @@ LIMITS = {"warmup_ms": (0, 600_000.0), "min_warmup": (1, 100_000), "target_ms": 
 #: re-measuring a few flagged points (``mhabench confirm``).
 PRESETS = {
     "check": Protocol(warmup_ms=0.5, min_rounds=2, max_rounds=2, target_ms=1.0, device_calls=1),
-    "fast": Protocol(warmup_ms=2.0, min_rounds=6, target_ms=20.0, device_calls=2),
+    "fast": Protocol(warmup_ms=2.0, min_rounds=3, target_ms=20.0, device_calls=2),
     "default": Protocol(),
-    "rigorous": Protocol(warmup_ms=20.0, min_rounds=30, max_rounds=600, target_ms=200.0,
+    "rigorous": Protocol(warmup_ms=20.0, min_rounds=10, max_rounds=600, target_ms=300.0,
                          device_calls=10),
 }
 

@@ -133,11 +133,10 @@ def wall_rounds(paths: Mapping[str, Path], proto: Protocol,
     """Warm up, then measure rounds in a rotating order of the paths; returns (µs per call per
     path in round order, one sample per round and path; calls per sample per path).
 
-    ``windows`` (default): a round times one window of back-to-back calls of each path, with a
-    synchronisation before and after (none inside): what the reference script times, the
-    throughput of a path. The calls per window come from the warm-up's estimate, so that a
-    window lasts about ``proto.window_us``. ``rotation``: a round is one call of every path,
-    each between two events, all enqueued with one synchronisation at the end (a latency).
+    A round times one window of back-to-back calls of each path, with a synchronisation
+    before and after (none inside): what the reference script times, the throughput of a
+    path. The calls per window come from the warm-up's estimate, so that a window lasts about
+    ``proto.window_us``.
     """
     clock = Clock(device)
     names = list(paths)
@@ -145,9 +144,6 @@ def wall_rounds(paths: Mapping[str, Path], proto: Protocol,
     was_enabled = gc.isenabled()
     gc.disable()
     try:
-        if proto.mode == "rotation":
-            rounds = rounds_for(sum(est.values()), proto)
-            return _rotation(clock, paths, names, rounds), {n: 1 for n in names}
         calls = window_calls(est, proto)
         rounds = rounds_for(sum(calls[n] * est[n] for n in names), proto)
         out: dict[str, list[float]] = {n: [] for n in names}
@@ -158,19 +154,6 @@ def wall_rounds(paths: Mapping[str, Path], proto: Protocol,
     finally:
         if was_enabled:
             gc.enable()
-
-
-def _rotation(clock: Clock, paths, names, rounds: int) -> dict[str, list[float]]:
-    seq, owner = [], []
-    for r in range(rounds):
-        for n in _order(r, names):
-            seq.append(paths[n])
-            owner.append(n)
-    times = clock.calls(seq)
-    out: dict[str, list[float]] = {n: [] for n in names}
-    for n, t in zip(owner, times):
-        out[n].append(t)
-    return out
 
 
 LABEL = "mhabench::"

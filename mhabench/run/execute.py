@@ -91,7 +91,8 @@ def execute(run: Resolved, outputs: Outputs, journal_path, resume: bool = False,
     except WorkerFailed:
         worker.stop()
         raise
-    meta = machine.run_meta(run.spec.device, spec.protocol, run.grid.spec)
+    meta = machine.run_meta(run.spec.device, spec.protocol, run.grid.spec,
+                            instructions=run.spec.instructions)
     meta.update(identity)  # the measuring process's build, whichever interpreter it is
     meta.update(extras=run.spec.extras, instructions=run.spec.instructions,
                 threads=run.spec.threads, cost_s={}, host_calibration=[], **(extra_meta or {}))

@@ -4,7 +4,9 @@ records, then say, path by path, what moved and why.
 ``judge``: one point of one figure. ``change = after / before - 1`` of the medians over each
 build's records, against ``threshold = min(cap, max(floor, allowed))``: ``allowed`` from the
 records' own spread (:func:`mhabench.track.stats.allowance`), the floor and drift from the
-figure's family (:data:`mhabench.catalogue.FAMILIES`). Exact figures (host-work counts and
+figure's family (:data:`mhabench.catalogue.FAMILIES`); with several records on each side the
+change must also separate them (every record after beyond every record before, by half the
+threshold). Exact figures (host-work counts and
 bytecodes) have no threshold: any change is changed work. A point measured before and failed
 after is a regression. Every judged figure is lower-is-better (a ratio is fast / slow).
 
@@ -99,7 +101,12 @@ def judge(before: list, after: list, fam: cat.Family, rule: Rule, ses=(math.nan,
                                 rule.drift_of(fam), rule.k)
     t = min(rule.cap, max(rule.floor_of(fam), allowed))
     change = ma / mb - 1
-    status = "regressed" if change > t else "improved" if -change > t else "ok"
+    # with records on both sides, a change must also separate them by half the threshold: every
+    # record after beyond every record before. A host that flips between states from process to
+    # process moves the median of three records by chance; a regression moves every record.
+    one = source != "replicates" or len(b) < 2 or len(a) < 2
+    status = ("regressed" if change > t and (one or min(a) / max(b) - 1 > t / 2) else
+              "improved" if -change > t and (one or 1 - max(a) / min(b) > t / 2) else "ok")
     return status, mb, ma, change, t, source
 
 
