@@ -72,7 +72,7 @@ def test_worker_command_is_prefixable_and_carries_per_process_settings(monkeypat
 
 
 def test_a_worker_spec_travels_as_json():
-    spec = WorkerSpec(Protocol(mode="rotation", target_ms=3.0), extras=False, threads=2,
+    spec = WorkerSpec(Protocol(min_rounds=7, target_ms=3.0), extras=False, threads=2,
                       prefix=("taskset", "-c", "0"), point_timeout=5.0, python="/x")
     assert WorkerSpec.from_json(json.loads(json.dumps(spec.to_json()))) == spec
 
