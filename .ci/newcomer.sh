@@ -38,15 +38,14 @@ eval "$main_job" >"$work/asv2.log" 2>&1 || { tail -40 "$work/asv2.log"; fail "ma
 [ -f .asv/html/index.json ] || fail "no .asv/html/index.json"
 
 step "mhabench run (the defaults: smoke grid, CPU, one thread)"
-mhabench run --no-progress --json "$work/out/run.json" >"$work/run.log" 2>&1 \
-  || { cat "$work/run.log"; fail "run exited $?"; }
+mhabench run --json "$work/out/run.json" >"$work/run.log" 2>"$work/run.err" \
+  || { cat "$work/run.log" "$work/run.err"; fail "run exited $?"; }
 grep -q "1 thread(s)" "$work/run.log" || fail "run does not say its thread count"
 grep -q "speedup↑" "$work/run.log" || fail "run's table lacks the speedup column"
 grep -q "wrote $work/out/run_breakeven.csv, $work/out/run.json" "$work/run.log" \
   || fail "run does not name the files it wrote"
 python3 -c 'import sys; sys.exit(any(len(ln.rstrip("\n")) > 160 for ln in open(sys.argv[1],
-    encoding="utf-8") if ln[:1] in "+|"))' "$work/run.log" \
-  || fail "run's table is wider than 160 characters"
+    encoding="utf-8")))' "$work/run.log" || fail "run prints lines wider than 160 characters"
 
 step "mhabench plot (default --out beside the input)"
 mhabench plot "$work/out/run.json" >"$work/plot.log"
@@ -55,30 +54,29 @@ png="$(head -1 "$work/plot.log")"
 
 step "mhabench serve, fetched once over 127.0.0.1"
 serve_args=(--port 0)
-command -v npm >/dev/null || serve_args+=(--cdn)  # no npm: the page as it is
 mhabench serve .asv/html "${serve_args[@]}" >"$work/serve.log" 2>&1 &
 server=$!
 for _ in $(seq 1 600); do grep -q '^serving ' "$work/serve.log" && break; sleep 0.1; done
 url="$(grep -o 'http://127.0.0.1:[0-9]*/' "$work/serve.log" | head -1)"
 [ -n "$url" ] || { cat "$work/serve.log"; fail "serve did not start"; }
-python3 - "$url" "${serve_args[*]}" <<'EOF' || fail "serve"
+python3 - "$url" <<'EOF' || fail "serve"
 import sys, urllib.request
-url, args = sys.argv[1], sys.argv[2]
+url = sys.argv[1]
 page = urllib.request.urlopen(url, timeout=30).read().decode()
 assert "asv" in page.lower(), "not asv's page"
-if "--cdn" not in args:
-    assert "/_cdn/" in page and "https://code.jquery.com" not in page, "CDN addresses left"
-    local = page.split('"/_cdn/', 1)[1].split('"', 1)[0]
-    assert urllib.request.urlopen(url + "_cdn/" + local, timeout=30).read(), local
+assert "/_cdn/" in page and "https://code.jquery.com" not in page, "CDN addresses left"
+local = page.split('"/_cdn/', 1)[1].split('"', 1)[0]
+assert urllib.request.urlopen(url + "_cdn/" + local, timeout=30).read(), local
 assert urllib.request.urlopen(url + "index.json", timeout=30).read().startswith(b"{")
 EOF
 kill "$server" && wait "$server" || true
 server=""
 
-step "mhabench gate: the second commit against the first (same code; a wide floor: no regression)"
+step "mhabench gate: the second commit against the first (same code, one record each)"
 base="$(git rev-parse HEAD~1)" head="$(git rev-parse HEAD)"
-mhabench gate "$base" "$head" --dir . --results .asv/results --machine local --floor 0.5 \
-  >"$work/gate.log" 2>&1 \
-  || { cat "$work/gate.log"; fail "gate exited $?"; }
-grep -q "comparisons" "$work/gate.log" || { cat "$work/gate.log"; fail "gate said nothing"; }
+rc=0
+mhabench gate "$base" "$head" --dir .asv --machine local >"$work/gate.log" 2>&1 || rc=$?
+# 0 or 1 is a verdict (one record each on a shared host: the wall figures may move); 2 or 3 is not
+[ "$rc" -le 1 ] || { cat "$work/gate.log"; fail "gate exited $rc"; }
+grep -q "points" "$work/gate.log" || { cat "$work/gate.log"; fail "gate said nothing"; }
 step "all steps passed"

@@ -491,3 +491,24 @@ def grouped(reasons: dict[str, str]) -> dict[str, list[str]]:
     for key, why in reasons.items():
         out.setdefault(why, []).append(key)
     return out
+
+
+def markdown() -> str:
+    """The catalogue as a Markdown table (docs/reference.md holds it; ``python -m
+    mhabench.catalogue`` prints it)."""
+    head = ("| figure | unit | better | path | role | gate family | asv benchmark | feed | "
+            "where |\n|---|---|---|---|---|---|---|---|---|")
+    rows = []
+    for f in FIGURES:
+        path = "/".join(f.pair) if f.pair else f.path or "-"
+        feed = "-" if not f.asv else ("off" if f.feed is None else f"{f.feed:.0%}")
+        where = {"any": "CPU, CUDA", "cpu": "CPU", "cuda": "CUDA"}[f.on] + (
+            ", extras" if f.extra else "") + ("" if set(f.suites) >= {"full", "core"} else
+                                              f", suite {'/'.join(f.suites)}")
+        rows.append(f"| `{f.key}` | {f.unit} | {f.better} | {path} | {f.role} | "
+                    f"{f.family or '-'} | {f'`{f.asv}`' if f.asv else '-'} | {feed} | {where} |")
+    return head + "\n" + "\n".join(rows) + "\n"
+
+
+if __name__ == "__main__":
+    print(markdown(), end="")

@@ -299,6 +299,8 @@ CASES = [
                 write(d, "builds.json", {"commits": {"torch-x": COMMIT}})), "non-numeric"),
     ("gate-unknown-machine", ["gate", "torch-x", "torch-x", "--dir", "{d}", "--machine", "zz"],
      gate_dir, "zz"),
+    ("gate-unknown-env", ["gate", "torch-x", "torch-x", "--dir", "{d}", "--env", "nope"],
+     gate_dir, "environment 'nope'"),
     ("gate-fail-on", ["gate", "torch-x", "torch-x", "--dir", "{d}", "--fail-on", "fast"],
      gate_dir, "fast"),
     ("gate-json-folder", ["gate", "torch-x", "torch-x", "--dir", "{d}", "--json", "{d}/sub"],

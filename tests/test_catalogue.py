@@ -357,3 +357,9 @@ def test_the_asv_names_live_in_the_catalogue_not_across_the_package():
                    and b"FastOverSlow" in p.read_bytes())
     assert "mhabench/catalogue.py" in files
     assert len(files) <= 3, files
+
+
+def test_the_reference_page_holds_the_catalogues_table():
+    from mhabench import catalogue as cat
+    page = (Path(__file__).resolve().parents[1] / "docs" / "reference.md").read_text()
+    assert cat.markdown() in page, "regenerate docs/reference.md: python -m mhabench.catalogue"

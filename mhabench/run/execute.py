@@ -96,7 +96,7 @@ def execute(run: Resolved, outputs: Outputs, journal_path, resume: bool = False,
     meta.update(identity)  # the measuring process's build, whichever interpreter it is
     meta.update(extras=run.spec.extras, instructions=run.spec.instructions,
                 threads=run.spec.threads, cost_s={}, host_calibration=[], **(extra_meta or {}))
-    meta["peak"] = _peak(run, identity, reporter)
+    meta["peak"], peak_line = _peak(run)
     points = list(run.points)
     fp = fingerprint(points, meta, run.spec.threads, run.spec.extras, run.spec.instructions)
     try:
@@ -106,6 +106,8 @@ def execute(run: Resolved, outputs: Outputs, journal_path, resume: bool = False,
         raise
     job, skipped = _job(journal, points, retry_failed)
     reporter.started(meta, run, journal.path, 2 * len(job.walls) + len(job.partials))
+    for line in peak_line:
+        reporter.note(line)
     out = Outcome([], meta, journal.path, skipped=skipped)
 
     def on_entry(label: str, stage: str, record: dict) -> None:
@@ -199,18 +201,20 @@ def _handlers(asked: list) -> dict:
     return out
 
 
-def _peak(run: Resolved, identity: dict, reporter: Reporter) -> dict:
-    """The device's matmul peak (cached), for the share-of-peak figures; skipped for a check
-    and where the measuring interpreter is another one (its torch is not this process's)."""
+def _peak(run: Resolved) -> tuple[dict, list[str]]:
+    """The device's matmul peak (cached), for the share-of-peak figures, and the lines that say
+    so; skipped for a check and where the measuring interpreter is another one (its torch is
+    not this process's)."""
     import math
     if not run.peak or run.spec.python:
-        return {"tflops": math.nan, "skipped": True}
+        return {"tflops": math.nan, "skipped": True}, []
     from ..measure.peak import peak_entry
-    entry = peak_entry(run.spec.device, run.spec.dtype, on_warning=reporter.note)
+    lines: list[str] = []
+    entry = peak_entry(run.spec.device, run.spec.dtype, on_warning=lines.append)
     how = "cached" if entry.get("cached") else f"measured in {entry.get('seconds', 0):.1f} s"
-    reporter.note(f"peak: {entry['error']}" if "error" in entry else
-                  f"peak: {entry['tflops']:.4g} TFLOP/s matmul ({how})")
-    return entry
+    lines.append(f"peak: {entry['error']}" if "error" in entry else
+                 f"peak: {entry['tflops']:.4g} TFLOP/s matmul ({how})")
+    return entry, lines
 
 
 def _recheck_peak(results, meta: dict, run: Resolved, reporter: Reporter) -> bool:

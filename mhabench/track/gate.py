@@ -55,7 +55,8 @@ def steps(directory: Path, names: list[str], machine: str = "", env: str = "",
     for b in builds:
         if not b.records:
             why = f" ({'; '.join(b.refused)})" if b.refused else ""
-            raise ConfigError(f"no usable results for {b.name} on machine {machine!r} in "
+            where = f" in environment {env!r}" if env else ""
+            raise ConfigError(f"no usable results for {b.name} on machine {machine!r}{where} in "
                               f"{results_dir}{why}")
     steps = []
     for base, head in zip(builds, builds[1:]):
