@@ -201,8 +201,10 @@ def gate(args, out: Path) -> dict:
     loop = calibrate_loop(20e-6)
     plants = {"py20": Plant(py_loop=loop), "busy100": Plant(busy_s=100e-6),
               "busy20": Plant(busy_s=20e-6)}
-    order = ["A", "py20", "A", "busy100", "A", "busy20", "A", "py20", "A", "busy100", "A",
-             "busy20", "py20", "busy100", "busy20"]
+    chosen = args.plants.split(",") if args.plants else list(plants)
+    plants = {k: v for k, v in plants.items() if k in chosen}
+    order = [x for x in ["A", "py20", "A", "busy100", "A", "busy20", "A", "py20", "A", "busy100",
+                         "A", "busy20", "py20", "busy100", "busy20"] if x == "A" or x in plants]
     docs: dict[str, list] = {}
     for i, name in enumerate(order):
         n = len(docs.setdefault(name, []))
@@ -317,6 +319,7 @@ def main() -> int:
     ap.add_argument("--protocol", default="")
     ap.add_argument("--no-extras", action="store_true")
     ap.add_argument("--sets", default="", help="agree: only these point sets (seed8, gate72)")
+    ap.add_argument("--plants", default="", help="gate: only these plants (py20, busy100, busy20)")
     args = ap.parse_args()
     if args.part == "child":
         return child(args)

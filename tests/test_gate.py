@@ -149,7 +149,7 @@ def test_vouch_says_the_smallest_change_seen_per_family():
 
 
 # --- records, proof and the command --------------------------------------------------------------
-def track_dir(tmp_path, builds, variant=None):
+def track_dir(tmp_path, builds, variant=None, calibration=0.01):
     """A track dir: builds.json, asv results of each build (records r1..r3) and their record
     files. ``builds``: [(tag, commit, fast, ops, torch reported)]."""
     d = tmp_path / "t"
@@ -165,7 +165,7 @@ def track_dir(tmp_path, builds, variant=None):
             write_result(res, machine, commit, {FAST: fast * jit, SLOW: 200.0 * jit,
                                                 WALL: fast / 200.0, OPS: ops, SLOW_OPS: 130})
             meta = {"torch": torch, "torch_git": "g" * 40, "variant": variant or "cpu",
-                    "host_calibration": [{"rel_iqr": 0.01}]}
+                    "host_calibration": [{"rel_iqr": calibration}]}
             rec = d / "records" / machine / f"{commit}-virtualenv-py3.11.json"
             rec.parent.mkdir(parents=True, exist_ok=True)
             rec.write_text(json.dumps({"meta": meta, "results": [
@@ -251,3 +251,17 @@ def test_records_without_record_files_are_read_with_a_note(tmp_path):
     shutil.rmtree(d / "records")
     rc, text = run_gate(["gate", "2.1.0", "2.2.0", "--dir", str(d)])
     assert rc == 0 and "carry no record file" in text
+
+
+def test_wall_figures_of_a_noisy_host_are_withheld_and_counts_still_judged(tmp_path):
+    builds = [("torch-2.1.0", A, 100.0, 228, "2.1.0+cpu"),
+              ("torch-2.2.0", B, 130.0, 228, "2.2.0+cpu")]
+    calm = track_dir(tmp_path / "calm", builds)
+    assert run_gate(["gate", "2.1.0", "2.2.0", "--dir", str(calm)])[0] == 1
+    noisy = track_dir(tmp_path / "noisy", builds, calibration=0.3)
+    rc, text = run_gate(["gate", "2.1.0", "2.2.0", "--dir", str(noisy)])
+    assert rc == 0 and "wall figures not judged" in text and "30%" in text
+    extra = track_dir(tmp_path / "extra", [builds[0], ("torch-2.2.0", B, 130.0, 229, "2.2.0+cpu")],
+                      calibration=0.3)
+    rc, text = run_gate(["gate", "2.1.0", "2.2.0", "--dir", str(extra)])
+    assert rc == 1 and "+aten::neg x1" in text

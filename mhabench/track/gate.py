@@ -60,53 +60,56 @@ def steps(directory: Path, names: list[str], machine: str = "", env: str = "",
                               f"{results_dir}{why}")
     steps = []
     for base, head in zip(builds, builds[1:]):
-        before, after, notes = _values(base), _values(head), []
+        before, after = rc.point_values(base.records), rc.point_values(head.records)
         spread = None
         if rc.split_replicate(base.name)[1]:
             full = rc.load_build(directory, results_dir, machine, rc.split_replicate(base.name)[0],
                                  commits, manifest, known, env)
-            spread = _values(full)
+            spread = rc.point_values(full.records)
+        notes = [n for b in (base, head) for n in b.notes + [f"left out: {r}" for r in b.refused]]
+        noisy = noisy_host([rc.calibrations(base), rc.calibrations(head)])
+        if noisy:
+            before, after = without_wall(before), without_wall(after)
+            spread = without_wall(spread) if spread else None
+            notes.append(noisy)
         judged = compare(before, after, rule, spread_from=spread)
         if not judged:
             raise ConfigError(f"{base.name} and {head.name} share no judged figure at a point "
                               f"on {machine!r}")
         work = rc.work_changes(directory, base, head)
-        for b in (base, head):
-            notes += b.notes + [f"left out: {r}" for r in b.refused]
-            noisy = [i for i, s in enumerate(rc.calibrations(b)) if s > NOISY_CALIBRATION]
-            if noisy and len(noisy) < len(b.records):
-                notes.append(f"{b.name}: {len(noisy)} record(s) ran on a noisy host (host "
-                             f"calibration spread above {NOISY_CALIBRATION:.0%}): their wall "
-                             "figures are left out")
-            elif noisy:
-                notes.append(f"{b.name}: every record ran on a noisy host (host calibration "
-                             f"spread above {NOISY_CALIBRATION:.0%}): its wall figures are judged "
-                             "with the spread they show")
         if base.variant and head.variant and base.variant != head.variant:
             notes.append(f"the builds differ in variant: {base.name} is {base.variant}, "
                          f"{head.name} is {head.variant}")
         context = {"base": base.commit, "head": head.commit, "machine": machine,
                    "base_records": len(base.records), "head_records": len(head.records),
-                   "env": base.records[0].env_name, "variants": [base.variant, head.variant]}
+                   "env": base.records[0].env_name, "variants": [base.variant, head.variant],
+                   "wall_judged": not noisy}
         steps.append(Step(base.name, head.name, context, judged,
                           findings(judged, fails, work), work, vouch(judged), notes))
     return steps
 
 
-def _values(build) -> dict:
-    """A build's values, its noisy records' wall figures left out where others remain."""
+def noisy_host(calibrations: list[list[float]]) -> str:
+    """"" where the records' hosts were calm enough to judge wall figures by, else why not: a
+    build whose records' host calibration spread (relative IQR of a fixed Python loop timed in
+    the measuring process, the larger of before and after) is above :data:`NOISY_CALIBRATION`
+    at the median ran on a host that flips between states from process to process, which three
+    records cannot tell from a regression (docs/lab/2026-12-03.md)."""
+    import statistics
+    worst = 0.0
+    for spreads in calibrations:
+        xs = [x for x in spreads if x == x]
+        if xs:
+            worst = max(worst, statistics.median(xs))
+    if worst <= NOISY_CALIBRATION:
+        return ""
+    return (f"wall figures not judged: the host was noisy (host calibration spread {worst:.0%} "
+            f"at the median over a build's records, above {NOISY_CALIBRATION:.0%}); kernel "
+            "times, host-work counts and instructions are")
+
+
+def without_wall(values: dict) -> dict:
+    """``values`` without the wall family's figures (times and fast/slow wall ratios)."""
     from .. import catalogue as cat
-    from .records import calibrations, point_values
-    quiet = [r for r, s in zip(build.records, calibrations(build))
-             if not (isinstance(s, float) and s > NOISY_CALIBRATION)]
-    values = point_values(build.records)
-    if len(quiet) == len(build.records) or not quiet:
-        return values
-    calm = point_values(quiet)
-    for name in list(values):
-        f = cat.BY_ASV.get(name)
-        if f is not None and f.family == "wall":
-            values[name] = calm.get(name, {})
-    return values
-
-
+    return {k: v for k, v in values.items()
+            if not (cat.BY_ASV.get(k) and cat.BY_ASV[k].family == "wall")}
