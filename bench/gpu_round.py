@@ -5,6 +5,7 @@
     python bench/gpu_round.py cost   --reference REF.py --out DIR   # run vs the reference
     python bench/gpu_round.py probe  --out DIR                       # what the host offers
     python bench/gpu_round.py gate --dry-run --out /tmp/g            # on a CPU: plumbing only
+    python bench/gpu_round.py rejudge --out DIR                      # a gate round's records
 
 ``agree``: the reference script's own ``run`` and ``mhabench run`` (default, and variants: no
 counts pass, i.e. no profiler in the process) in interleaved fresh
@@ -196,7 +197,6 @@ def _spreads(runs: list[dict], key: str) -> list[float]:
 def gate(args, out: Path) -> dict:
     """A/A and planted builds, judged by the gate's own rule."""
     from plant import Plant
-    from mhabench.track.records import run_values
     grid = DRY["grid"] if args.dry_run else GATE_GRID
     loop = calibrate_loop(20e-6)
     plants = {"py20": Plant(py_loop=loop), "busy100": Plant(busy_s=100e-6),
@@ -210,28 +210,57 @@ def gate(args, out: Path) -> dict:
         n = len(docs.setdefault(name, []))
         docs[name].append(measure(out, f"gate-{name}-{n}", grid, args.device,
                                   plant=plants.get(name)))
-    values = {k: run_values(v) for k, v in docs.items()}
+    return judge_docs(docs, list(plants), loop)
+
+
+def judge_docs(docs: dict[str, list], plants: list[str], loop: int | None = None) -> dict:
+    """The A/A splits and each plant against three A records, judged as ``mhabench gate``
+    judges builds, withholding wall figures where a side ran on a noisy host."""
     a = docs["A"]
     splits = [((0, 2, 4), (1, 3, 5)), ((0, 1, 2), (3, 4, 5)), ((0, 1, 5), (2, 3, 4))]
     res = {"loop_iterations_for_20us": loop, "aa": [], "plants": {}}
     for base, head in splits:
-        res["aa"].append(judge(run_values([a[i] for i in base]),
-                               run_values([a[i] for i in head])))
+        res["aa"].append(judge([a[i] for i in base], [a[i] for i in head]))
     for name in plants:
-        res["plants"][name] = judge(run_values([a[i] for i in (0, 2, 4)]), values[name],
+        res["plants"][name] = judge([a[i] for i in (0, 2, 4)], docs[name],
                                     expected_us=100.0 if name == "busy100" else 20.0)
-    res["calibration_spreads"] = {k: [max((c.get("rel_iqr") or 0) for c in
-                                          d["meta"].get("host_calibration", [])) for d in v]
+    res["calibration_spreads"] = {k: [round(x, 3) for x in calibrations(v)]
                                   for k, v in docs.items()}
     return res
 
 
-def judge(before: dict, after: dict, expected_us: float | None = None) -> dict:
-    """What the gate says of one comparison: exit status, points caught and by what, wall
-    comparisons flagged, the smallest change it vouches for; for a plant of a known size,
-    the points where it exceeds the threshold and how many of those are caught."""
+def calibrations(docs: list[dict]) -> list[float]:
+    return [max([c.get("rel_iqr") or 0 for c in d["meta"].get("host_calibration", [])] or
+                [math.nan]) for d in docs]
+
+
+def rejudge(args, out: Path) -> dict:
+    """The ``gate`` part's judgement again, from the records a round left in ``--out``."""
+    import re
+    docs: dict[str, list] = {}
+    for f in sorted(out.glob("gate-*-*.json"), key=lambda f: (len(f.name), f.name)):
+        m = re.fullmatch(r"gate-(.+)-(\d+)\.json", f.name)
+        if m:
+            docs.setdefault(m.group(1), []).append(json.loads(f.read_text()))
+    if "A" not in docs or len(docs["A"]) < 6:
+        sys.exit(f"{out}: needs six gate-A-N.json records of a gate round")
+    return judge_docs(docs, [k for k in docs if k != "A"])
+
+
+def judge(base_docs: list[dict], head_docs: list[dict],
+          expected_us: float | None = None) -> dict:
+    """What the gate says of one comparison of ``mhabench run --json`` records: exit status,
+    points caught and by what, wall comparisons flagged, the smallest change it vouches for;
+    for a plant of a known size, the points where it exceeds the threshold and how many of
+    those are caught. Wall figures are withheld as the gate withholds them on a noisy host."""
     from mhabench import catalogue as cat
+    from mhabench.track.gate import noisy_host, without_wall
+    from mhabench.track.records import run_values
     from mhabench.track.rule import compare, findings, vouch
+    before, after = run_values(base_docs), run_values(head_docs)
+    noisy = noisy_host([calibrations(base_docs), calibrations(head_docs)])
+    if noisy:
+        before, after = without_wall(before), without_wall(after)
     judged = compare(before, after)
     found = findings(judged)
     failing = [f for f in found if f.fails]
@@ -242,7 +271,7 @@ def judge(before: dict, after: dict, expected_us: float | None = None) -> dict:
         by[f.judged.figure] = by.get(f.judged.figure, 0) + 1
     wall = [j for j in judged if j.fig.family == "wall"]
     by_wall = sorted({f.point for f in failing if f.judged.fig.family == "wall"})
-    out = {"exit": 1 if failing else 0, "points": len(points), "caught": len(caught),
+    out = {"exit": 1 if failing else 0, "wall_judged": not noisy, "points": len(points), "caught": len(caught),
            "caught_by_wall": len(by_wall), "by_figure": by, "wall_comparisons": len(wall),
            "wall_flagged": sum(j.status != "ok" for j in wall), "vouch": vouch(judged)}
     if expected_us is not None:
@@ -309,7 +338,7 @@ def probe(args, out: Path) -> dict:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("part", choices=("agree", "gate", "cost", "probe", "child"))
+    ap.add_argument("part", choices=("agree", "gate", "rejudge", "cost", "probe", "child"))
     ap.add_argument("--out", default="gpu-round")
     ap.add_argument("--reference", default="")
     ap.add_argument("--device", default="cuda")
@@ -328,7 +357,8 @@ def main() -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
-    result = {"agree": agree, "gate": gate, "cost": cost, "probe": probe}[args.part](args, out)
+    parts = {"agree": agree, "gate": gate, "rejudge": rejudge, "cost": cost, "probe": probe}
+    result = parts[args.part](args, out)
     result["seconds"] = round(time.perf_counter() - t0, 1)
     (out / f"{args.part}.json").write_text(json.dumps(result, indent=1))
     print(json.dumps(result, indent=1))

@@ -147,7 +147,7 @@ def _run(args, spec: RunSpec, outputs, journal, spare) -> int:
 
 def summary(args, run, out) -> int:
     from ..figures.breakeven import SUMMARY_KEYS, summary_table
-    from ..measure.host_setup import busy_warning, noise_warning
+    from ..measure.host_setup import noise_warning
     from ..measure.results import errors_of
     from ..report import run_table
     results = out.results
@@ -163,9 +163,9 @@ def summary(args, run, out) -> int:
                                                                      for r in rows)]
         print("break-even padding per shape (padding at which fast = slow; '-': no crossing):")
         print(breakeven_text(rows, keys))
-    for line in filter(None, [busy_warning(out.meta.get("host_setup") or {}),
-                              noise_warning([r.metrics()["speedup_rel_iqr"] for r in results])]):
-        print(line, file=sys.stderr)
+    noisy = noise_warning([r.metrics()["speedup_rel_iqr"] for r in results])
+    if noisy:
+        print(noisy, file=sys.stderr)
     if out.written:
         print(run_table.wrapped(f"wrote {', '.join(out.written)}"))
     errors = errors_of(results)

@@ -15,7 +15,7 @@ from .config import ConfigError
 #: ``windows`` times back-to-back calls of one path between two synchronisations, as the
 #: reference script does (the seed's wall time). Single synchronised calls (a latency, the
 #: rotation protocol before it) measured 1.5-2x the reference's level on a GPU host and judged
-#: no better: retired (docs/lab/2026-12-gpu.md).
+#: no better: retired (docs/lab/2026-12-03.md).
 MODES = ("windows",)
 
 

@@ -167,7 +167,8 @@ def journal_path(sel: Selection, environ=None) -> str:
     resumes its finished points. Removed once a sweep ends well."""
     env = os.environ if environ is None else environ
     from ..measure.peak import cache_dir
-    key = json.dumps([env.get("ASV_CONF_DIR"), env.get("ASV_ENV_NAME"), env.get("ASV_COMMIT"),
+    key = json.dumps([env.get("ASV_CONF_DIR"), env.get("ASV_ENV_NAME") or sys.executable,
+                      env.get("ASV_COMMIT"),
                       sel.spec.record_dir, sel.suite, sel.spec.run.grid, sel.device, sel.dtype,
                       sel.spec.run.threads, sel.spec.run.instructions])
     digest = hashlib.sha256(key.encode()).hexdigest()[:16]
