@@ -282,10 +282,14 @@ def test_result_files_that_cannot_be_written_keep_the_journal(tmp_path):
 
 
 def test_two_runs_on_one_journal_the_second_is_refused(tmp_path):
-    first = subprocess.Popen(_argv(tmp_path), env=_env("slow@any"), stdout=subprocess.PIPE,
-                             stderr=subprocess.PIPE, text=True)
+    hold = tmp_path / "hold"
+    hold.touch()
+    first = subprocess.Popen(_argv(tmp_path), env=_env(f"hold@{LABELS[1]}",
+                                                       MHABENCH_FAULT_HOLD=str(hold)),
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     _wait_for(tmp_path, 1, first)
     second = run(tmp_path, "")
+    hold.unlink()
     out, err = first.communicate(timeout=120)
     assert first.returncode == 0, out[-2000:] + err[-2000:]
     assert second.returncode == 2, second.stderr

@@ -9,7 +9,8 @@ In the worker, at point LABEL's wall pass: ``abort`` (os.abort), ``segv`` (a nul
 ``serialise`` (the result cannot be serialised), ``wrong`` (the slow path's output is shifted: a
 mismatch), ``nofast`` (the fast path switched off). At its counts pass: ``cabort``, ``ckill``,
 ``chang``, ``coom`` (its profiler session raises). ``slow@any``: every wall pass takes half a
-second longer (time to interrupt a sweep mid-way).
+second longer (time to interrupt a sweep mid-way). ``hold@LABEL``: that wall pass waits while the
+file ``$MHABENCH_FAULT_HOLD`` exists (a run kept alive for as long as a test needs it).
 
 In the parent, when point LABEL's record is journaled: ``enospc`` (the journal's disk is full),
 ``eio`` (the journal cannot be written), ``rofolder`` (from then on no result file can be
@@ -59,6 +60,10 @@ def _patch_passes(ps):
         kinds = _kinds(point.label)
         if "slow" in kinds:
             time.sleep(0.5)
+        end = time.monotonic() + 300
+        while "hold" in kinds and os.path.exists(os.environ["MHABENCH_FAULT_HOLD"]) \
+                and time.monotonic() < end:
+            time.sleep(0.05)
         state["kinds"] = kinds
         _die(kinds)
         if "nofast" in kinds:
