@@ -66,6 +66,15 @@ def test_a_loop_counts_its_bytecodes_exactly():
     assert bytecodes.count(_python_path(1000)) - base == 1000 * PER_ITERATION
 
 
+def test_the_count_says_which_function_executed_the_bytecodes():
+    by = bytecodes.count_by_function(_python_path(100))
+    base = bytecodes.count_by_function(_python_path(0))
+    assert sum(by.values()) == bytecodes.count(_python_path(100))
+    assert by["_loop"] - base["_loop"] == 100 * PER_ITERATION
+    assert {k: v for k, v in by.items() if k != "_loop"} == \
+        {k: v for k, v in base.items() if k != "_loop"}
+
+
 def test_counts_are_identical_between_calls():
     paths = _warm_paths()
     first = _counts(paths)
@@ -184,6 +193,10 @@ def test_the_counts_pass_carries_the_bytecodes(planted):
     assert m1["host_fast_bytecodes"] - m0["host_fast_bytecodes"] >= LOOP * PER_ITERATION
     assert m1["host_slow_bytecodes"] == m0["host_slow_bytecodes"]
     assert m1["host_fast_aten_ops"] == m0["host_fast_aten_ops"]
+    from mhabench.track.records import work_diff
+    diff = work_diff(base.host_work["fast"], looped.host_work["fast"])
+    assert diff.startswith("bytecodes: ") and "planted" in diff, diff
+    assert sum(looped.host_work["fast"]["functions"].values()) == m1["host_fast_bytecodes"]
 
 
 # --- fresh processes -------------------------------------------------------------------------------

@@ -23,6 +23,7 @@ WALL = "speedup.FastOverSlow.track_wall"
 FAST, SLOW = "time_per_call.WallTime.track_fast", "time_per_call.WallTime.track_slow"
 OPS, SLOW_OPS = "host.HostWork.track_fast_aten_ops", "host.HostWork.track_slow_aten_ops"
 INSTR = "host.Instructions.track_fast"
+BYTECODES = "host.HostWork.track_fast_bytecodes"
 A, B, C = "a" * 40, "b" * 40, "c" * 40
 
 
@@ -86,7 +87,8 @@ def values(fast=100.0, slow=200.0, ops=228, slow_ops=130, instr=1e6, n=3, jitter
     pts = LABELS[:2]
     return {FAST: {p: rec(fast) for p in pts}, SLOW: {p: rec(slow) for p in pts},
             WALL: {p: rec(fast / slow) for p in pts}, OPS: {p: [ops] * n for p in pts},
-            SLOW_OPS: {p: [slow_ops] * n for p in pts}, INSTR: {p: [instr] * n for p in pts}}
+            SLOW_OPS: {p: [slow_ops] * n for p in pts}, INSTR: {p: [instr] * n for p in pts},
+            BYTECODES: {p: [900] * n for p in pts}}
 
 
 def verdicts(before, after, fail_on=(), work=None):
@@ -265,3 +267,13 @@ def test_wall_figures_of_a_noisy_host_are_withheld_and_counts_still_judged(tmp_p
                       calibration=0.3)
     rc, text = run_gate(["gate", "2.1.0", "2.2.0", "--dir", str(extra)])
     assert rc == 1 and "+aten::neg x1" in text
+
+
+def test_more_fast_path_bytecodes_with_fewer_instructions_is_reported_not_failed():
+    before, after = values(), values(instr=0.95e6)
+    after[BYTECODES] = {p: [v + 10 for v in vs] for p, vs in after[BYTECODES].items()}
+    got, fails, found = verdicts(before, after)
+    assert ("fast", MORE_WORK_YET_FASTER) in got and not fails
+    assert any("host instructions -5.0%" in f.why for f in found)
+    after[INSTR] = values()[INSTR]  # the same bytecodes rise, instructions unchanged: fails
+    assert verdicts(before, after)[1]

@@ -101,9 +101,10 @@ def test_cpu_point_counts_aten_ops_of_every_path_and_they_repeat():
     assert m["host_fast_launches"] != m["host_fast_launches"], "no CUDA counts on a CPU"
     for p in ("fast", "slow", "slow_fair"):
         assert a.host_work[p]["ops"] == b.host_work[p]["ops"], p
+        assert a.host_work[p]["functions"] == b.host_work[p]["functions"], p
         assert sum(a.host_work[p]["ops"].values()) == a.host_work[p]["aten_ops"]
     assert "aten::_native_multi_head_attention" in a.host_work["fast"]["ops"]
-    assert all(set(a.host_work[p]) == {"aten_ops", "ops", "varies", "bytecodes"}
+    assert all(set(a.host_work[p]) == {"aten_ops", "ops", "varies", "bytecodes", "functions"}
                for p in a.host_work)
     assert a.host_work["fast"]["varies"] == [], "one call per path: nothing can vary"
     assert json.loads(json.dumps(a.doc()))["host_work"]["fast"]["aten_ops"] == m["host_fast_aten_ops"]

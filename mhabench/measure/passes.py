@@ -171,7 +171,9 @@ def _bytecodes(res: Result, paths: dict, cost: dict) -> None:
     t1 = time.perf_counter()
     try:
         for name, path in paths.items():
-            res.host_work.setdefault(name, {})["bytecodes"] = bytecodes.count(path, calls=1)
+            functions = bytecodes.count_by_function(path, calls=1)
+            work = res.host_work.setdefault(name, {})
+            work["bytecodes"], work["functions"] = sum(functions.values()), functions
     except Exception as exc:
         _note(res, f"bytecodes: {one_line(exc)}")
     add_seconds(cost, "bytecodes", time.perf_counter() - t1)

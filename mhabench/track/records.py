@@ -235,8 +235,8 @@ def short_label(text: str) -> str:
 
 
 def ops_of(directory: Path, build: Build) -> dict[str, dict[str, dict]]:
-    """``{point: {path: {op: count per call}}}`` from the build's first record file that has
-    them ({} where none)."""
+    """``{point: {path: {"ops": {op: count per call}, "functions": {function: bytecodes}}}}``
+    from the build's first record file that has them ({} where none)."""
     for rec in build.records:
         path = record_file(directory, rec)
         if not path.is_file():
@@ -244,14 +244,15 @@ def ops_of(directory: Path, build: Build) -> dict[str, dict[str, dict]]:
         out = {}
         for r in read_record_file(path)["results"]:
             out[short_label(r.get("label", ""))] = {
-                p: dict(w.get("ops") or {}) for p, w in (r.get("host_work") or {}).items()}
+                p: {"ops": dict(w.get("ops") or {}), "functions": dict(w.get("functions") or {})}
+                for p, w in (r.get("host_work") or {}).items()}
         return out
     return {}
 
 
 def op_diff(before: dict, after: dict, limit: int = 4) -> str:
-    """``+aten::neg x1, aten::item 9->3``: ops that appeared, vanished or changed count (the
-    largest changes first, at most ``limit``, then how many more)."""
+    """``+aten::neg x1, aten::item 9->3``: ops (or functions' bytecodes) that appeared, vanished
+    or changed count (the largest changes first, at most ``limit``, then how many more)."""
     parts = []
     for op in sorted(set(before) | set(after), key=lambda o: -abs(after.get(o, 0)
                                                                  - before.get(o, 0))):
@@ -264,13 +265,24 @@ def op_diff(before: dict, after: dict, limit: int = 4) -> str:
     return ", ".join(parts[:limit]) + more
 
 
+def work_diff(before: dict, after: dict) -> str:
+    """One path's changed work at a point: its ops, then the functions whose bytecodes changed
+    (``bytecodes: MultiheadAttention.forward 310->322``)."""
+    ops = op_diff(before.get("ops", {}), after.get("ops", {}))
+    functions = ""
+    if before.get("functions") and after.get("functions"):
+        functions = op_diff(before["functions"], after["functions"], limit=3)
+    return "; ".join(filter(None, [ops, functions and f"bytecodes: {functions}"]))
+
+
 def work_changes(directory: Path, base: Build, head: Build) -> dict[tuple[str, str], str]:
-    """``{(point, path): op diff}`` where a path's dispatched ops changed between the builds."""
+    """``{(point, path): work diff}`` where a path's dispatched ops or Python changed between
+    the builds."""
     b, a = ops_of(directory, base), ops_of(directory, head)
     out = {}
     for point in set(b) & set(a):
         for path in set(b[point]) | set(a[point]):
-            text = op_diff(b[point].get(path, {}), a[point].get(path, {}))
+            text = work_diff(b[point].get(path, {}), a[point].get(path, {}))
             if text:
                 out[(point, path)] = text
     return out

@@ -12,8 +12,9 @@ after is a regression. Every judged figure is lower-is-better (a ratio is fast /
 
 ``findings``: the judged points read by path (:mod:`mhabench.catalogue` says each figure's path
 and role). The fast path's own cost and work are what the exit status answers for (more host
-work -- an op, a launch, a bytecode, instructions -- fails unless the path's own time got
-measurably shorter at that point, where it is reported as such); the slow paths' own figures
+work -- an op, a launch, a bytecode, instructions -- fails unless the path got measurably
+cheaper at that point: its wall time shorter, or, for a count, its instructions fewer; it is
+then reported as "more host work, yet faster"); the slow paths' own figures
 are reported apart; a fast/slow ratio that rose is explained by the two
 paths' own changes: the fast path got worse, or the slow path caught up (it got cheaper, or its
 work changed, and the fast path is not worse), or the fast path no longer pays (the ratio
@@ -207,15 +208,28 @@ def findings(judged: list[Judged], fail_on: tuple = (), work: dict | None = None
             why = work.get((j.point, f.path), "") if f.role == "work" else ""
             verdict = "regressed" if j.worse else "improved"
             if j.worse and f.family in EXACT_WORK:
-                time = _cost(at, j.point, "wall", f.path)
-                if time is not None and time.status == "improved":
-                    # more host work, yet the path got measurably faster: reported, not failed
+                cheaper = _cheaper(at, j.point, f)
+                if cheaper:
+                    # more host work, yet the path got measurably cheaper: reported, not failed
                     verdict, fails = MORE_WORK_YET_FASTER, False
-                    why = "; ".join(filter(None, [why, f"wall {time.change:+.1%}"]))
+                    why = "; ".join(filter(None, [why, cheaper]))
             out.append(Finding(section, verdict, j, fails, why))
         elif f.role == "ratio":
             out.append(_ratio(j, at, fail_on, work))
     return [x for x in out if x is not None]
+
+
+def _cheaper(at: dict, point: str, f) -> str:
+    """Where a path's host work or instructions rose, what says the path still got cheaper at
+    the point: its wall time, measurably shorter; for a count (an op, a bytecode), also its
+    instructions, measurably fewer (on a CPU they are the whole call's work, the count's
+    included). "" where nothing does."""
+    families = ("wall", "instructions") if f.family == "host work" else ("wall",)
+    for family in families:
+        cost = _cost(at, point, family, f.path)
+        if cost is not None and cost.status == "improved":
+            return f"{cat.FAMILIES[family].what} {cost.change:+.1%}"
+    return ""
 
 
 def _cost(at: dict, point: str, family: str, path: str) -> Judged | None:
