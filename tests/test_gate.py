@@ -259,7 +259,10 @@ def test_wall_figures_of_a_noisy_host_are_withheld_and_counts_still_judged(tmp_p
     builds = [("torch-2.1.0", A, 100.0, 228, "2.1.0+cpu"),
               ("torch-2.2.0", B, 130.0, 228, "2.2.0+cpu")]
     calm = track_dir(tmp_path / "calm", builds)
-    assert run_gate(["gate", "2.1.0", "2.2.0", "--dir", str(calm)])[0] == 1
+    rc, text = run_gate(["gate", "2.1.0", "2.2.0", "--dir", str(calm)])
+    assert rc == 1 and "failing: FastOverSlow.track_wall: the fast path got worse at 8 of 8" in text
+    assert "context: fast, slow µs" in text and "100 -> 130, 200 -> 200" in text
+    assert all(len(line) <= 160 for line in text.splitlines()), max(map(len, text.splitlines()))
     noisy = track_dir(tmp_path / "noisy", builds, calibration=0.3)
     rc, text = run_gate(["gate", "2.1.0", "2.2.0", "--dir", str(noisy)])
     assert rc == 0 and "wall figures not judged" in text and "30%" in text

@@ -147,23 +147,35 @@ def _times(f: Finding) -> tuple[str, str]:
     return pair("fast"), pair(slow)
 
 
-def regression_rows(step: Step) -> list[list[str]]:
-    """The failing points, grouped by figure, largest change first."""
-    rows = []
-    for f in sorted(step.failing, key=lambda x: (x.figure, -(x.judged.change
-                                                            if finite(x.judged.change) else 9))):
-        j = f.judged
-        unit = j.fig
-        fast, slow = _times(f) if unit.role == "ratio" else ("", "")
-        thr = "any change" if j.source == "exact" else f"{j.threshold:.1%} ({j.source})"
-        rows.append([f.verdict, j.point, j.figure.split(".", 1)[1], f"{j.before:.4g}",
-                     "failed" if not finite(j.after) else f"{j.after:.4g}", _pct(j.change), thr,
-                     fast, slow, _cut(f.why, 40)])
-    return rows
-
-
-REGRESSION_HEADER = ["verdict", "point", "figure", "before", "after", "change", "threshold",
-                     "fast µs", "slow µs", "why"]
+def regression_groups(step: Step) -> list[tuple[str, list[str], list[list[str]]]]:
+    """The failing points, a table per figure (largest change first): ``(title, header,
+    rows)``. What was judged comes first (before, after, change, threshold); the two paths'
+    own times of a ratio follow as context only (absolute levels move between processes)."""
+    by: dict[str, list[Finding]] = {}
+    for f in step.failing:
+        by.setdefault(f.figure, []).append(f)
+    groups = []
+    for name, found in sorted(by.items()):
+        found.sort(key=lambda x: -(x.judged.change if finite(x.judged.change) else 9))
+        ratio = found[0].judged.fig.role == "ratio"
+        verdicts = Counter(f.verdict for f in found)
+        title = (f"{name.split('.', 1)[1]}: {', '.join(f'{v} at {n}' for v, n in verdicts.items())}"
+                 f" of {len({j.point for j in step.judged if j.figure == name})} points")
+        header = ["point", "before", "after", "change", "threshold"]
+        header += ["context: fast, slow µs"] if ratio else []
+        header += ["why"]
+        rows = []
+        for f in found:
+            j = f.judged
+            thr = "any change" if j.source == "exact" else f"{j.threshold:.1%} {j.source[:4]}."
+            row = [j.point, f"{j.before:.4g}", "failed" if not finite(j.after) else
+                   f"{j.after:.4g}", _pct(j.change), thr]
+            row += [", ".join(_times(f))] if ratio else []
+            rows.append(row + [_cut(f.why, 60)])
+        if not any(r[-1] for r in rows):
+            header, rows = header[:-1], [r[:-1] for r in rows]
+        groups.append((title, header, rows))
+    return groups
 
 
 def vouch_line(step: Step) -> str:
@@ -199,9 +211,8 @@ def text(step: Step, full: bool = True) -> str:
         lines += ["fast/slow ratios (a rise the slow path explains exits 0; --fail-on ratio "
                   "fails on it):",
                   _table(["ratio", "points", "median change", "verdicts", "why"], ratios)]
-    regs = regression_rows(step)
-    if regs:
-        lines += ["regressions:", _table(REGRESSION_HEADER, regs)]
+    for title, header, rows in regression_groups(step):
+        lines += [_cut(f"failing: {title}"), _table(header, rows)]
     lines.append(_cut(vouch_line(step)))
     lines += [_cut(f"note: {n}") for n in step.notes]
     return "\n".join(lines)
@@ -211,11 +222,10 @@ def markdown(steps: list[Step]) -> str:
     out = ["**mhabench gate**", ""]
     for s in steps:
         out += [f"### {s.base} -> {s.head}", "", headline(s), ""]
-        regs = regression_rows(s)
-        if regs:
-            out += ["| " + " | ".join(REGRESSION_HEADER) + " |",
-                    "|" + "---|" * len(REGRESSION_HEADER)]
-            out += ["| " + " | ".join(c.replace("|", "\\|") for c in r) + " |" for r in regs]
+        for title, header, rows in regression_groups(s):
+            out += [f"**failing: {title}**", "", "| " + " | ".join(header) + " |",
+                    "|" + "---|" * len(header)]
+            out += ["| " + " | ".join(c.replace("|", "\\|") for c in r) + " |" for r in rows]
             out.append("")
         out += [vouch_line(s), ""] + [f"- note: {n}" for n in s.notes]
     return "\n".join(out) + "\n"
