@@ -15,7 +15,8 @@ from asv_files import LABELS, write_result  # noqa: E402
 from mhabench import catalogue as cat  # noqa: E402
 from mhabench.commands import main  # noqa: E402
 from mhabench.track.rule import (CAUGHT_UP, FAST_WORSE, MORE_WORK_YET_FASTER,  # noqa: E402
-                                 NO_LONGER_PAYS, Rule, compare, findings, judge, vouch)
+                                 NO_LONGER_PAYS, WORK_SHIFTED, Rule, compare, findings, judge,
+                                 vouch)
 from mhabench.track.stats import (allowance, point_sigma, pooled_sigma, rel_range,  # noqa: E402
                                   rel_sigma, se_of_median)
 
@@ -280,3 +281,16 @@ def test_more_fast_path_bytecodes_with_fewer_instructions_is_reported_not_failed
     assert any("host instructions -5.0%" in f.why for f in found)
     after[INSTR] = values()[INSTR]  # the same bytecodes rise, instructions unchanged: fails
     assert verdicts(before, after)[1]
+
+
+def test_fewer_ops_and_more_bytecodes_is_work_shifted_and_the_instructions_decide():
+    before, after = values(), values(ops=220)
+    after[BYTECODES] = {p: [v + 19 for v in vs] for p, vs in after[BYTECODES].items()}
+    got, fails, found = verdicts(before, after, work={(LABELS[0], "fast"): "aten::item 15->5; "
+                                                      "bytecodes: +get_fastpath_enabled x8"})
+    assert ("fast", WORK_SHIFTED) in got and not fails
+    why = next(f.why for f in found if f.verdict == WORK_SHIFTED and f.point == LABELS[0])
+    assert why == "+get_fastpath_enabled x8; fewer aten_ops", why
+    after[INSTR] = {p: [v * 1.02 for v in vs] for p, vs in after[INSTR].items()}
+    got, fails, found = verdicts(before, after)
+    assert fails and {f.judged.fig.family for f in found if f.fails} == {"instructions"}

@@ -11,6 +11,7 @@ from dataclasses import asdict
 
 from .. import catalogue as cat
 from ..track.gate import Step
+from ..track.records import work_part
 from ..track.rule import CAUGHT_UP, FAST_WORSE, NO_LONGER_PAYS, Finding, Judged
 from ..track.stats import finite, med
 
@@ -99,7 +100,9 @@ def _family_rows(step: Step, section: str) -> list[list[str]]:
         f = cat.BY_ASV[name]
         worse = sum(j.worse for j in js)
         better = sum(j.status == "improved" for j in js)
-        diffs = [d for (pt, p), d in step.work.items() if p == f.path] if f.role == "work" else []
+        kind = f.key.replace(f"host_{f.path}_", "")
+        diffs = [x for x in (work_part(d, kind) for (pt, p), d in step.work.items()
+                             if p == f.path) if x] if f.role == "work" else []
         what = f"{f.path} {f.key.replace(f'host_{f.path}_', '')}" if f.role == "work" else \
             f"{f.path} {cat.FAMILIES[f.family].what}"
         rows.append([what, str(len(js)), str(worse), str(better),
@@ -147,6 +150,16 @@ def _times(f: Finding) -> tuple[str, str]:
     return pair("fast"), pair(slow)
 
 
+def _num(v: float) -> str:
+    """``1.023M``, ``75.3k``, ``229``: four figures, a count's magnitude at a glance."""
+    if not finite(v):
+        return "-"
+    for at, scale, unit in ((1e9, 1e9, "G"), (1e6, 1e6, "M"), (1e4, 1e3, "k")):
+        if abs(v) >= at:
+            return f"{v / scale:.4g}{unit}"
+    return f"{v:.4g}"
+
+
 def regression_groups(step: Step) -> list[tuple[str, list[str], list[list[str]]]]:
     """The failing points, a table per figure (largest change first): ``(title, header,
     rows)``. What was judged comes first (before, after, change, threshold); the two paths'
@@ -168,8 +181,8 @@ def regression_groups(step: Step) -> list[tuple[str, list[str], list[list[str]]]
         for f in found:
             j = f.judged
             thr = "any change" if j.source == "exact" else f"{j.threshold:.1%} {j.source[:4]}."
-            row = [j.point, f"{j.before:.4g}", "failed" if not finite(j.after) else
-                   f"{j.after:.4g}", _pct(j.change), thr]
+            row = [j.point, _num(j.before), "failed" if not finite(j.after) else
+                   _num(j.after), _pct(j.change), thr]
             row += [", ".join(_times(f))] if ratio else []
             rows.append(row + [_cut(f.why, 60)])
         if not any(r[-1] for r in rows):

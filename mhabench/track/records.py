@@ -275,6 +275,13 @@ def work_diff(before: dict, after: dict) -> str:
     return "; ".join(filter(None, [ops, functions and f"bytecodes: {functions}"]))
 
 
+def work_part(text: str, kind: str) -> str:
+    """The part of a work diff (:func:`work_diff`) that explains a count of ``kind``: the
+    functions' bytecodes for ``bytecodes``, the ops for the profiler's counts."""
+    ops, _, functions = text.partition("bytecodes: ")
+    return functions if kind == "bytecodes" else ops.rstrip("; ")
+
+
 def work_changes(directory: Path, base: Build, head: Build) -> dict[tuple[str, str], str]:
     """``{(point, path): work diff}`` where a path's dispatched ops or Python changed between
     the builds."""

@@ -14,7 +14,9 @@ after is a regression. Every judged figure is lower-is-better (a ratio is fast /
 and role). The fast path's own cost and work are what the exit status answers for (more host
 work -- an op, a launch, a bytecode, instructions -- fails unless the path got measurably
 cheaper at that point: its wall time shorter, or, for a count, its instructions fewer; it is
-then reported as "more host work, yet faster"); the slow paths' own figures
+then reported as "more host work, yet faster". A count that rose where another of the same path
+fell (fewer ops, more bytecodes) is "work shifted": the path's instructions and time, judged at
+the point on their own, say whether it got worse); the slow paths' own figures
 are reported apart; a fast/slow ratio that rose is explained by the two
 paths' own changes: the fast path got worse, or the slow path caught up (it got cheaper, or its
 work changed, and the fast path is not worse), or the fast path no longer pays (the ratio
@@ -186,6 +188,7 @@ class Finding:
 CAUGHT_UP, NO_LONGER_PAYS = "the slow path caught up", "the fast path no longer pays"
 FAST_WORSE = "the fast path got worse"
 MORE_WORK_YET_FASTER = "more host work, yet faster"
+WORK_SHIFTED = "work shifted"
 #: Families whose rise is more host work, which time cannot resolve: such a rise fails unless
 #: the path's own time got measurably shorter at the point.
 EXACT_WORK = ("host work", "instructions")
@@ -195,8 +198,13 @@ def findings(judged: list[Judged], fail_on: tuple = (), work: dict | None = None
     """Each judged point read by path (see the module docstring). ``work``: ``{(point, path):
     "op diff"}`` where a path's dispatched work changed (from the records' op maps), attached
     as the reason. ``fail_on``: sections beyond the fast path that fail the gate."""
+    from .records import work_part
     work = work or {}
     at = {(j.point, j.figure): j for j in judged}
+    fewer: dict[tuple[str, str], list[str]] = {}
+    for j in judged:
+        if j.fig.role == "work" and j.status == "improved":
+            fewer.setdefault((j.point, j.fig.path), []).append(_kind(j.fig))
     out = []
     for j in judged:
         f = j.fig
@@ -205,18 +213,31 @@ def findings(judged: list[Judged], fail_on: tuple = (), work: dict | None = None
             if j.status == "ok":
                 continue
             fails = j.worse and (section == "fast" or "slow" in fail_on)
-            why = work.get((j.point, f.path), "") if f.role == "work" else ""
+            changed = work.get((j.point, f.path), "")
+            why = work_part(changed, _kind(f)) if f.role == "work" else \
+                changed if f.family == "instructions" else ""
             verdict = "regressed" if j.worse else "improved"
             if j.worse and f.family in EXACT_WORK:
                 cheaper = _cheaper(at, j.point, f)
+                shifted = fewer.get((j.point, f.path)) if f.role == "work" else None
                 if cheaper:
                     # more host work, yet the path got measurably cheaper: reported, not failed
                     verdict, fails = MORE_WORK_YET_FASTER, False
                     why = "; ".join(filter(None, [why, cheaper]))
+                elif shifted:
+                    # one count rose as another fell: whether the path got worse is for its
+                    # cost to say (instructions, time), each judged at the point on its own
+                    verdict, fails = WORK_SHIFTED, False
+                    why = "; ".join(filter(None, [why, f"fewer {', '.join(shifted)}"]))
             out.append(Finding(section, verdict, j, fails, why))
         elif f.role == "ratio":
             out.append(_ratio(j, at, fail_on, work))
     return [x for x in out if x is not None]
+
+
+def _kind(f) -> str:
+    """``aten_ops``, ``bytecodes``...: what a host-work figure counts."""
+    return f.key.replace(f"host_{f.path}_", "")
 
 
 def _cheaper(at: dict, point: str, f) -> str:
