@@ -35,45 +35,54 @@ def _common(diffs: list[str]) -> str:
 
 
 def path_summary(step: Step, path: str) -> str:
-    """``fast -3.1% (aten::item 9->3)``: a path's median wall (or kernel) time change and the
-    work that changed."""
+    """``fast -3.1% (aten::item 9->3)``: a path's median wall time change (else its kernel time
+    or instructions, named) and the work that changed."""
+    label = path
     change = _median_change(step.judged, lambda f: f.role == "cost" and f.path == path
                             and f.family == "wall")
-    if not finite(change):
-        change = _median_change(step.judged, lambda f: f.role == "cost" and f.path == path)
+    for family in ("device", "instructions"):
+        if not finite(change):
+            change = _median_change(step.judged, lambda f: f.role == "cost" and f.path == path
+                                    and f.family == family)
+            label = f"{path} {cat.FAMILIES[family].what.replace('host ', '')}"
     diffs = [d for (pt, p), d in step.work.items() if p == path]
     work = _common(diffs)
-    return f"{path} {_pct(change)}" + (f" ({work})" if work else "")
+    return f"{label} {_pct(change)}" + (f" ({work})" if work else "")
 
 
 def ratio_summary(step: Step) -> str:
-    """How the wall (else kernel) fast/slow ratio moved, and why."""
-    ratios = [f for f in step.findings if f.section == "ratio"]
+    """How the wall (else kernel) fast/slow ratio moved, and why; "" where none was judged."""
     judged = [j for j in step.judged if j.fig.role == "ratio" and j.fig.pair[1] == "slow"]
+    if not judged:
+        return ""
     family = "wall" if any(j.fig.family == "wall" for j in judged) else "device"
-    change = _median_change(judged, lambda f: f.family == family)
-    flagged = Counter(f.verdict for f in ratios if f.judged.fig.family == family
-                      and f.verdict != "improved")
+    judged = [j for j in judged if j.fig.family == family]
+    change = _median_change(judged, lambda f: True)
+    flagged = Counter(f.verdict for f in step.findings if f.section == "ratio"
+                      and f.judged in judged and f.verdict != "improved")
     if not flagged:
         return f"fast/slow {_pct(change)}" + (": within the noise" if finite(change) else "")
     verdict, n = flagged.most_common(1)[0]
-    total = len([j for j in judged if j.fig.family == family])
-    return f"fast/slow {_pct(change)}: {verdict} at {n} of {total} points"
+    return f"fast/slow {_pct(change)}: {verdict} at {n} of {len(judged)} points"
 
 
 def headline(step: Step) -> str:
     """The first line: which path moved, and why."""
     fails = step.failing
     if fails:
-        worst = Counter(cat.FAMILIES[f.judged.fig.family].what if f.section != "ratio" else
-                        f"{f.judged.fig.family} fast/slow" for f in fails)
+        where: dict[str, set] = {}
+        for f in fails:
+            kind = cat.FAMILIES[f.judged.fig.family].what if f.section != "ratio" else \
+                f"{f.judged.fig.family} fast/slow"
+            where.setdefault(kind, set()).add(f.point)
         points = len({f.point for f in fails})
         total = len({j.point for j in step.judged})
-        what = ", ".join(f"{k} at {n}" for k, n in worst.most_common(3))
+        what = ", ".join(f"{k} at {len(v)}" for k, v in
+                         sorted(where.items(), key=lambda kv: -len(kv[1]))[:3])
         return (f"REGRESSED: the fast path got worse at {points} of {total} points ({what}); "
                 f"{path_summary(step, 'fast')}")
-    return (f"{path_summary(step, 'fast')}; {path_summary(step, 'slow')}; "
-            f"{ratio_summary(step)}: the fast path is not worse")
+    parts = [path_summary(step, "fast"), path_summary(step, "slow"), ratio_summary(step)]
+    return "; ".join(filter(None, parts)) + ": the fast path is not worse"
 
 
 def story_line(step: Step) -> str:
