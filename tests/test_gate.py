@@ -212,7 +212,7 @@ def test_a_history_tells_its_story_one_line_a_step(tmp_path):
     rc, text = run_gate(["gate", "2.1.0", "2.2.0", "2.3.0", "--dir", str(d)])
     lines = text.splitlines()
     assert rc == 1 and lines[0] == "history, step by step:"
-    assert lines[1].startswith("2.1.0 -> 2.2.0: fast -10.0%")
+    assert lines[1].startswith("2.1.0 -> 2.2.0: the fast path is not worse: fast -10.0%")
     assert lines[2].startswith("2.2.0 -> 2.3.0: REGRESSED")
 
 
@@ -294,3 +294,17 @@ def test_fewer_ops_and_more_bytecodes_is_work_shifted_and_the_instructions_decid
     after[INSTR] = {p: [v * 1.02 for v in vs] for p, vs in after[INSTR].items()}
     got, fails, found = verdicts(before, after)
     assert fails and {f.judged.fig.family for f in found if f.fails} == {"instructions"}
+
+
+def test_a_ratio_the_slow_paths_own_median_explains_is_caught_up_unless_the_fast_path_moved():
+    # the slow path 25% faster in every record, its records too spread for its own threshold
+    before, after = values(jitter=0.2), values(slow=150.0, jitter=0.2)
+    for name in (WALL,):
+        before[name] = values()[name]
+        after[name] = {p: [v / 0.75 for v in vs] for p, vs in values()[name].items()}
+    got, fails, found = verdicts(before, after)
+    assert ("ratio", CAUGHT_UP) in got and not fails
+    assert any("explains the ratio" in f.why for f in found)
+    after[BYTECODES] = {p: [v + 700 for v in vs] for p, vs in after[BYTECODES].items()}
+    got, fails, _ = verdicts(before, after)  # the fast path's own work rose: the ratio is its
+    assert ("ratio", FAST_WORSE) in got and fails

@@ -82,7 +82,7 @@ def headline(step: Step) -> str:
         return (f"REGRESSED: the fast path got worse at {points} of {total} points ({what}); "
                 f"{path_summary(step, 'fast')}")
     parts = [path_summary(step, "fast"), path_summary(step, "slow"), ratio_summary(step)]
-    return "; ".join(filter(None, parts)) + ": the fast path is not worse"
+    return "the fast path is not worse: " + "; ".join(filter(None, parts))
 
 
 def story_line(step: Step) -> str:

@@ -287,8 +287,8 @@ def work_changes(directory: Path, base: Build, head: Build) -> dict[tuple[str, s
     the builds."""
     b, a = ops_of(directory, base), ops_of(directory, head)
     out = {}
-    for point in set(b) & set(a):
-        for path in set(b[point]) | set(a[point]):
+    for point in sorted(set(b) & set(a)):
+        for path in sorted(set(b[point]) | set(a[point])):
             text = work_diff(b[point].get(path, {}), a[point].get(path, {}))
             if text:
                 out[(point, path)] = text

@@ -294,13 +294,35 @@ def _ratio(j: Judged, at: dict, fail_on: tuple, work: dict) -> Finding | None:
         return None
     if fast is not None and fast.worse:
         return Finding("ratio", FAST_WORSE, j, True, ", ".join(parts), times)
-    slow_why = _slow_changed(at, j.point, slow_path, work)
+    fast_worse = [x for (pt, _), x in at.items() if pt == j.point and x.worse
+                  and x.fig.path == fast_path and x.fig.role in ("cost", "work")]
+    slow_why = _slow_changed(at, j.point, slow_path, work) or \
+        ([] if fast_worse else _explains(j, fast, slow))
     if slow_why:
         verdict = NO_LONGER_PAYS if j.before < 1 <= j.after else CAUGHT_UP
         return Finding("ratio", verdict, j, "ratio" in fail_on,
                        ", ".join(parts + [f"{slow_path}: {'; '.join(slow_why)}"]), times)
     return Finding("ratio", FAST_WORSE, j, True,
                    ", ".join(parts + [f"{slow_path} unchanged (time, work)"]), times)
+
+
+def _explains(ratio: Judged, fast: Judged | None, slow: Judged | None) -> list[str]:
+    """Where the fast path shows no other sign of getting worse, and the slow path's own time,
+    though within its noise, accounts for most of a ratio's rise and the fast path's for little (the ratio is paired within each process, the paths'
+    own times are not: a slow path 25% faster may not clear its own threshold while its ratio
+    does): the slow path's change, as the ratio's explanation. Both halves are in log terms:
+    the ratio's change is the fast path's over the slow path's."""
+    if fast is None or slow is None or not all(finite(x) for x in (ratio.change, fast.change,
+                                                                     slow.change)):
+        return []
+    rise = math.log1p(ratio.change)
+    if rise <= 0 or slow.change <= -1:
+        return []
+    slow_share, fast_share = -math.log1p(slow.change), math.log1p(fast.change)
+    if slow_share >= rise / 2 and fast_share < rise / 2:
+        return [f"wall {slow.change:+.1%} explains the ratio" if slow.fig.family == "wall"
+                else f"{cat.FAMILIES[slow.fig.family].what} {slow.change:+.1%} explains it"]
+    return []
 
 
 def vouch(judged: list[Judged]) -> dict[str, float]:
