@@ -183,3 +183,16 @@ def test_a_record_that_measured_another_torch_is_named_and_left_out(history):
 def test_records_of_different_variants_are_said_to_differ(history):
     rc, text, _ = gate(history, "2.9.1", "2.13.0")
     assert "the builds differ in variant: 2.9.1 is cu128, 2.13.0 is cpu" in text
+
+
+def test_a_reader_that_leaves_early_gets_no_traceback(history):
+    import os
+    import subprocess
+    proc = subprocess.Popen([sys.executable, "-m", "mhabench", "gate", *RELEASES, "--dir",
+                             str(history)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            env={**os.environ, "PYTHONPATH": str(DATA.parents[2])})
+    first = proc.stdout.readline()
+    proc.stdout.close()
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=120) in (0, 1, 141) and first.startswith(b"history")
+    assert "Traceback" not in err, err

@@ -10,6 +10,7 @@ internal failure, one line saying what to do next.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 
@@ -53,6 +54,10 @@ def main(argv=None) -> int:
     except ConfigError as exc:
         print(f"mhabench: error: {exc}", file=sys.stderr)
         return 2
+    except BrokenPipeError:
+        # the reader left (``| head``): no traceback; the status a shell gives for SIGPIPE
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
     if getattr(args, "leave", False) and argv is None:
         _leave(rc)
     return rc

@@ -254,8 +254,8 @@ def op_diff(before: dict, after: dict, limit: int = 4) -> str:
     """``+aten::neg x1, aten::item 9->3``: ops (or functions' bytecodes) that appeared, vanished
     or changed count (the largest changes first, at most ``limit``, then how many more)."""
     parts = []
-    for op in sorted(set(before) | set(after), key=lambda o: -abs(after.get(o, 0)
-                                                                 - before.get(o, 0))):
+    for op in sorted(set(before) | set(after), key=lambda o: (-abs(after.get(o, 0)
+                                                                  - before.get(o, 0)), o)):
         b, a = before.get(op, 0), after.get(op, 0)
         if b == a:
             continue
