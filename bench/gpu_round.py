@@ -230,8 +230,8 @@ def judge_docs(docs: dict[str, list], plants: list[str], loop: int | None = None
 
 
 def calibrations(docs: list[dict]) -> list[float]:
-    return [max([c.get("rel_iqr") or 0 for c in d["meta"].get("host_calibration", [])] or
-                [math.nan]) for d in docs]
+    from mhabench.track.records import unsteadiness
+    return [unsteadiness(d["meta"].get("host_calibration")) for d in docs]
 
 
 def rejudge(args, out: Path) -> dict:

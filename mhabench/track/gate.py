@@ -10,9 +10,9 @@ from ..measure.config import ConfigError
 from . import records as rc
 from .rule import Finding, Rule, compare, findings, vouch
 
-#: A record whose host calibration spread (relative IQR of a fixed pure-Python loop, timed in
-#: its own process before and after its sweep) is above this ran on a noisy host: its wall
-#: figures are left out where its build has other records.
+#: A build whose records' host calibrations (a fixed pure-Python loop timed in the measuring
+#: process before and after its sweep) moved by more than this at the median (spread within a
+#: calibration, or change between the two) ran on a noisy host: its steps judge no wall figure.
 NOISY_CALIBRATION = 0.10
 
 
@@ -91,10 +91,9 @@ def steps(directory: Path, names: list[str], machine: str = "", env: str = "",
 
 def noisy_host(calibrations: list[list[float]]) -> str:
     """"" where the records' hosts were calm enough to judge wall figures by, else why not: a
-    build whose records' host calibration spread (relative IQR of a fixed Python loop timed in
-    the measuring process, the larger of before and after) is above :data:`NOISY_CALIBRATION`
-    at the median ran on a host that flips between states from process to process, which three
-    records cannot tell from a regression (docs/lab/2026-12-03.md)."""
+    build whose records' hosts moved (:func:`mhabench.track.records.unsteadiness`) by more than
+    :data:`NOISY_CALIBRATION` at the median ran on a host that changes state between or within
+    processes, which three records cannot tell from a regression (docs/lab/2026-12-03.md)."""
     import statistics
     worst = 0.0
     for spreads in calibrations:
@@ -103,7 +102,7 @@ def noisy_host(calibrations: list[list[float]]) -> str:
             worst = max(worst, statistics.median(xs))
     if worst <= NOISY_CALIBRATION:
         return ""
-    return (f"wall figures not judged: the host was noisy (host calibration spread {worst:.0%} "
+    return (f"wall figures not judged: the host was noisy (its calibration moved {worst:.0%} "
             f"at the median over a build's records, above {NOISY_CALIBRATION:.0%}); kernel "
             "times, host-work counts and instructions are")
 

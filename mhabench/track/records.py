@@ -296,15 +296,24 @@ def work_changes(directory: Path, base: Build, head: Build) -> dict[tuple[str, s
 
 
 def calibrations(build: Build) -> list[float]:
-    """Per record, its host calibration's spread (the larger of before and after), NaN where
-    the record carries none."""
-    out = []
-    for meta in build.meta:
-        spreads = [c.get("rel_iqr") for c in meta.get("host_calibration") or []
-                   if isinstance(c, dict)]
-        spreads = [s for s in spreads if isinstance(s, (int, float)) and math.isfinite(s)]
-        out.append(max(spreads) if spreads else math.nan)
-    return out
+    """Per record, how unsteady its host was (:func:`unsteadiness`), NaN where the record
+    carries no calibration."""
+    return [unsteadiness(meta.get("host_calibration")) for meta in build.meta]
+
+
+def unsteadiness(calibration) -> float:
+    """How far a record's host moved, from its calibrations (a fixed Python loop timed before
+    and after the sweep in the measuring process): the larger of their spreads (relative IQR)
+    and of the change between their medians (a host that halved its speed mid-sweep, another
+    process taking half the core, is steady within each calibration); NaN where none."""
+    cal = [c for c in calibration or [] if isinstance(c, dict)]
+    spreads = [c.get("rel_iqr") for c in cal]
+    spreads = [x for x in spreads if isinstance(x, (int, float)) and math.isfinite(x)]
+    medians = [c.get("median_us") for c in cal]
+    medians = [x for x in medians if isinstance(x, (int, float)) and math.isfinite(x) and x > 0]
+    drift = max(medians) / min(medians) - 1 if len(medians) > 1 else math.nan
+    found = [x for x in spreads + [drift] if math.isfinite(x)]
+    return max(found) if found else math.nan
 
 
 def run_values(docs: list[dict]) -> dict[str, dict[str, list]]:
