@@ -19,7 +19,7 @@ What a :class:`Plant` adds to every fast call, each of known size:
 - ``aten_ops``: that many extra tiny aten ops (``aten::neg`` on a 1-element CPU tensor): extra
   dispatched work that the host-work counts must see.
 - ``py_loop``: a pure-Python loop of that many iterations (7 bytecodes each, no aten op):
-  extra interpreter work that only the instruction counts can see.
+  extra interpreter work that no aten-op count sees: the bytecode and instruction counts do.
 - ``kernel_us``: one extra GPU kernel of about that many microseconds (``torch.cuda._sleep``,
   cycles from the device's clock rate), launched after the attention on the current stream.
 """
