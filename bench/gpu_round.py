@@ -6,6 +6,7 @@
     python bench/gpu_round.py probe  --out DIR                       # what the host offers
     python bench/gpu_round.py gate --dry-run --out /tmp/g            # on a CPU: plumbing only
     python bench/gpu_round.py rejudge --out DIR                      # a gate round's records
+    python bench/gpu_round.py keep --out DIR --json tests/data/gpu/roundN.json.gz  # as test data
 
 ``agree``: the reference script's own ``run`` and ``mhabench run`` (default, and variants: no
 counts pass, i.e. no profiler in the process) in interleaved fresh
@@ -213,13 +214,16 @@ def gate(args, out: Path) -> dict:
     return judge_docs(docs, list(plants), loop)
 
 
+#: The A/A comparisons of a gate round: its six A records split 3 + 3, three ways.
+AA_SPLITS = (((0, 2, 4), (1, 3, 5)), ((0, 1, 2), (3, 4, 5)), ((0, 1, 5), (2, 3, 4)))
+
+
 def judge_docs(docs: dict[str, list], plants: list[str], loop: int | None = None) -> dict:
     """The A/A splits and each plant against three A records, judged as ``mhabench gate``
     judges builds, withholding wall figures where a side ran on a noisy host."""
     a = docs["A"]
-    splits = [((0, 2, 4), (1, 3, 5)), ((0, 1, 2), (3, 4, 5)), ((0, 1, 5), (2, 3, 4))]
     res = {"loop_iterations_for_20us": loop, "aa": [], "plants": {}}
-    for base, head in splits:
+    for base, head in AA_SPLITS:
         res["aa"].append(judge([a[i] for i in base], [a[i] for i in head]))
     for name in plants:
         res["plants"][name] = judge([a[i] for i in (0, 2, 4)], docs[name],
@@ -234,8 +238,8 @@ def calibrations(docs: list[dict]) -> list[float]:
     return [unsteadiness(d["meta"].get("host_calibration")) for d in docs]
 
 
-def rejudge(args, out: Path) -> dict:
-    """The ``gate`` part's judgement again, from the records a round left in ``--out``."""
+def gate_records(out: Path) -> dict[str, list]:
+    """``{build: [record, ...]}`` of the gate-BUILD-N.json records a round left in ``out``."""
     import re
     docs: dict[str, list] = {}
     for f in sorted(out.glob("gate-*-*.json"), key=lambda f: (len(f.name), f.name)):
@@ -244,7 +248,33 @@ def rejudge(args, out: Path) -> dict:
             docs.setdefault(m.group(1), []).append(json.loads(f.read_text()))
     if "A" not in docs or len(docs["A"]) < 6:
         sys.exit(f"{out}: needs six gate-A-N.json records of a gate round")
+    return docs
+
+
+def rejudge(args, out: Path) -> dict:
+    """The ``gate`` part's judgement again, from the records a round left in ``--out``."""
+    docs = gate_records(out)
     return judge_docs(docs, [k for k in docs if k != "A"])
+
+
+#: What a kept record holds: what the gate's rule reads, and the host's state and build.
+KEPT_META = ("torch", "variant", "device_name", "host", "host_calibration", "protocol", "started")
+
+
+def keep(args, out: Path) -> dict:
+    """A gate round's records, trimmed to what the gate judges, gzipped into ``--json``:
+    real GPU records for the tests (``tests/test_gpu_records.py``)."""
+    import gzip
+    from mhabench import catalogue as cat
+    keys = {f.key for f in cat.FIGURES if f.asv}
+    kept = {name: [{"meta": {k: d["meta"][k] for k in KEPT_META if k in d["meta"]},
+                    "results": [{"label": r["label"], "status": r["status"],
+                                 "metrics": {k: v for k, v in (r.get("metrics") or {}).items()
+                                             if k in keys}} for r in d["results"]]}
+                   for d in ds] for name, ds in gate_records(out).items()}
+    with gzip.open(args.json, "wt") as fh:
+        json.dump(kept, fh, separators=(",", ":"))
+    return {"kept": {k: len(v) for k, v in kept.items()}, "to": args.json}
 
 
 def judge(base_docs: list[dict], head_docs: list[dict],
@@ -338,7 +368,7 @@ def probe(args, out: Path) -> dict:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("part", choices=("agree", "gate", "rejudge", "cost", "probe", "child"))
+    ap.add_argument("part", choices=("agree", "gate", "rejudge", "keep", "cost", "probe", "child"))
     ap.add_argument("--out", default="gpu-round")
     ap.add_argument("--reference", default="")
     ap.add_argument("--device", default="cuda")
@@ -357,11 +387,14 @@ def main() -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
-    parts = {"agree": agree, "gate": gate, "rejudge": rejudge, "cost": cost, "probe": probe}
+    parts = {"agree": agree, "gate": gate, "rejudge": rejudge, "keep": keep, "cost": cost,
+             "probe": probe}
     result = parts[args.part](args, out)
     result["seconds"] = round(time.perf_counter() - t0, 1)
-    (out / f"{args.part}.json").write_text(json.dumps(result, indent=1))
     print(json.dumps(result, indent=1))
+    if args.part in ("rejudge", "keep"):
+        return 0  # read a round's records; the round's own files stay as they were
+    (out / f"{args.part}.json").write_text(json.dumps(result, indent=1))
     with tarfile.open(out / f"round-{args.part}.tgz", "w:gz") as tar:
         for p in sorted(out.iterdir()):
             if not p.name.endswith(".tgz") and p.is_file():

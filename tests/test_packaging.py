@@ -55,7 +55,7 @@ def test_every_distribution_the_package_imports_is_declared():
 
 
 def test_every_distribution_the_tests_import_is_in_the_test_extra():
-    own = LOCAL | {p.stem for p in (REPO / "tests").rglob("*.py")}
+    own = LOCAL | {p.stem for folder in ("tests", "bench") for p in (REPO / folder).rglob("*.py")}
     third_party = _third_party(_imports(REPO / "tests"), own)
     assert {"pytest", "scipy", "playwright"} <= third_party
     missing = third_party - _names(_project()["dependencies"]) - _declared("test")
