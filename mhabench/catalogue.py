@@ -98,6 +98,7 @@ class Figure:
     noise: str = ""             # a ratio's noise figure (asv name)
     samples: str = ""           # the asv name of the sample count behind a ratio's medians
     version: str = "1"          # asv version: bump only when the number's meaning changes
+    zero_missing: bool = False  # a 0 cannot be measured (a call runs some bytecode): none taken
 
     def __post_init__(self):
         if self.role not in ROLES:
@@ -127,7 +128,16 @@ class Figure:
             return float("nan")
         if self.invert:
             return 1.0 / v if v else float("nan")
+        if self.zero_missing and v == 0:
+            return float("nan")
         return float(v)
+
+    def measured(self, values: list | None) -> list | None:
+        """A point's recorded values, a 0 of a figure that cannot be 0 as NaN (not measured):
+        records of Python 3.12 before the tracer was primed hold such 0s."""
+        if not self.zero_missing or values is None:
+            return values
+        return [float("nan") if v == 0 and v is not None else v for v in values]
 
     def exists(self, device: str, suite: str = "full", extras: bool = True) -> bool:
         """Whether this figure is recorded for ``device`` by ``suite`` (asv: discovered)."""
@@ -192,7 +202,8 @@ def _work(p: str, kind: str) -> Figure:
     return Figure(f"host_{p}_{kind}", f"{p} path: {WORK_DOCS[kind]} per call", unit, "work", p,
                   family="host work", asv=asv, asv_unit=unit, feed=0.0,
                   on="cuda" if kind in CUDA_WORK_KINDS else "any",
-                  suites=("full", "core", "host"), in_csv=kind != "copied_bytes")
+                  suites=("full", "core", "host"), in_csv=kind != "copied_bytes",
+                  zero_missing=kind == "bytecodes")
 
 
 WORK_DOCS = {

@@ -308,3 +308,18 @@ def test_a_ratio_the_slow_paths_own_median_explains_is_caught_up_unless_the_fast
     after[BYTECODES] = {p: [v + 700 for v in vs] for p, vs in after[BYTECODES].items()}
     got, fails, _ = verdicts(before, after)  # the fast path's own work rose: the ratio is its
     assert ("ratio", FAST_WORSE) in got and fails
+
+
+def test_a_bytecode_count_of_0_is_no_count_and_never_a_regression_from_it():
+    """Records of Python 3.12 before the tracer was primed hold 0 at a sweep's first point: a
+    build measured after the fix must not read as +inf% there, nor a 0 as fewer bytecodes."""
+    fig = cat.BY_KEY["host_fast_bytecodes"]
+    assert math.isnan(fig.value({"host_fast_bytecodes": 0}))
+    assert fig.value({"host_fast_bytecodes": 925}) == 925.0
+    assert cat.BY_KEY["host_fast_syncs"].value({"host_fast_syncs": 0}) == 0.0  # 0 syncs is real
+    before = {fig.asv: {"p0": [0.0, 0.0, 0.0], "p1": [925.0] * 3}}
+    after = {fig.asv: {"p0": [925.0] * 3, "p1": [1056.0] * 3}}
+    judged = {j.point: j.status for j in compare(before, after)}
+    assert judged == {"p1": "regressed"}
+    judged = {j.point: j.status for j in compare(after, before)}
+    assert judged == {"p1": "improved"}

@@ -134,20 +134,21 @@ def compare(before: dict, after: dict, rule: Rule = Rule(),
         if fig is None or not fig.family or name not in after:
             continue
         fam = cat.FAMILIES[fig.family]
-        sigmas = [point_sigma([spread_from.get(name, {}).get(pt), after[name].get(pt)])[0]
-                  for pt in before[name]]
+        got_before = {pt: fig.measured(v) for pt, v in before[name].items()}
+        got_after = {pt: fig.measured(v) for pt, v in after[name].items()}
+        spread = {pt: fig.measured(v) for pt, v in spread_from.get(name, {}).items()}
+        sigmas = [point_sigma([spread.get(pt), got_after.get(pt)])[0] for pt in got_before]
         sigmas = [x for x in sigmas if finite(x)]
         fig_sigma = med(sigmas) if sigmas and rule.noise == "auto" else math.nan
-        for point, b in before[name].items():
-            if point not in after[name]:
+        for point, b in got_before.items():
+            if point not in got_after:
                 continue
             ses = (math.nan, math.nan)
             if fig.noise:
                 ses = tuple(se_of_median(med(d.get(fig.noise, {}).get(point)),
                                          med(d.get(fig.samples, {}).get(point)))
                             for d in (before, after))
-            got = judge(b, after[name][point], fam, rule, ses,
-                        spread_from.get(name, {}).get(point), fig_sigma)
+            got = judge(b, got_after[point], fam, rule, ses, spread.get(point), fig_sigma)
             if got is not None:
                 out.append(Judged(point, name, *_order(got)))
     return out
