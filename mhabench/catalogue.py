@@ -38,9 +38,12 @@ CUDA_WORK_KINDS = PROFILED_KINDS[1:] + ("copied_bytes",)
 MU = "\u00b5"
 UP, DOWN = "\u2191", "\u2193"
 
-# asv units: part of each benchmark's identity in users' histories, spelled as they were.
+# asv units: what asv's graph writes along its y axis (a benchmark's identity in users'
+# histories is its name and version, not its unit). The graph draws a longer label past the top
+# of the plot: at most UNIT_MAX characters.
 US, RATIO, BYTES, COUNT = "microseconds", "ratio", "bytes", "count"
-FAST_OVER_SLOW = "fast/slow time (below 1: fast path wins; lower is better)"
+FAST_OVER_SLOW = "fast/slow (below 1: fast wins)"
+UNIT_MAX = 32
 
 ROLES = ("cost", "work", "ratio", "noise", "samples", "context")
 #: The feed's threshold for kernel times: their A/A moves reach 2.1-2.7% at a few points between

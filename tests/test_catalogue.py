@@ -63,6 +63,7 @@ def test_every_recorded_figure_has_one_catalogue_entry_and_module():
     for f in cat.FIGURES:
         if f.asv:
             assert f.asv_unit, f.key
+            assert len(f.asv_unit) <= cat.UNIT_MAX, (f.asv, f.asv_unit)  # the graph's y label
             assert f"{f.module}.{f.cls}" in cat.CLASS_DOCS, f.asv
 
 

@@ -207,17 +207,24 @@ def test_a_benchmark_the_report_lacks_has_no_route(report):
 
 
 # --- the story mhabench puts first ---------------------------------------------------------------
+#: A story as long as a five-release history's (tests/data/history), one line per step.
+LONG_STORY = [f"2.{i}.0 -> 2.{i + 1}.0: the fast path is not worse: fast -{i}.0% "
+              "(aten::as_strided 42->32, aten::slice 17->7 at 2 of 8 points); slow -2.1%"
+              for i in range(6)]
+
+
 @pytest.fixture
-def story_report(report, tmp_path) -> Path:
-    """The smoke report with mhabench's story block, as ``mhabench track`` publishes it
+def story_report(report, tmp_path, monkeypatch) -> Path:
+    """The smoke report with a history's story block, as ``mhabench track`` publishes it
     (:func:`mhabench.report.story.publish_story`), unless the report has one already."""
-    from mhabench.report.story import MARK, publish_story
-    if MARK in (report / "index.html").read_text(encoding="utf-8"):
+    from mhabench.report import story as st
+    if st.MARK in (report / "index.html").read_text(encoding="utf-8"):
         return report
     d = tmp_path / "track"
     shutil.copytree(report, d / "html")
-    lines = publish_story(d, ["2.12.0", "2.13.0"])
-    assert lines and MARK in (d / "html" / "index.html").read_text(encoding="utf-8")
+    monkeypatch.setattr(st, "story_lines", lambda *a: LONG_STORY)
+    assert st.publish_story(d, ["2.12.0", "2.13.0"]) == LONG_STORY
+    assert st.MARK in (d / "html" / "index.html").read_text(encoding="utf-8")
     return d / "html"
 
 
@@ -241,7 +248,39 @@ def test_the_story_is_visible_on_the_first_page(browser, story_report, assets):
                 return e.contains(document.elementFromPoint(r.left + r.width / 2,
                                                             r.top + r.height / 2)); }""")
             assert on_top, "the story is covered by the page"
+            page.wait_for_selector(".benchmark-container", timeout=TIMEOUT_MS)
+            hidden = page.evaluate("""() => {
+                const s = document.getElementById('mhabench-story');
+                return Array.from(document.querySelectorAll('.benchmark-container'))
+                    .filter(c => { const r = c.getBoundingClientRect();
+                                   return r.top < innerHeight && r.bottom > 0; })
+                    .filter(c => { const r = c.getBoundingClientRect();
+                                   return s.contains(document.elementFromPoint(
+                                       r.left + r.width / 2, Math.max(r.top, 0) + 5)); })
+                    .map(c => c.innerText); }""")
+            assert hidden == [], f"the story covers thumbnails of the grid: {hidden}"
             text = block.inner_text()
             assert "build by build" in text and all(line in text for line in story)
+        finally:
+            context.close()
+
+
+@pytest.mark.slow
+def test_the_story_leaves_a_graph_page_alone(browser, story_report, assets):
+    """A benchmark's graph is a route of the same page: the story would cover its top (and the
+    y label), so it shows on the front page only, and again when the reader goes back there."""
+    fragment = graph_fragment(json.loads((story_report / "index.json").read_text()), BENCH)
+    with rs.serve(story_report, assets) as base:
+        context = browser.new_context(viewport=WINDOW)
+        try:
+            page = context.new_page()
+            page.goto(base + "index.html" + fragment)
+            page.wait_for_function(SETTLED, timeout=TIMEOUT_MS)
+            assert page.locator("#mhabench-story").count() == 1
+            assert not page.locator("#mhabench-story").is_visible()
+            page.evaluate("() => { location.hash = ''; }")
+            page.wait_for_function(
+                "() => document.getElementById('mhabench-story').style.display === ''")
+            assert page.locator("#mhabench-story").is_visible()
         finally:
             context.close()

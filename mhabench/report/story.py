@@ -10,8 +10,20 @@ from ..measure.config import ConfigError
 from ..measure.fileio import atomic_write
 
 MARK = "<!-- mhabench story -->"
-STYLE = ("position:relative;z-index:10;margin:60px 12px 0 210px;padding:6px 10px;"
+STYLE = ("position:absolute;z-index:10;top:60px;left:12px;right:12px;padding:6px 10px;"
          "background:#f7f7f0;border:1px solid #ccc;font:12px monospace;white-space:pre-wrap")
+
+
+#: asv's report is one page whose views are routes in the URL's fragment; the story belongs to
+#: the front page (no route) and would cover the top of a graph, its y label included.
+#: On the front page the grid (absolutely placed under the navigation bar) starts below it.
+FRONT_ONLY = ("<script>(function(){function show(){var e=document.getElementById('mhabench-story');"
+              "if(!e)return;var front=location.hash.replace('#','')==='';"
+              "e.style.display=front?'':'none';"
+              "var g=document.getElementById('summarygrid-display');"
+              "if(g)g.style.paddingTop=front?(e.offsetHeight+16)+'px':'';}"
+              "window.addEventListener('hashchange',show);"
+              "document.addEventListener('DOMContentLoaded',show);show();})();</script>")
 
 
 def story_lines(directory: Path, builds: list[str], machine: str = "") -> list[str]:
@@ -40,7 +52,7 @@ def publish_story(directory: Path, builds: list[str], machine: str = "") -> list
     if MARK in page:
         page = page.split(MARK)[0] + page.split(MARK)[2]
     block = (f'{MARK}<div id="mhabench-story" style="{STYLE}"><b>mhabench: the fast path, '
-             f'build by build</b>\n{htmlmod.escape(chr(10).join(lines))}</div>{MARK}')
+             f'build by build</b>\n{htmlmod.escape(chr(10).join(lines))}</div>{FRONT_ONLY}{MARK}')
     page = page.replace("<body>", "<body>" + block, 1) if "<body>" in page else block + page
     atomic_write(index, page)
     return lines
