@@ -140,7 +140,7 @@ class Figure:
         records of Python 3.12 before the tracer was primed hold such 0s."""
         if not self.zero_missing or values is None:
             return values
-        return [float("nan") if v == 0 and v is not None else v for v in values]
+        return [float("nan") if v == 0 else v for v in values]  # None (failed) stays
 
     def exists(self, device: str, suite: str = "full", extras: bool = True) -> bool:
         """Whether this figure is recorded for ``device`` by ``suite`` (asv: discovered)."""
