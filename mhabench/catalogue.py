@@ -120,6 +120,13 @@ class Figure:
         return self.asv.split(".")[1]
 
     @property
+    def counts(self) -> str:
+        """What a host-work figure counts (``aten_ops``, ``bytecodes``...): its key without the
+        ``host_PATH_`` prefix ("" for other figures)."""
+        prefix = f"host_{self.path}_"
+        return self.key[len(prefix):] if self.role == "work" and self.key.startswith(prefix) else ""
+
+    @property
     def method(self) -> str:
         return self.asv.split(".")[2]
 

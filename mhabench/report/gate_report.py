@@ -109,10 +109,9 @@ def _family_rows(step: Step, section: str) -> list[list[str]]:
         f = cat.BY_ASV[name]
         worse = sum(j.worse for j in js)
         better = sum(j.status == "improved" for j in js)
-        kind = f.key.replace(f"host_{f.path}_", "")
-        diffs = [x for x in (work_part(d, kind) for (pt, p), d in step.work.items()
+        diffs = [x for x in (work_part(d, f.counts) for (pt, p), d in step.work.items()
                              if p == f.path) if x] if f.role == "work" else []
-        what = f"{f.path} {f.key.replace(f'host_{f.path}_', '')}" if f.role == "work" else \
+        what = f"{f.path} {f.counts}" if f.role == "work" else \
             f"{f.path} {cat.FAMILIES[f.family].what}"
         rows.append([what, str(len(js)), str(worse), str(better),
                      _pct(med([j.change for j in js])), _cut(_common(diffs), 70)])

@@ -205,7 +205,7 @@ def findings(judged: list[Judged], fail_on: tuple = (), work: dict | None = None
     fewer: dict[tuple[str, str], list[str]] = {}
     for j in judged:
         if j.fig.role == "work" and j.status == "improved":
-            fewer.setdefault((j.point, j.fig.path), []).append(_kind(j.fig))
+            fewer.setdefault((j.point, j.fig.path), []).append(j.fig.counts)
     out = []
     for j in judged:
         f = j.fig
@@ -215,7 +215,7 @@ def findings(judged: list[Judged], fail_on: tuple = (), work: dict | None = None
                 continue
             fails = j.worse and (section == "fast" or "slow" in fail_on)
             changed = work.get((j.point, f.path), "")
-            why = work_part(changed, _kind(f)) if f.role == "work" else \
+            why = work_part(changed, f.counts) if f.role == "work" else \
                 changed if f.family == "instructions" else ""
             verdict = "regressed" if j.worse else "improved"
             if j.worse and f.family in EXACT_WORK:
@@ -234,11 +234,6 @@ def findings(judged: list[Judged], fail_on: tuple = (), work: dict | None = None
         elif f.role == "ratio":
             out.append(_ratio(j, at, fail_on, work))
     return [x for x in out if x is not None]
-
-
-def _kind(f) -> str:
-    """``aten_ops``, ``bytecodes``...: what a host-work figure counts."""
-    return f.key.replace(f"host_{f.path}_", "")
 
 
 def _cheaper(at: dict, point: str, f) -> str:
@@ -270,8 +265,7 @@ def _slow_changed(at: dict, point: str, path: str, work: dict) -> list[str]:
         if f.path != path or f.role not in ("cost", "work"):
             continue
         if f.role == "work" or f.family == "instructions":
-            why.append(f"{f.key.replace(f'host_{path}_', '').replace('instr_', 'instructions ')}"
-                       f" {j.change:+.1%}")
+            why.append(f"{f.counts or 'instructions ' + f.path} {j.change:+.1%}")
         elif j.status == "improved":
             why.append(f"{cat.FAMILIES[f.family].what} {j.change:+.1%}")
     if work.get((point, path)):
@@ -309,9 +303,10 @@ def _ratio(j: Judged, at: dict, fail_on: tuple, work: dict) -> Finding | None:
 
 def _explains(ratio: Judged, fast: Judged | None, slow: Judged | None) -> list[str]:
     """Where the fast path shows no other sign of getting worse, and the slow path's own time,
-    though within its noise, accounts for most of a ratio's rise and the fast path's for little (the ratio is paired within each process, the paths'
-    own times are not: a slow path 25% faster may not clear its own threshold while its ratio
-    does): the slow path's change, as the ratio's explanation. Both halves are in log terms:
+    though within its noise, accounts for most of a ratio's rise and the fast path's for little
+    (the ratio is paired within each process, the paths' own times are not: a slow path 25%
+    faster may not clear its own threshold while its ratio does): the slow path's change, as
+    the ratio's explanation. Both halves are in log terms:
     the ratio's change is the fast path's over the slow path's."""
     if fast is None or slow is None or not all(finite(x) for x in (ratio.change, fast.change,
                                                                      slow.change)):
