@@ -124,7 +124,8 @@ class Figure:
         """What a host-work figure counts (``aten_ops``, ``bytecodes``...): its key without the
         ``host_PATH_`` prefix ("" for other figures)."""
         prefix = f"host_{self.path}_"
-        return self.key[len(prefix):] if self.role == "work" and self.key.startswith(prefix) else ""
+        work = self.role == "work" and self.key.startswith(prefix)
+        return self.key[len(prefix):] if work else ""
 
     @property
     def method(self) -> str:
