@@ -144,8 +144,10 @@ def rel_range(vals):
 #: to test whether the default's gap to the reference (1.3x in round 4, about 860 us per window)
 #: is a cost per window.
 LONG_WINDOWS = {"min_rounds": 1, "target_ms": 150.0}
-VARIANTS = {"seed8": {"no_counts_pass": {"device_calls": 0}, "long_windows": LONG_WINDOWS},
-            "gate72": {"long_windows": LONG_WINDOWS}}
+LEAD_IN = {"lead_in": 1}
+VARIANTS = {"seed8": {"no_counts_pass": {"device_calls": 0}, "long_windows": LONG_WINDOWS,
+                      "lead_in": LEAD_IN},
+            "gate72": {"long_windows": LONG_WINDOWS, "lead_in": LEAD_IN}}
 
 
 def agree(args, out: Path) -> dict:
@@ -154,7 +156,8 @@ def agree(args, out: Path) -> dict:
     for gname, grid in AGREE_GRIDS.items():
         if args.sets and gname not in args.sets.split(","):
             continue
-        variants = {"default": {}, **VARIANTS[gname]}
+        chosen = args.variants.split(",") if args.variants else list(VARIANTS[gname])
+        variants = {"default": {}, **{k: v for k, v in VARIANTS[gname].items() if k in chosen}}
         g = DRY["grid"] if args.dry_run else grid
         runs: dict[str, list] = {v: [] for v in variants}
         refs = []
@@ -357,6 +360,16 @@ def cost(args, out: Path) -> dict:
     return res
 
 
+def windows(args, out: Path) -> dict:
+    """``bench/window_probe.py`` in a fresh process: µs per call against calls per window."""
+    cmd = [sys.executable, str(REPO / "bench" / "window_probe.py"), "--out", str(out / "windows-points.json")]
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    (out / "windows.log").write_text(proc.stdout + proc.stderr)
+    if proc.returncode:
+        raise SystemExit(f"window probe failed: {proc.stderr[-2000:]}")
+    return json.loads(proc.stdout)
+
+
 def probe(args, out: Path) -> dict:
     import ctypes
     import struct
@@ -373,7 +386,8 @@ def probe(args, out: Path) -> dict:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("part", choices=("agree", "gate", "rejudge", "keep", "cost", "probe", "child"))
+    ap.add_argument("part", choices=("agree", "gate", "rejudge", "keep", "cost", "probe", "windows",
+                                     "child"))
     ap.add_argument("--out", default="gpu-round")
     ap.add_argument("--reference", default="")
     ap.add_argument("--device", default="cuda")
@@ -383,6 +397,7 @@ def main() -> int:
     ap.add_argument("--protocol", default="")
     ap.add_argument("--no-extras", action="store_true")
     ap.add_argument("--sets", default="", help="agree: only these point sets (seed8, gate72)")
+    ap.add_argument("--variants", default="", help="agree: only these variants beside the default")
     ap.add_argument("--plants", default="", help="gate: only these plants (py20, busy100, busy20)")
     args = ap.parse_args()
     if args.part == "child":
@@ -393,7 +408,7 @@ def main() -> int:
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
     parts = {"agree": agree, "gate": gate, "rejudge": rejudge, "keep": keep, "cost": cost,
-             "probe": probe}
+             "probe": probe, "windows": windows}
     result = parts[args.part](args, out)
     result["seconds"] = round(time.perf_counter() - t0, 1)
     print(json.dumps(result, indent=1))

@@ -163,10 +163,10 @@ def test_the_fp32_drift_is_measured_outside_the_timed_rounds(padded_point, small
         return {n: Path(p.name, p.context, (lambda p=p, n=n: (calls.append(n), p.call())[1]))
                 for n, p in paths.items()}
 
-    def spy_window(self, path, n):
+    def spy_window(self, path, n, lead_in=0):
         before = len(calls)
-        out = real_window(self, path, n)
-        windows.append((path.name, n, len(calls) - before))
+        out = real_window(self, path, n, lead_in)
+        windows.append((path.name, n, len(calls) - before - lead_in))
         return out
 
     real_rounds = passes.wall_rounds
@@ -190,7 +190,7 @@ def test_the_fp32_drift_is_measured_outside_the_timed_rounds(padded_point, small
     assert extras_inside == [False], "the fp32 reference ran, outside the timed rounds"
     assert len(windows) == 3 * small_proto.min_rounds
     assert all(made == n == r.window_calls[name] for name, n, made in windows), \
-        "each window makes exactly its calls, no extra one"
+        "each window makes exactly its calls and its lead-in, no extra one"
     assert all(len(v) == small_proto.min_rounds for v in r.rounds.values())
 
 

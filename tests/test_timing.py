@@ -28,6 +28,7 @@ from mhabench.measure.timing import (LABEL, MAX_WINDOW_CALLS, Clock, DeviceTimes
     ({"warmup_ms": math.nan}, "warmup_ms"),
     ({"target_ms": 0.0}, "target_ms"), ({"target_ms": -5}, "target_ms"),
     ({"target_ms": math.nan}, "target_ms"),
+    ({"lead_in": -1}, "lead_in"), ({"lead_in": 1.5}, "lead_in"),
     ({"device_calls": -1}, "device_calls"),
     ({"mode": "blocks"}, "mode"), ({"mode": "long"}, "mode"),
     ({"min_rounds": 2_000_000, "max_rounds": 2_000_000}, "min_rounds"),
@@ -147,6 +148,42 @@ def test_clock_window_makes_n_calls_in_one_context_and_gives_us_per_call():
     assert us >= 100.0, "per call, not the window's total divided by anything else"
 
 
+def _cold_first_path(log, calls, first_us=3000.0, then_us=50.0):
+    """A path whose first call in each context entry is slow (a cold start), the rest fast."""
+    state = {"n": 0}
+
+    @contextlib.contextmanager
+    def ctx():
+        log.append("cold")
+        state["n"] = 0
+        yield
+
+    def call():
+        calls.append("cold")
+        us = first_us if state["n"] == 0 else then_us
+        state["n"] += 1
+        end = time.perf_counter_ns() + int(us * 1000)
+        while time.perf_counter_ns() < end:
+            pass
+    return Path("cold", ctx, call)
+
+
+def test_a_lead_in_call_takes_the_window_s_cold_start_outside_the_clock():
+    log, calls = [], []
+    cold = _cold_first_path(log, calls)
+    with_lead = Clock("cpu").window(cold, 5, lead_in=1)
+    assert calls == ["cold"] * 6, "the lead-in call is made in the window's context"
+    assert 50.0 <= with_lead < 600.0, "the cold first call is not on the clock"
+    calls.clear()
+    without = Clock("cpu").window(cold, 5, lead_in=0)
+    assert calls == ["cold"] * 5 and without >= (3000.0 + 4 * 50.0) / 5
+
+
+def test_the_default_protocol_opens_each_window_with_one_untimed_call():
+    assert Protocol().lead_in == 1
+    assert all(p.lead_in == 1 for p in PRESETS.values())
+
+
 # --- the warm-up -----------------------------------------------------------------------------
 
 @pytest.fixture
@@ -222,8 +259,10 @@ def test_wall_rounds_times_windows_of_the_calls_it_reports():
     assert set(per) == {"fast", "slow"} and per["fast"] > per["slow"] >= 1
     windows = log[-6:]  # one context entry per window
     assert sorted(windows) == ["fast"] * 3 + ["slow"] * 3
-    timed = calls[len(calls) - 3 * (per["fast"] + per["slow"]):]
-    assert timed.count("fast") == 3 * per["fast"] and timed.count("slow") == 3 * per["slow"]
+    lead = proto.lead_in
+    timed = calls[len(calls) - 3 * (per["fast"] + per["slow"] + 2 * lead):]
+    assert timed.count("fast") == 3 * (per["fast"] + lead)
+    assert timed.count("slow") == 3 * (per["slow"] + lead)
     assert min(out["slow"]) >= 400.0 and min(out["fast"]) >= 20.0
     assert min(out["fast"]) < 400.0, "the fast list holds the fast path's windows"
 

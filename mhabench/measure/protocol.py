@@ -15,7 +15,10 @@ from .config import ConfigError
 #: ``windows`` times back-to-back calls of one path between two synchronisations, as the
 #: reference script does (the seed's wall time). Single synchronised calls (a latency, the
 #: rotation protocol before it) measured 1.5-2x the reference's level on a GPU host and judged
-#: no better: retired (docs/lab/2026-12-03.md).
+#: no better: retired (docs/lab/2026-12-03.md). A window's first call, after a synchronisation
+#: and another path's calls, costs about twice a call in the stream (GPU host: +195 µs): with
+#: ``lead_in`` one untimed call takes it, and a window of 10 calls read 1.05x the reference's
+#: 100-call figure where it read 1.07x, at 30 calls 1.01x where 1.03x (docs/lab/2026-12-03.md).
 MODES = ("windows",)
 
 
@@ -29,6 +32,7 @@ class Protocol:
     min_rounds: int = 3         # a window of each path per round: few, long windows
     max_rounds: int = 200
     device_calls: int = 4       # profiled calls per path, median taken (0: no device time)
+    lead_in: int = 1            # untimed calls of the path just before a window's clock starts
     host_work: bool = True      # exact host-work counts (aten ops, bytecodes, CUDA calls...)
     mode: str = "windows"       # one of MODES
 
@@ -38,9 +42,12 @@ class Protocol:
         for name, (low, high) in LIMITS.items():
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) \
-                    or not low <= v <= high or (name in ("warmup_ms", "target_ms") and v <= 0):
-                above = "above 0, at most" if name.endswith("_ms") else f"from {low:g} to"
-                raise ConfigError(f"{name} must be a finite number {above} {high:g}, got {v}")
+                    or not low <= v <= high or (name in ("warmup_ms", "target_ms") and v <= 0) \
+                    or (not name.endswith("_ms") and v != int(v)):
+                if name.endswith("_ms"):
+                    raise ConfigError(f"{name} must be a finite number above 0, at most {high:g}, "
+                                      f"got {v}")
+                raise ConfigError(f"{name} must be a whole number from {low:g} to {high:g}, got {v}")
         if self.max_rounds < self.min_rounds:
             raise ConfigError(f"max_rounds {self.max_rounds} is below min_rounds {self.min_rounds}")
 
@@ -56,7 +63,8 @@ class Protocol:
 #: Bounds of each protocol knob: beyond them a sweep would never end (an hour of warm-up per
 #: path, millions of rounds) or measure nothing.
 LIMITS = {"warmup_ms": (0, 600_000.0), "min_warmup": (1, 100_000), "target_ms": (0, 3_600_000.0),
-          "min_rounds": (1, 1_000_000), "max_rounds": (1, 1_000_000), "device_calls": (0, 10_000)}
+          "min_rounds": (1, 1_000_000), "max_rounds": (1, 1_000_000), "device_calls": (0, 10_000),
+          "lead_in": (0, 1_000)}
 
 #: ``check``: plumbing only (two rounds of a millisecond; the figures exist but are not to be
 #: read); ``fast``: a first look; ``default``; ``rigorous``: four times the budget, for

@@ -44,19 +44,25 @@ class Clock:
         """Microseconds of one synchronised call (used for warm-up and estimates)."""
         return self.calls([path])[0]
 
-    def window(self, path: Path, n: int) -> float:
+    def window(self, path: Path, n: int, lead_in: int = 0) -> float:
         """µs per call of ``n`` back-to-back calls of ``path`` between two events, with a
-        synchronisation before and after (none inside), as the reference times a path."""
+        synchronisation before and after (none inside), as the reference times a path.
+        ``lead_in`` untimed calls go just before the first event, so that the window starts
+        in the path's stream of calls rather than on an idle device."""
         with path.context():
             if self.cuda:
                 s, e = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
                 self.sync()
+                for _ in range(lead_in):
+                    path.call()
                 s.record()
                 for _ in range(n):
                     path.call()
                 e.record()
                 self.sync()
                 return s.elapsed_time(e) * 1000.0 / n
+            for _ in range(lead_in):
+                path.call()
             t0 = time.perf_counter_ns()
             for _ in range(n):
                 path.call()
@@ -135,8 +141,8 @@ def wall_rounds(paths: Mapping[str, Path], proto: Protocol,
 
     A round times one window of back-to-back calls of each path, with a synchronisation
     before and after (none inside): what the reference script times, the throughput of a
-    path. The calls per window come from the warm-up's estimate, so that a window lasts about
-    ``proto.window_us``.
+    path. ``proto.lead_in`` untimed calls open each window. The calls per window come from the
+    warm-up's estimate, so that a window lasts about ``proto.window_us``.
     """
     clock = Clock(device)
     names = list(paths)
@@ -145,11 +151,11 @@ def wall_rounds(paths: Mapping[str, Path], proto: Protocol,
     gc.disable()
     try:
         calls = window_calls(est, proto)
-        rounds = rounds_for(sum(calls[n] * est[n] for n in names), proto)
+        rounds = rounds_for(sum((calls[n] + proto.lead_in) * est[n] for n in names), proto)
         out: dict[str, list[float]] = {n: [] for n in names}
         for r in range(rounds):
             for n in _order(r, names):
-                out[n].append(clock.window(paths[n], calls[n]))
+                out[n].append(clock.window(paths[n], calls[n], proto.lead_in))
         return out, calls
     finally:
         if was_enabled:
