@@ -33,25 +33,18 @@ from mhabench.measure import compat  # noqa: E402
 from mhabench.measure.config import parse_grid  # noqa: E402
 from mhabench.measure.inputs import build  # noqa: E402
 from mhabench.measure.passes import active_paths  # noqa: E402
+from mhabench.measure.timing import Clock  # noqa: E402
 
+CLOCK = Clock("cuda")
 GRID = "seed;batch=16,64,256;seq=64,256;embed=1024;b=1,61"
 
 
 def window(path, n: int, lead_in: int = 0) -> tuple[float, float]:
-    """(device-timeline µs per call between the events, host µs per call of the whole window)."""
-    s, e = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-    with path.context():
-        torch.cuda.synchronize()
-        h0 = time.perf_counter_ns()
-        for _ in range(lead_in):
-            path.call()
-        s.record()
-        for _ in range(n):
-            path.call()
-        e.record()
-        torch.cuda.synchronize()
-        h1 = time.perf_counter_ns()
-    return s.elapsed_time(e) * 1000.0 / n, (h1 - h0) / 1000.0 / (n + lead_in)
+    """(device-timeline µs per call between the events, as the sweep times a window; host µs
+    per call of the whole window, synchronisations included)."""
+    h0 = time.perf_counter_ns()
+    dev_us = CLOCK.window(path, n, lead_in)
+    return dev_us, (time.perf_counter_ns() - h0) / 1000.0 / (n + lead_in)
 
 
 def per_call_host(path, n: int = 30) -> list[float]:
