@@ -30,6 +30,13 @@ LABELS = [p.label for p in POINTS]
 TINY = ["--preset", "check", "-q"]
 
 
+def _popen(*args, **kwargs) -> subprocess.Popen:
+    """A child that takes Ctrl-C as it would in a terminal, even where this test process was
+    started in the background (a shell's ``cmd &`` ignores SIGINT, and a child inherits that)."""
+    return subprocess.Popen(*args, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+                            **kwargs)
+
+
 def _env(fault: str = "", **extra) -> dict:
     env = dict(os.environ, PYTHONWARNINGS="ignore", MHABENCH_FAULT=fault, **extra)
     env["PYTHONPATH"] = os.pathsep.join([str(FAULTS), str(REPO), env.get("PYTHONPATH", "")])
@@ -185,7 +192,7 @@ def _untimed(result: dict) -> dict:
 @pytest.mark.parametrize("sig,code", [(signal.SIGTERM, 128 + signal.SIGTERM),
                                       (signal.SIGINT, 130), (signal.SIGHUP, 128 + signal.SIGHUP)])
 def test_a_stop_signal_mid_sweep_keeps_the_finished_points(tmp_path, sig, code):
-    proc = subprocess.Popen(_argv(tmp_path), env=_env("slow@any"), stdout=subprocess.PIPE,
+    proc = _popen(_argv(tmp_path), env=_env("slow@any"), stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
     _wait_for(tmp_path, 2, proc)
     proc.send_signal(sig)
@@ -198,7 +205,7 @@ def test_a_stop_signal_mid_sweep_keeps_the_finished_points(tmp_path, sig, code):
 
 
 def test_kill_9_then_resume_measures_only_the_rest(tmp_path, reference):
-    proc = subprocess.Popen(_argv(tmp_path), env=_env("slow@any"), stdout=subprocess.DEVNULL,
+    proc = _popen(_argv(tmp_path), env=_env("slow@any"), stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL)
     _wait_for(tmp_path, 3, proc)
     proc.kill()
@@ -222,7 +229,7 @@ def test_kill_9_then_resume_measures_only_the_rest(tmp_path, reference):
 
 def test_sigint_during_a_rewrite_leaves_files_that_agree(tmp_path):
     mark = tmp_path / "writing"
-    proc = subprocess.Popen(_argv(tmp_path, grid="smoke/4"),
+    proc = _popen(_argv(tmp_path, grid="smoke/4"),
                             env=_env("slowwrite@any", MHABENCH_FAULT_MARK=str(mark)),
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     end = time.monotonic() + 120
@@ -237,7 +244,7 @@ def test_sigint_during_a_rewrite_leaves_files_that_agree(tmp_path):
 
 
 def test_sigusr1_rebuilds_the_files_while_the_sweep_goes_on(tmp_path):
-    proc = subprocess.Popen(_argv(tmp_path), env=_env("slow@any"), stdout=subprocess.PIPE,
+    proc = _popen(_argv(tmp_path), env=_env("slow@any"), stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
     _wait_for(tmp_path, 2, proc)
     proc.send_signal(signal.SIGUSR1)
@@ -284,7 +291,7 @@ def test_result_files_that_cannot_be_written_keep_the_journal(tmp_path):
 def test_two_runs_on_one_journal_the_second_is_refused(tmp_path):
     hold = tmp_path / "hold"
     hold.touch()
-    first = subprocess.Popen(_argv(tmp_path), env=_env(f"hold@{LABELS[1]}",
+    first = _popen(_argv(tmp_path), env=_env(f"hold@{LABELS[1]}",
                                                        MHABENCH_FAULT_HOLD=str(hold)),
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     _wait_for(tmp_path, 1, first)
@@ -408,7 +415,7 @@ def test_an_interrupted_asv_run_resumes_its_finished_points(tmp_path, head):
     d, env, argv = _asv_setup(tmp_path, head, MHABENCH_FAULT="slow@any",
                               MHABENCH_RECORD_DIR=str(record))
     journals = tmp_path / "cache" / "journals"
-    proc = subprocess.Popen([sys.executable, "-m", "asv", *argv], cwd=d, env=env,
+    proc = _popen([sys.executable, "-m", "asv", *argv], cwd=d, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                             start_new_session=True)
     end = time.monotonic() + 240
@@ -441,7 +448,7 @@ def test_kill_9_of_asv_leaves_no_process_behind(tmp_path, head):
     with it, and the journal keeps the finished points for the next run."""
     d, env, argv = _asv_setup(tmp_path, head, MHABENCH_FAULT="slow@any")
     journals = tmp_path / "cache" / "journals"
-    proc = subprocess.Popen([sys.executable, "-m", "asv", *argv], cwd=d, env=env,
+    proc = _popen([sys.executable, "-m", "asv", *argv], cwd=d, env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     end = time.monotonic() + 240
     while not [e for f in journals.glob("*.jsonl") for e in _lines(f)][1:]:
