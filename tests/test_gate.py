@@ -152,9 +152,10 @@ def test_vouch_says_the_smallest_change_seen_per_family():
 
 
 # --- records, proof and the command --------------------------------------------------------------
-def track_dir(tmp_path, builds, variant=None, calibration=0.01):
+def track_dir(tmp_path, builds, variant=None, calibration=0.01, protocols=None):
     """A track dir: builds.json, asv results of each build (records r1..r3) and their record
-    files. ``builds``: [(tag, commit, fast, ops, torch reported)]."""
+    files. ``builds``: [(tag, commit, fast, ops, torch reported)]; ``protocols``: {tag: the
+    records' protocol}, where they say one."""
     d = tmp_path / "t"
     res = d / "results"
     manifest = {"grid_family": "smoke", "builds": [], "commits": {}}
@@ -169,6 +170,8 @@ def track_dir(tmp_path, builds, variant=None, calibration=0.01):
                                                 WALL: fast / 200.0, OPS: ops, SLOW_OPS: 130})
             meta = {"torch": torch, "torch_git": "g" * 40, "variant": variant or "cpu",
                     "host_calibration": [{"rel_iqr": calibration}]}
+            if protocols and tag in protocols:
+                meta["protocol"] = protocols[tag]
             rec = d / "records" / machine / f"{commit}-virtualenv-py3.11.json"
             rec.parent.mkdir(parents=True, exist_ok=True)
             rec.write_text(json.dumps({"meta": meta, "results": [
@@ -271,6 +274,34 @@ def test_wall_figures_of_a_noisy_host_are_withheld_and_counts_still_judged(tmp_p
                       calibration=0.3)
     rc, text = run_gate(["gate", "2.1.0", "2.2.0", "--dir", str(extra)])
     assert rc == 1 and "+aten::neg x1" in text
+
+
+def test_wall_figures_timed_differently_are_withheld_and_say_how(tmp_path):
+    """A window opened by an untimed call reads a few percent below one that was not: two
+    builds timed differently cannot be told apart by wall time, whatever their counts say."""
+    builds = [("torch-2.1.0", A, 100.0, 228, "2.1.0+cpu"),
+              ("torch-2.2.0", B, 130.0, 228, "2.2.0+cpu")]
+    old = {"warmup_ms": 5.0, "min_warmup": 2, "target_ms": 50.0, "min_rounds": 3,
+           "max_rounds": 200, "device_calls": 4, "host_work": True, "mode": "windows"}
+    new = {**old, "lead_in": 1}
+    same = track_dir(tmp_path / "same", builds, protocols={"torch-2.1.0": new, "torch-2.2.0": new})
+    rc, text = run_gate(["gate", "2.1.0", "2.2.0", "--dir", str(same)])
+    assert rc == 1 and "timed them differently" not in text
+    other = track_dir(tmp_path / "other", builds, protocols={"torch-2.1.0": old, "torch-2.2.0": new})
+    rc, text = run_gate(["gate", "2.1.0", "2.2.0", "--dir", str(other)])
+    assert rc == 0 and "wall figures not judged: the records timed them differently" in text
+    assert "lead_in 0 in 2.1.0; 1 in 2.2.0" in text, "a record before the lead-in had none"
+    calls = track_dir(tmp_path / "calls", builds,
+                      protocols={"torch-2.1.0": old, "torch-2.2.0": {**old, "device_calls": 10}})
+    rc, text = run_gate(["gate", "2.1.0", "2.2.0", "--dir", str(calls)])
+    assert rc == 1, "profiled calls set no wall figure's level"
+    unsaid = track_dir(tmp_path / "unsaid", builds, protocols={"torch-2.2.0": new})
+    rc, text = run_gate(["gate", "2.1.0", "2.2.0", "--dir", str(unsaid)])
+    assert rc == 1, "records that name no protocol are taken as they come"
+    extra = track_dir(tmp_path / "extra", [builds[0], ("torch-2.2.0", B, 130.0, 229, "2.2.0+cpu")],
+                      protocols={"torch-2.1.0": old, "torch-2.2.0": new})
+    rc, text = run_gate(["gate", "2.1.0", "2.2.0", "--dir", str(extra)])
+    assert rc == 1 and "+aten::neg x1" in text, "counts are still judged"
 
 
 def test_more_fast_path_bytecodes_with_fewer_instructions_is_reported_not_failed():

@@ -67,11 +67,12 @@ def steps(directory: Path, names: list[str], machine: str = "", env: str = "",
                                  commits, manifest, known, env)
             spread = rc.point_values(full.records)
         notes = [n for b in (base, head) for n in b.notes + [f"left out: {r}" for r in b.refused]]
-        noisy = noisy_host([rc.calibrations(base), rc.calibrations(head)])
-        if noisy:
+        unjudged = [why for why in (noisy_host([rc.calibrations(base), rc.calibrations(head)]),
+                                    timed_differently([base, head])) if why]
+        if unjudged:
             before, after = without_wall(before), without_wall(after)
             spread = without_wall(spread) if spread else None
-            notes.append(noisy)
+            notes.extend(unjudged)
         judged = compare(before, after, rule, spread_from=spread)
         if not judged:
             raise ConfigError(f"{base.name} and {head.name} share no judged figure at a point "
@@ -83,7 +84,7 @@ def steps(directory: Path, names: list[str], machine: str = "", env: str = "",
         context = {"base": base.commit, "head": head.commit, "machine": machine,
                    "base_records": len(base.records), "head_records": len(head.records),
                    "env": base.records[0].env_name, "variants": [base.variant, head.variant],
-                   "wall_judged": not noisy}
+                   "wall_judged": not unjudged}
         steps.append(Step(base.name, head.name, context, judged,
                           findings(judged, fails, work), work, vouch(judged), notes))
     return steps
@@ -105,6 +106,36 @@ def noisy_host(calibrations: list[list[float]]) -> str:
     return (f"wall figures not judged: the host was noisy (its calibration moved {worst:.0%} "
             f"at the median over a build's records, above {NOISY_CALIBRATION:.0%}); kernel "
             "times, host-work counts and instructions are")
+
+
+#: The protocol's fields that set a wall figure's level: how long a window is and how it opens
+#: (a window's first call costs about twice a call in the stream, docs/lab/2026-12-03.md).
+WALL_TIMING = ("mode", "lead_in", "target_ms", "min_rounds", "max_rounds", "warmup_ms",
+               "min_warmup")
+
+
+def timed_differently(builds: list) -> str:
+    """"" where every record that says how it timed its wall figures timed them alike, else
+    the first field that differs and its values, per build. A record made before the lead-in
+    existed timed without one; a record that names no protocol is taken as it comes."""
+    seen: dict[str, dict] = {}
+    for b in builds:
+        for meta in b.meta:
+            proto = meta.get("protocol")
+            if not isinstance(proto, dict):
+                continue
+            for f in WALL_TIMING:
+                v = proto.get(f, 0 if f == "lead_in" else None)
+                if v is not None:
+                    seen.setdefault(f, {}).setdefault(v, set()).add(b.name)
+    for f in WALL_TIMING:
+        values = seen.get(f, {})
+        if len(values) > 1:
+            where = "; ".join(f"{v} in {', '.join(sorted(names))}"
+                              for v, names in sorted(values.items(), key=lambda kv: str(kv[0])))
+            return (f"wall figures not judged: the records timed them differently ({f} {where}); "
+                    "kernel times, host-work counts and instructions are")
+    return ""
 
 
 def without_wall(values: dict) -> dict:
