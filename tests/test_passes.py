@@ -420,3 +420,16 @@ def test_the_source_digest_changes_with_the_code(tmp_path):
 def test_the_host_calibration_is_a_median_and_a_spread():
     cal = machine.host_calibration(reps=5, loop=1000)
     assert cal["median_us"] > 0 and cal["rel_iqr"] >= 0 and (cal["reps"], cal["loop"]) == (5, 1000)
+
+
+def test_the_host_is_probed_just_before_and_just_after_a_points_rounds(padded_point, small_proto,
+                                                                      monkeypatch):
+    order = []
+    real_rounds, real_probe = passes.wall_rounds, passes.host_probe
+    monkeypatch.setattr(passes, "wall_rounds",
+                        lambda *a: (order.append("rounds"), real_rounds(*a))[1])
+    monkeypatch.setattr(passes, "host_probe", lambda: (order.append("probe"), real_probe())[1])
+    r = passes.wall_pass(padded_point, small_proto)
+    assert r.status == OK and order == ["probe", "rounds", "probe"]
+    assert len(r.host_probe_us) == 2 and all(us > 0 for us in r.host_probe_us)
+    assert r.doc()["host_probe_us"] == r.host_probe_us

@@ -92,6 +92,18 @@ def host_calibration(reps: int = CALIBRATION_REPS, loop: int = CALIBRATION_LOOP)
             "reps": reps, "loop": loop}
 
 
+#: The per-point probe: a tenth of the calibration's loop (55-110 µs on the H200 leases' hosts).
+PROBE_LOOP, PROBE_REPS = 2_000, 3
+
+
+def host_probe() -> float:
+    """Median µs of a short run of the calibration's loop: the host's speed just before or
+    after one point's rounds. A lease's host switches between a fast state and one about 1.7x
+    slower for seconds at a time, long enough to take whole points (docs/lab/2026-12-03.md); a
+    calibration at the sweep's ends cannot say which points, this can."""
+    return host_calibration(PROBE_REPS, PROBE_LOOP)["median_us"]
+
+
 def run_meta(device: str, proto: Protocol, grid: str, instructions: bool = False) -> dict:
     """What a result file needs to be read later: the build, the device, the protocol, and the
     figures that are n/a here (the instruction counts unless ``instructions``)."""
