@@ -140,14 +140,14 @@ def rel_range(vals):
 
 #: Per point set, the variants measured beside the default. ``no_counts_pass``: no profiler
 #: session in the process at all (round 4: the same level as the default). ``long_windows``:
-#: one round of windows as long as the reference's 100 calls (150 ms a point for three paths),
-#: to test whether the default's gap to the reference (1.3x in round 4, about 860 us per window)
-#: is a cost per window.
+#: one round of windows as long as the reference's 100 calls (150 ms a point for three paths).
+#: ``no_lead_in``: windows that open on their first timed call, as before round 5 (the window
+#: probe, ``bench/window_probe.py``, measured the lead-in's effect within one process).
 LONG_WINDOWS = {"min_rounds": 1, "target_ms": 150.0}
-LEAD_IN = {"lead_in": 1}
+NO_LEAD_IN = {"lead_in": 0}
 VARIANTS = {"seed8": {"no_counts_pass": {"device_calls": 0}, "long_windows": LONG_WINDOWS,
-                      "lead_in": LEAD_IN},
-            "gate72": {"long_windows": LONG_WINDOWS, "lead_in": LEAD_IN}}
+                      "no_lead_in": NO_LEAD_IN},
+            "gate72": {"long_windows": LONG_WINDOWS, "no_lead_in": NO_LEAD_IN}}
 
 
 def agree(args, out: Path) -> dict:
