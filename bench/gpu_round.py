@@ -127,8 +127,32 @@ def q(xs, p):
 
 
 def ours_points(doc: dict) -> dict[str, dict]:
-    return {"-".join(r["label"].split("-")[:5]): r["metrics"] for r in doc["results"]
-            if r["status"] == "ok"}
+    """Per point (short label), its metrics and ``probe``: the slower of the host probes that
+    bracket its rounds (NaN in records made before there was one)."""
+    return {"-".join(r["label"].split("-")[:5]): {
+        **r["metrics"], "probe": max(r.get("host_probe_us") or [math.nan])}
+        for r in doc["results"] if r["status"] == "ok"}
+
+
+#: A point whose host probe read this much above its process's median probe was measured in
+#: the host's slow state (docs/lab/2026-12-03.md: about 1.7x, for seconds at a time).
+SLOW_PROBE = 1.3
+
+
+def probe_states(runs: list[dict], refs: list[dict], steady: list[str]) -> dict:
+    """Per process: the share of points measured in a slow host state, and the median over the
+    reference's steady points of ours / the reference's fast time, apart for the points probed
+    normal and those probed slow: whether the probe tells the points an episode took."""
+    out = {"slow_share": [], "fast_over_reference_normal": [], "fast_over_reference_slow": []}
+    for r in runs:
+        med = q([p["probe"] for p in r.values()], 0.5)
+        slow = {k for k, p in r.items() if math.isfinite(med) and p["probe"] > SLOW_PROBE * med}
+        out["slow_share"].append(len(slow) / len(r) if r else math.nan)
+        for state, keep in (("normal", lambda k: k not in slow), ("slow", lambda k: k in slow)):
+            ratios = [r[k]["wall_fast_us"] / q([x[k]["wall_fast_us"] for x in refs], 0.5)
+                      for k in steady if k in r and keep(k)]
+            out[f"fast_over_reference_{state}"].append(q(ratios, 0.5))
+    return out
 
 
 def rel_range(vals):
@@ -193,6 +217,7 @@ def agree(args, out: Path) -> dict:
                             - 1 for k in steady if all(k in r for r in rs)]
                     row[f"{path}_within_10pct_of_reference"] = [len(near), len(steady)]
                     row[f"{path}_median_deviation"] = q(devs, 0.5)
+                row["host_probe"] = probe_states(rs, refs, steady)
             res[v] = row
         summary[gname] = res
     return summary

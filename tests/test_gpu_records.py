@@ -112,3 +112,17 @@ def test_the_counts_are_exact_between_processes_and_rise_under_every_plant(round
             assert min(vals) > a[point][0], (name, point)
             if name == "py20":
                 assert len(set(vals)) == 1, point
+
+
+def test_the_probe_states_split_a_process_s_points_by_the_host_s_state():
+    """Points whose probe read the slow state are summarised apart: there a process runs 2x
+    the reference, elsewhere level with it."""
+    refs = [{f"p{i}": {"wall_fast_us": 100.0} for i in range(10)} for _ in range(3)]
+    run = {f"p{i}": {"wall_fast_us": 200.0 if i < 3 else 100.0,
+                     "probe": 170.0 if i < 3 else 100.0} for i in range(10)}
+    got = gpu_round.probe_states([run], refs, steady=[f"p{i}" for i in range(10)])
+    assert got["slow_share"] == [0.3]
+    assert got["fast_over_reference_slow"] == [2.0] and got["fast_over_reference_normal"] == [1.0]
+    unprobed = {k: {**v, "probe": math.nan} for k, v in run.items()}
+    got = gpu_round.probe_states([unprobed], refs, steady=list(run))
+    assert got["slow_share"] == [0.0] and math.isnan(got["fast_over_reference_slow"][0])
