@@ -387,7 +387,8 @@ def cost(args, out: Path) -> dict:
 
 def windows(args, out: Path) -> dict:
     """``bench/window_probe.py`` in a fresh process: µs per call against calls per window."""
-    cmd = [sys.executable, str(REPO / "bench" / "window_probe.py"), "--out", str(out / "windows-points.json")]
+    cmd = [sys.executable, str(REPO / "bench" / "window_probe.py"),
+           "--out", str(out / "windows-points.json")]
     proc = subprocess.run(cmd, capture_output=True, text=True)
     (out / "windows.log").write_text(proc.stdout + proc.stderr)
     if proc.returncode:
