@@ -179,6 +179,16 @@ def test_a_lead_in_call_takes_the_window_s_cold_start_outside_the_clock():
     assert calls == ["cold"] * 5 and without >= (3000.0 + 4 * 50.0) / 5
 
 
+def test_the_knobs_that_set_a_wall_level_are_all_but_the_counting_ones():
+    from dataclasses import asdict
+    from mhabench.measure.protocol import wall_timing
+    got = wall_timing(asdict(Protocol()))
+    assert set(got) == set(asdict(Protocol())) - {"device_calls", "host_work"}
+    before = {k: v for k, v in asdict(Protocol()).items() if k != "lead_in"}
+    assert wall_timing(before)["lead_in"] == 0, "a record before the lead-in had none"
+    assert wall_timing(None) == {} and wall_timing("windows") == {}
+
+
 def test_the_default_protocol_opens_each_window_with_one_untimed_call():
     assert Protocol().lead_in == 1
     assert all(p.lead_in == 1 for p in PRESETS.values())

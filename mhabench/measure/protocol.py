@@ -7,7 +7,7 @@ fields of :class:`Protocol` for the measuring scripts in ``bench/``.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 from .config import ConfigError
 
@@ -47,7 +47,8 @@ class Protocol:
                 if name.endswith("_ms"):
                     raise ConfigError(f"{name} must be a finite number above 0, at most {high:g}, "
                                       f"got {v}")
-                raise ConfigError(f"{name} must be a whole number from {low:g} to {high:g}, got {v}")
+                raise ConfigError(f"{name} must be a whole number from {low:g} to {high:g}, "
+                                  f"got {v}")
         if self.max_rounds < self.min_rounds:
             raise ConfigError(f"max_rounds {self.max_rounds} is below min_rounds {self.min_rounds}")
 
@@ -58,6 +59,23 @@ class Protocol:
         after a synchronisation starts cold: single calls measured 1.5-2x the reference's level
         on a GPU host), so the budget buys few, long windows rather than many short ones."""
         return self.target_ms * 1000.0 / (self.min_rounds * 3)
+
+
+#: The knobs that do not set a wall figure's level (how many calls are profiled, whether the
+#: host work is counted); every other knob does: how long a window is, how many, how it opens.
+NOT_WALL = ("device_calls", "host_work")
+#: What a record made before a knob existed was measured with (before round 5, no lead-in).
+BEFORE_KNOB = {"lead_in": 0}
+
+
+def wall_timing(protocol: dict) -> dict:
+    """The knobs of a record's ``protocol`` (its meta, as JSON) that set its wall figures'
+    level, a knob it predates at the value it was measured with; {} for a record naming none."""
+    if not isinstance(protocol, dict):
+        return {}
+    names = [f.name for f in fields(Protocol) if f.name not in NOT_WALL]
+    got = {n: protocol.get(n, BEFORE_KNOB.get(n)) for n in names}
+    return {n: v for n, v in got.items() if v is not None}
 
 
 #: Bounds of each protocol knob: beyond them a sweep would never end (an hour of warm-up per

@@ -14,6 +14,8 @@ from .rule import Finding, Rule, compare, findings, vouch
 #: process before and after its sweep) moved by more than this at the median (spread within a
 #: calibration, or change between the two) ran on a noisy host: its steps judge no wall figure.
 NOISY_CALIBRATION = 0.10
+#: What a step judges where it judges no wall figure.
+STILL_JUDGED = "kernel times, host-work counts and instructions are"
 
 
 @dataclass
@@ -104,37 +106,25 @@ def noisy_host(calibrations: list[list[float]]) -> str:
     if worst <= NOISY_CALIBRATION:
         return ""
     return (f"wall figures not judged: the host was noisy (its calibration moved {worst:.0%} "
-            f"at the median over a build's records, above {NOISY_CALIBRATION:.0%}); kernel "
-            "times, host-work counts and instructions are")
-
-
-#: The protocol's fields that set a wall figure's level: how long a window is and how it opens
-#: (a window's first call costs about twice a call in the stream, docs/lab/2026-12-03.md).
-WALL_TIMING = ("mode", "lead_in", "target_ms", "min_rounds", "max_rounds", "warmup_ms",
-               "min_warmup")
+            f"at the median over a build's records, above {NOISY_CALIBRATION:.0%}); {STILL_JUDGED}")
 
 
 def timed_differently(builds: list) -> str:
-    """"" where every record that says how it timed its wall figures timed them alike, else
-    the first field that differs and its values, per build. A record made before the lead-in
-    existed timed without one; a record that names no protocol is taken as it comes."""
+    """"" where every record that says how it timed its wall figures timed them alike
+    (:func:`mhabench.measure.protocol.wall_timing`), else the first knob that differs and its
+    values, per build. A record that names no protocol is taken as it comes."""
+    from ..measure.protocol import wall_timing
     seen: dict[str, dict] = {}
     for b in builds:
         for meta in b.meta:
-            proto = meta.get("protocol")
-            if not isinstance(proto, dict):
-                continue
-            for f in WALL_TIMING:
-                v = proto.get(f, 0 if f == "lead_in" else None)
-                if v is not None:
-                    seen.setdefault(f, {}).setdefault(v, set()).add(b.name)
-    for f in WALL_TIMING:
-        values = seen.get(f, {})
+            for knob, v in wall_timing(meta.get("protocol")).items():
+                seen.setdefault(knob, {}).setdefault(v, set()).add(b.name)
+    for knob, values in seen.items():
         if len(values) > 1:
             where = "; ".join(f"{v} in {', '.join(sorted(names))}"
                               for v, names in sorted(values.items(), key=lambda kv: str(kv[0])))
-            return (f"wall figures not judged: the records timed them differently ({f} {where}); "
-                    "kernel times, host-work counts and instructions are")
+            return (f"wall figures not judged: the records timed them differently ({knob} "
+                    f"{where}); {STILL_JUDGED}")
     return ""
 
 
