@@ -130,7 +130,8 @@ def ours_points(doc: dict) -> dict[str, dict]:
     """Per point (short label), its metrics and ``probe``: the slower of the host probes that
     bracket its rounds (NaN in records made before there was one)."""
     return {"-".join(r["label"].split("-")[:5]): {
-        **r["metrics"], "probe": max(r.get("host_probe_us") or [math.nan])}
+        **r["metrics"], "probe": max(r.get("host_probe_us") or [math.nan]),
+        "retimed": r.get("retimed", 0)}
         for r in doc["results"] if r["status"] == "ok"}
 
 
@@ -143,8 +144,11 @@ def probe_states(runs: list[dict], refs: list[dict], steady: list[str]) -> dict:
     """Per process: the share of points measured in a slow host state, and the median over the
     reference's steady points of ours / the reference's fast time, apart for the points probed
     normal and those probed slow: whether the probe tells the points an episode took."""
-    out = {"slow_share": [], "fast_over_reference_normal": [], "fast_over_reference_slow": []}
+    out = {"slow_share": [], "retimed_share": [], "fast_over_reference_normal": [],
+           "fast_over_reference_slow": []}
     for r in runs:
+        out["retimed_share"].append(sum(1 for p in r.values() if p.get("retimed")) / len(r)
+                                    if r else math.nan)
         med = q([p["probe"] for p in r.values()], 0.5)
         slow = {k for k, p in r.items() if math.isfinite(med) and p["probe"] > SLOW_PROBE * med}
         out["slow_share"].append(len(slow) / len(r) if r else math.nan)
@@ -167,10 +171,12 @@ def rel_range(vals):
 #: one round of windows as long as the reference's 100 calls (150 ms a point for three paths).
 #: ``no_lead_in``: windows that open on their first timed call, as before round 5 (the window
 #: probe, ``bench/window_probe.py``, measured the lead-in's effect within one process).
+#: ``no_retime``: no point timed again whose host probe read the slow state (before round 6).
 LONG_WINDOWS = {"min_rounds": 1, "target_ms": 150.0}
 NO_LEAD_IN = {"lead_in": 0}
+NO_RETIME = {"retime": 0}
 VARIANTS = {"seed8": {"no_counts_pass": {"device_calls": 0}, "long_windows": LONG_WINDOWS,
-                      "no_lead_in": NO_LEAD_IN},
+                      "no_lead_in": NO_LEAD_IN, "no_retime": NO_RETIME},
             "gate72": {"long_windows": LONG_WINDOWS, "no_lead_in": NO_LEAD_IN}}
 
 
@@ -377,6 +383,8 @@ def cost(args, out: Path) -> dict:
                                 str(out / f"cost-ours-{i}.json")], env=env, cwd=REPO,
                                capture_output=True)
                 res["ours_s"].append(time.perf_counter() - t0)
+                doc = json.loads((out / f"cost-ours-{i}.json").read_text())
+                res.setdefault("ours_cost_split", []).append(doc["meta"].get("cost_s", {}))
             elif args.reference and not args.dry_run:
                 res["reference_s"].append(reference(out, f"cost-ref-{i}", args.reference,
                                                     grid)["wall_s"])
@@ -393,6 +401,20 @@ def windows(args, out: Path) -> dict:
     (out / "windows.log").write_text(proc.stdout + proc.stderr)
     if proc.returncode:
         raise SystemExit(f"window probe failed: {proc.stderr[-2000:]}")
+    return json.loads(proc.stdout)
+
+
+def counter(args, out: Path) -> dict:
+    """``bench/bytecode_counter.py`` in a fresh process: the opcode tracer against
+    ``sys.monitoring``, counts and milliseconds per traced call."""
+    cmd = [sys.executable, str(REPO / "bench" / "bytecode_counter.py"), "--device", args.device,
+           "--out", str(out / "counter-points.json")]
+    if args.dry_run:
+        cmd += ["--grid", DRY["grid"], "--dtype", "float32"]
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    (out / "counter.log").write_text(proc.stdout + proc.stderr)
+    if proc.returncode:
+        raise SystemExit(f"bytecode counter failed: {proc.stderr[-2000:]}")
     return json.loads(proc.stdout)
 
 
@@ -413,7 +435,7 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("part", choices=("agree", "gate", "rejudge", "keep", "cost", "probe", "windows",
-                                     "child"))
+                                     "counter", "child"))
     ap.add_argument("--out", default="gpu-round")
     ap.add_argument("--reference", default="")
     ap.add_argument("--device", default="cuda")
@@ -434,7 +456,7 @@ def main() -> int:
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
     parts = {"agree": agree, "gate": gate, "rejudge": rejudge, "keep": keep, "cost": cost,
-             "probe": probe, "windows": windows}
+             "probe": probe, "windows": windows, "counter": counter}
     result = parts[args.part](args, out)
     result["seconds"] = round(time.perf_counter() - t0, 1)
     print(json.dumps(result, indent=1))

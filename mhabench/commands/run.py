@@ -175,6 +175,10 @@ def summary(args, run, out) -> int:
         if r.status != "ok":
             print(run_table.wrapped(f"{r.point.label}: {r.status}: {r.message}"))
     print(f"Total errors: {sum(errors.values())}")
+    retimed = sum(1 for r in results if r.retimed)
+    if retimed:
+        print(run_table.wrapped(f"{retimed} point(s) timed again: the host probe read its slow "
+                                f"state around their rounds"))
     print(run_table.cost_line(out.meta.get("cost_s", {}), len(results),
                               out.meta.get("seconds", 0.0), time.perf_counter() - args.started))
     return 1 if errors else 0

@@ -4,11 +4,14 @@ On a GPU the fast path is host-bound, and extra Python (a check, a loop, a wrapp
 regression that adds no aten op and no launch: only time would show it, and time moves with
 the host. The count of bytecodes one call executes is an integer, identical between runs of
 one build and interpreter (same inputs, same code path), counted with ``sys.settrace``'s
-opcode events: a few milliseconds for one call, on any device. C++ work is not counted here
-(the callgrind counts, :mod:`mhabench.measure.instructions`, see it on a CPU).
+opcode events (before Python 3.12) or ``sys.monitoring``'s instruction events (3.12 on, where
+the opcode tracer is built on them and costs about 10 ms a call; both count the same
+instructions). C++ work is not counted here (the callgrind counts,
+:mod:`mhabench.measure.instructions`, see it on a CPU).
 """
 from __future__ import annotations
 
+import dis
 import gc
 import sys
 
@@ -29,6 +32,12 @@ def _counter():
 
 
 def _traced(fn) -> dict:
+    """``{code: bytecodes}`` of one call of ``fn``, gc off: by :func:`_monitored` where
+    ``sys.monitoring`` exists, else by :func:`_settraced`."""
+    return _monitored(fn) if hasattr(sys, "monitoring") else _settraced(fn)
+
+
+def _settraced(fn) -> dict:
     """``{code: bytecodes}`` of one call of ``fn`` under the opcode tracer, gc off."""
     by_code, start = _counter()
     was = gc.isenabled()
@@ -40,6 +49,52 @@ def _traced(fn) -> dict:
         sys.settrace(None)
         if was:
             gc.enable()
+    return by_code
+
+
+def _body_start(code) -> int:
+    """Offset of the instruction that starts a function's frame (``RESUME 0``): the opcode
+    tracer sees a frame from its call event on, which comes after it, so the instructions up to
+    it (cell set-up, ``RESUME`` itself) are not its to count."""
+    for ins in dis.get_instructions(code):
+        if ins.opname == "RESUME" and ins.arg == 0:
+            return ins.offset
+    return -1
+
+
+def _monitored(fn) -> dict:
+    """``{code: bytecodes}`` of one call of ``fn`` from ``sys.monitoring``'s instruction
+    events, counting what the opcode tracer counts (:func:`_body_start`), gc off."""
+    mon = sys.monitoring
+    tool = next((t for t in range(6) if mon.get_tool(t) is None), None)
+    if tool is None:
+        return _settraced(fn)  # every tool id taken (debuggers, coverage): the tracer still works
+    by_code: dict = {}
+    starts: dict = {}
+
+    def instruction(code, offset):
+        start = starts.get(code)
+        if start is None:
+            start = starts[code] = _body_start(code)
+        if offset > start:
+            by_code[code] = by_code.get(code, 0) + 1
+
+    mon.use_tool_id(tool, "mhabench-bytecodes")
+    was = gc.isenabled()
+    gc.disable()
+    try:
+        mon.register_callback(tool, mon.events.INSTRUCTION, instruction)
+        mon.set_events(tool, mon.events.INSTRUCTION)
+        try:
+            fn()
+        finally:
+            mon.set_events(tool, 0)
+    finally:
+        mon.register_callback(tool, mon.events.INSTRUCTION, None)
+        mon.free_tool_id(tool)
+        if was:
+            gc.enable()
+    by_code.pop(_monitored.__code__, None)  # this frame's own instructions around the call
     return by_code
 
 

@@ -21,6 +21,7 @@ from pathlib import Path
 from . import compat, host_setup
 from .config import ConfigError
 from .protocol import Protocol
+from .stats import iqr, median
 
 
 def require_device(device: str) -> None:
@@ -79,7 +80,6 @@ def host_calibration(reps: int = CALIBRATION_REPS, loop: int = CALIBRATION_LOOP)
     process: interpreter speed, which no torch build changes. Taken before and after a sweep's
     rounds; the gate compares its level between records and reads its spread as the host's
     noise at the time."""
-    from .stats import iqr, median
     times = []
     for _ in range(reps):
         t0 = time.perf_counter_ns()

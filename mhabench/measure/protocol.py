@@ -33,6 +33,7 @@ class Protocol:
     max_rounds: int = 200
     device_calls: int = 4       # profiled calls per path, median taken (0: no device time)
     lead_in: int = 1            # untimed calls of the path just before a window's clock starts
+    retime: int = 1             # times a point timed in the host's slow state is timed again
     host_work: bool = True      # exact host-work counts (aten ops, bytecodes, CUDA calls...)
     mode: str = "windows"       # one of MODES
 
@@ -64,8 +65,9 @@ class Protocol:
 #: The knobs that do not set a wall figure's level (how many calls are profiled, whether the
 #: host work is counted); every other knob does: how long a window is, how many, how it opens.
 NOT_WALL = ("device_calls", "host_work")
-#: What a record made before a knob existed was measured with (before round 5, no lead-in).
-BEFORE_KNOB = {"lead_in": 0}
+#: What a record made before a knob existed was measured with (before round 5, no lead-in; before
+#: round 6, no point timed again).
+BEFORE_KNOB = {"lead_in": 0, "retime": 0}
 
 
 def wall_timing(protocol: dict) -> dict:
@@ -82,7 +84,7 @@ def wall_timing(protocol: dict) -> dict:
 #: path, millions of rounds) or measure nothing.
 LIMITS = {"warmup_ms": (0, 600_000.0), "min_warmup": (1, 100_000), "target_ms": (0, 3_600_000.0),
           "min_rounds": (1, 1_000_000), "max_rounds": (1, 1_000_000), "device_calls": (0, 10_000),
-          "lead_in": (0, 1_000)}
+          "lead_in": (0, 1_000), "retime": (0, 100)}
 
 #: ``check``: plumbing only (two rounds of a millisecond; the figures exist but are not to be
 #: read); ``fast``: a first look; ``default``; ``rigorous``: four times the budget, for

@@ -99,7 +99,7 @@ def na_lines(reasons: dict[str, str]) -> list[str]:
 
 
 #: The cost split's keys, in words, and which of them make up "measuring".
-COST_WORDS = {"wall_pass": "wall", "device_pass": "device", "host_work_pass": "host work",
+COST_WORDS = {"wall_pass": "wall", "retime": "timed again", "device_pass": "device", "host_work_pass": "host work",
               "bytecodes": "bytecodes", "counts_build": "rebuild", "extra_fp32": "fp32 drift",
               "extra_backends": "backend split", "extra_memory": "memory",
               "instructions": "instructions"}

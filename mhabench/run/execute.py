@@ -115,12 +115,16 @@ def execute(run: Resolved, outputs: Outputs, journal_path, resume: bool = False,
         with held_signals():  # a journal line is never half-written by an interrupted parent
             journal.append(label, stage, record, sync=False)
         out.measured += 1
-        reporter.advanced(label, stage)
+        if not (stage == WALL and label in walled):  # a point timed again is no step forward
+            reporter.advanced(label, stage)
+        if stage == WALL:
+            walled.add(label)
         if asked:
             asked.clear()
             rebuild(journal.ordered(), meta, outputs)
 
     asked: list = []
+    walled: set = set()
     handlers = _handlers(asked)
     t0 = time.perf_counter()
     try:

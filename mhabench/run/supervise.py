@@ -280,6 +280,8 @@ def _run_worker(job: Job, spec: WorkerSpec, on_entry: OnEntry, cost: dict,
         if current is None:
             return
         kind, label = current
+        if kind == "S" and label in job.partials:
+            return  # a point timed again (the host's slow state) keeps the timing it had
         if kind == "S":
             from ..measure.config import point_of_label
             point = by_label.get(label) or point_of_label(label)

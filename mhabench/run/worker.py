@@ -6,7 +6,10 @@ says ``K {host calibration}``, then:
 
 1. for each point: ``S label``, its wall pass (:func:`mhabench.measure.passes.wall_pass`),
    ``C {cost}`` and ``W {record}``;
-2. for each point whose wall pass was measured (this run's and the job's ``partials``):
+2. for each point whose host probe read the slow state (:mod:`mhabench.measure.retime`):
+   ``S label``, its wall pass again, ``C``, up to the protocol's ``retime`` times, then ``W``
+   with the timing kept;
+3. for each point whose wall pass was measured (this run's and the job's ``partials``):
    ``T label``, its counts pass (:func:`mhabench.measure.passes.counts_pass`), ``C`` and
    ``E {record}``;
 
@@ -62,6 +65,7 @@ def main() -> int:
     from ..measure.config import Point
     from ..measure.host_setup import apply
     from ..measure.machine import build_identity, host_calibration
+    from ..measure.retime import retime
     from ..measure.results import WALL, Result
     from .supervise import WorkerSpec
     line = sys.stdin.readline()
@@ -103,6 +107,19 @@ def main() -> int:
         deliver("W", result, cost)
         if result.stage == WALL:
             measured[point.label] = result
+
+    def time_again(before: Result) -> Result:
+        send("S", before.point.label)
+        cost = {}
+        again = passes.wall_pass(before.point, spec.protocol, cost, spec.extras,
+                                 before_rounds=synced)
+        synced()
+        send("C", json.dumps({"retime": sum(v for k, v in cost.items()
+                                            if k != "wall_build_check")}))
+        return again
+
+    for kept in retime(measured, spec.protocol.retime, time_again):
+        deliver("W", kept, {})  # the point's record again: the timing kept, and its tries
     todo = {label: Result.of_record(r) for label, r in job.get("partials", {}).items()}
     todo.update(measured)
     order = [Point(**d).label for d in job["points"]]

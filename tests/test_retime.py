@@ -1,0 +1,155 @@
+"""Points timed in the host's slow state are timed again, the probe deciding which timing stays."""
+from __future__ import annotations
+
+import json
+import math
+import os
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+from mhabench.measure.config import ConfigError, named_grid
+from mhabench.measure.protocol import Protocol, wall_timing
+from mhabench.measure.results import DONE, ERROR, WALL, Result
+from mhabench.measure.retime import MAX_SHARE, MIN_POINTS, SLOW_STATE, retime, slow_state
+
+POINTS = named_grid("smoke", "fp32", "cpu")
+
+
+def _probes(n: int = 12, slow: dict | None = None) -> dict:
+    out = {f"p{i}": [100.0, 101.0] for i in range(n)}
+    out.update(slow or {})
+    return out
+
+
+def test_a_probe_well_above_the_sweeps_median_is_slow():
+    got = slow_state(_probes(slow={"p3": [100.0, 180.0], "p7": [250.0, 90.0]}))
+    assert got == ["p7", "p3"], "slowest first, the slower of the two probes counting"
+
+
+def test_a_probe_at_the_threshold_is_not_slow():
+    edge = SLOW_STATE * 101.0
+    assert slow_state(_probes(slow={"p1": [edge, edge]})) == []
+    assert slow_state(_probes(slow={"p1": [edge * 1.01, 1.0]})) == ["p1"]
+
+
+def test_too_few_points_give_no_median_to_judge_against():
+    assert slow_state(_probes(MIN_POINTS - 1, {"p0": [900.0, 900.0]})) == []
+    assert slow_state(_probes(MIN_POINTS, {"p0": [900.0, 900.0]})) == ["p0"]
+
+
+def test_points_without_a_probe_are_left_out():
+    probes = _probes(MIN_POINTS - 1, {"p0": [900.0, 900.0]})
+    probes.update({"old": [], "nan": [math.nan, 100.0]})
+    assert slow_state(probes) == [], "neither counts toward the points needed"
+
+
+def test_at_most_a_share_of_the_sweep_is_timed_again():
+    slow = {f"p{i}": [300.0 + i, 300.0] for i in range(8)}
+    got = slow_state(_probes(20, slow))  # 8 slow of 20, the median still fast
+    assert len(got) == int(MAX_SHARE * 20) == 5
+    assert got == ["p7", "p6", "p5", "p4", "p3"]
+
+
+def test_a_host_slow_for_most_of_the_sweep_is_its_level():
+    assert slow_state({f"p{i}": [200.0 if i < 7 else 100.0] * 2 for i in range(12)}) == []
+
+
+def _result(probe: float, stage: str = WALL, status: str = "ok") -> Result:
+    r = Result(POINTS[0], stage=stage, status=status)
+    r.rounds = {"fast": [probe]}  # the figure follows the probe in these fakes
+    r.host_probe_us = [100.0, probe] if stage == WALL else []
+    return r
+
+
+def _measured(slow_probe: float = 300.0) -> dict:
+    out = {f"p{i}": _result(100.0) for i in range(10)}
+    out["p4"] = _result(slow_probe)
+    return out
+
+
+def test_a_slow_point_is_timed_again_and_the_faster_probe_kept():
+    measured, calls = _measured(), []
+
+    def again(before):
+        calls.append(before)
+        return _result(110.0)
+
+    kept = list(retime(measured, 1, again))
+    assert len(calls) == 1 and calls[0].host_probe_us == [100.0, 300.0]
+    assert [k.host_probe_us for k in kept] == [[100.0, 110.0]]
+    assert kept[0].retimed == 1 and measured["p4"] is kept[0]
+    assert all(r.retimed == 0 for k, r in measured.items() if k != "p4")
+
+
+def test_a_try_that_reads_slower_keeps_the_timing_before():
+    measured = _measured()
+    kept = list(retime(measured, 1, lambda before: _result(500.0)))
+    assert kept[0].host_probe_us == [100.0, 300.0] and kept[0].retimed == 1
+    assert kept[0].rounds == {"fast": [300.0]}
+
+
+def test_tries_go_on_until_the_probe_reads_normal():
+    measured, probes = _measured(), iter([400.0, 250.0, 105.0, 100.0])
+    kept = list(retime(measured, 5, lambda before: _result(next(probes))))
+    assert kept[0].host_probe_us == [100.0, 105.0] and kept[0].retimed == 3, \
+        "the first try read slower, the second slow still, the third normal: no fourth"
+
+
+def test_a_failed_try_keeps_the_timing_before():
+    measured = _measured()
+    kept = list(retime(measured, 2, lambda before: _result(0.0, stage=DONE, status=ERROR)))
+    assert kept[0].status == "ok" and kept[0].host_probe_us == [100.0, 300.0]
+    assert kept[0].retimed == 2
+
+
+def test_retime_zero_times_nothing_again():
+    measured = _measured()
+    assert list(retime(measured, 0, lambda before: pytest.fail("timed again"))) == []
+
+
+def test_retime_is_a_whole_number_knob_that_sets_the_wall_level():
+    assert Protocol().retime == 1
+    with pytest.raises(ConfigError, match="retime must be a whole number from 0 to 100, got 1.5"):
+        Protocol(retime=1.5)
+    assert wall_timing({"lead_in": 1})["retime"] == 0, "a record made before it: none timed again"
+    assert wall_timing({"lead_in": 1, "retime": 1})["retime"] == 1
+
+
+SLOW_PROBE = textwrap.dedent("""
+    # Test-only: the host probe reads the slow state around the third point's first rounds.
+    import mhabench.measure.machine as machine
+    calls = [0]
+    def host_probe():
+        calls[0] += 1
+        return 1000.0 if calls[0] in (5, 6) else 100.0
+    machine.host_probe = host_probe
+""")
+
+
+@pytest.mark.slow
+def test_a_run_times_again_the_point_the_slow_state_took(tmp_path):
+    """A real sweep, its worker's probe planted: the third point reads slow, is timed again
+    and keeps the second timing; the journal holds both, the outputs one record per point."""
+    (tmp_path / "site").mkdir()
+    (tmp_path / "site" / "sitecustomize.py").write_text(SLOW_PROBE)
+    env = dict(os.environ, PYTHONWARNINGS="ignore",
+               PYTHONPATH=os.pathsep.join([str(tmp_path / "site"), os.environ.get("PYTHONPATH", "")]))
+    proc = subprocess.run([sys.executable, "-m", "mhabench", "run", "--grid", "smoke",
+                           "--preset", "check", "--json", "a.json"], cwd=tmp_path, env=env,
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    doc = json.loads((tmp_path / "a.json").read_text())
+    results = {r["label"]: r for r in doc["results"]}
+    third = POINTS[2].label
+    assert len(results) == len(POINTS)
+    assert results[third]["retimed"] == 1 and results[third]["host_probe_us"] == [100.0, 100.0]
+    assert all(r["retimed"] == 0 for k, r in results.items() if k != third)
+    assert results[third]["metrics"]["host_fast_bytecodes"] > 0, "its counts pass was made"
+    journal = [json.loads(line) for line in next(tmp_path.glob("*.journal.jsonl")).open()][1:]
+    walls = [e for e in journal if e["label"] == third and e["stage"] == WALL]
+    assert [e["record"]["host_probe_us"] for e in walls] == [[1000.0, 1000.0], [100.0, 100.0]]
+    assert doc["meta"]["cost_s"]["retime"] > 0
+    assert "1 point(s) timed again" in proc.stdout
