@@ -405,8 +405,8 @@ def windows(args, out: Path) -> dict:
 
 
 def counter(args, out: Path) -> dict:
-    """``bench/bytecode_counter.py`` in a fresh process: the opcode tracer against
-    ``sys.monitoring``, counts and milliseconds per traced call."""
+    """``bench/bytecode_counter.py`` in a fresh process: a tracing session per path against one
+    for a point's paths, counts and milliseconds."""
     cmd = [sys.executable, str(REPO / "bench" / "bytecode_counter.py"), "--device", args.device,
            "--out", str(out / "counter-points.json")]
     if args.dry_run:
@@ -415,6 +415,17 @@ def counter(args, out: Path) -> dict:
     (out / "counter.log").write_text(proc.stdout + proc.stderr)
     if proc.returncode:
         raise SystemExit(f"bytecode counter failed: {proc.stderr[-2000:]}")
+    return json.loads(proc.stdout)
+
+
+def hoststate(args, out: Path) -> dict:
+    """``bench/host_state.py`` in a fresh process: the host's slow state, per core and thread."""
+    cmd = [sys.executable, str(REPO / "bench" / "host_state.py"), "--reference", args.reference,
+           "--out", str(out / "host-state")]
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    (out / "hoststate.log").write_text(proc.stdout + proc.stderr)
+    if proc.returncode:
+        raise SystemExit(f"host state failed: {proc.stderr[-2000:]}")
     return json.loads(proc.stdout)
 
 
@@ -435,7 +446,7 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("part", choices=("agree", "gate", "rejudge", "keep", "cost", "probe", "windows",
-                                     "counter", "child"))
+                                     "counter", "hoststate", "child"))
     ap.add_argument("--out", default="gpu-round")
     ap.add_argument("--reference", default="")
     ap.add_argument("--device", default="cuda")
@@ -456,7 +467,8 @@ def main() -> int:
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
     parts = {"agree": agree, "gate": gate, "rejudge": rejudge, "keep": keep, "cost": cost,
-             "probe": probe, "windows": windows, "counter": counter}
+             "probe": probe, "windows": windows, "counter": counter,
+             "hoststate": hoststate}
     result = parts[args.part](args, out)
     result["seconds"] = round(time.perf_counter() - t0, 1)
     print(json.dumps(result, indent=1))

@@ -4,97 +4,57 @@ On a GPU the fast path is host-bound, and extra Python (a check, a loop, a wrapp
 regression that adds no aten op and no launch: only time would show it, and time moves with
 the host. The count of bytecodes one call executes is an integer, identical between runs of
 one build and interpreter (same inputs, same code path), counted with ``sys.settrace``'s
-opcode events (before Python 3.12) or ``sys.monitoring``'s instruction events (3.12 on, where
-the opcode tracer is built on them and costs about 10 ms a call; both count the same
-instructions). C++ work is not counted here (the callgrind counts,
+opcode events. C++ work is not counted here (the callgrind counts,
 :mod:`mhabench.measure.instructions`, see it on a CPU).
+
+Under Python 3.12 a tracing session costs some 8 ms before its first event (the interpreter
+instruments every function the call reaches), so a point's paths are counted in one session
+(:func:`count_paths`). ``sys.monitoring``'s instruction events count exactly the same
+instructions there but took twice as long (docs/lab/2026-12-03.md, round 6).
 """
 from __future__ import annotations
 
-import dis
+import contextlib
 import gc
 import sys
 
 
-def _counter():
-    by_code: dict = {}
-
+def _counter(into: list):
+    """The tracer: opcode events counted per code object into ``into[0]``, a dict the caller
+    may swap between calls (one session, several counts)."""
     def local(frame, event, arg):
         if event == "opcode":
-            code = frame.f_code
+            by_code, code = into[0], frame.f_code
             by_code[code] = by_code.get(code, 0) + 1
         return local
 
     def start(frame, event, arg):
         frame.f_trace_opcodes = True
         return local
-    return by_code, start
+    return start
 
 
-def _traced(fn) -> dict:
-    """``{code: bytecodes}`` of one call of ``fn``, gc off: by :func:`_monitored` where
-    ``sys.monitoring`` exists, else by :func:`_settraced`."""
-    return _monitored(fn) if hasattr(sys, "monitoring") else _settraced(fn)
-
-
-def _settraced(fn) -> dict:
-    """``{code: bytecodes}`` of one call of ``fn`` under the opcode tracer, gc off."""
-    by_code, start = _counter()
+@contextlib.contextmanager
+def _session(into: list):
+    """Opcode tracing of the frames entered inside (this one's caller is not traced), gc off."""
     was = gc.isenabled()
     gc.disable()
-    sys.settrace(start)
+    sys.settrace(_counter(into))
     try:
-        fn()
+        yield
     finally:
         sys.settrace(None)
         if was:
             gc.enable()
-    return by_code
 
 
-def _body_start(code) -> int:
-    """Offset of the instruction that starts a function's frame (``RESUME 0``): the opcode
-    tracer sees a frame from its call event on, which comes after it, so the instructions up to
-    it (cell set-up, ``RESUME`` itself) are not its to count."""
-    for ins in dis.get_instructions(code):
-        if ins.opname == "RESUME" and ins.arg == 0:
-            return ins.offset
-    return -1
-
-
-def _monitored(fn) -> dict:
-    """``{code: bytecodes}`` of one call of ``fn`` from ``sys.monitoring``'s instruction
-    events, counting what the opcode tracer counts (:func:`_body_start`), gc off."""
-    mon = sys.monitoring
-    tool = next((t for t in range(6) if mon.get_tool(t) is None), None)
-    if tool is None:
-        return _settraced(fn)  # every tool id taken (debuggers, coverage): the tracer still works
+def _traced(fn) -> dict:
+    """``{code: bytecodes}`` of one call of ``fn`` under the opcode tracer, gc off."""
     by_code: dict = {}
-    starts: dict = {}
-
-    def instruction(code, offset):
-        start = starts.get(code)
-        if start is None:
-            start = starts[code] = _body_start(code)
-        if offset > start:
-            by_code[code] = by_code.get(code, 0) + 1
-
-    mon.use_tool_id(tool, "mhabench-bytecodes")
-    was = gc.isenabled()
-    gc.disable()
-    try:
-        mon.register_callback(tool, mon.events.INSTRUCTION, instruction)
-        mon.set_events(tool, mon.events.INSTRUCTION)
-        try:
-            fn()
-        finally:
-            mon.set_events(tool, 0)
-    finally:
-        mon.register_callback(tool, mon.events.INSTRUCTION, None)
-        mon.free_tool_id(tool)
-        if was:
-            gc.enable()
-    by_code.pop(_monitored.__code__, None)  # this frame's own instructions around the call
+    into: list = [by_code]
+    with _session(into):
+        fn()
+        into[0] = {}  # the session's own exit is not the call's
     return by_code
 
 
@@ -130,6 +90,33 @@ def count(path, calls: int = 2) -> int:
     return sum(count_by_function(path, calls).values())
 
 
+def _named(by_code: dict) -> dict[str, int]:
+    named: dict[str, int] = {}
+    for code, n in by_code.items():
+        named[function_name(code)] = named.get(function_name(code), 0) + n
+    return named
+
+
+def count_paths(paths: dict) -> dict[str, dict[str, int]]:
+    """Per path (name: path), its bytecodes per function in one warmed-up call, all counted in
+    one tracing session; each path's context is entered and left outside its count."""
+    _prime()
+    junk: dict = {}
+    into: list = [junk]
+    out: dict[str, dict] = {}
+    with _session(into):
+        for name, path in paths.items():
+            into[0] = junk
+            with path.context():
+                into[0] = out.setdefault(name, {})
+                path.call()
+                into[0] = junk
+    for name, by_code in out.items():
+        if not by_code:  # a call executes at least its own frame: nothing seen is no count
+            raise RuntimeError(f"the opcode tracer saw no bytecode of the {name} call")
+    return {name: _named(by_code) for name, by_code in out.items()}
+
+
 def count_by_function(path, calls: int = 2) -> dict[str, int]:
     """Per function (:func:`function_name`), the bytecodes it executed in the warmed-up call of
     ``path`` that executed fewest in all: where a change in the count was made."""
@@ -140,9 +127,7 @@ def count_by_function(path, calls: int = 2) -> dict[str, int]:
             by_code = _traced(path.call)
             if not by_code:  # a call executes at least its own frame: nothing seen is no count
                 raise RuntimeError("the opcode tracer saw no bytecode of the call")
-            named: dict[str, int] = {}
-            for code, n in by_code.items():
-                named[function_name(code)] = named.get(function_name(code), 0) + n
+            named = _named(by_code)
             if best is None or sum(named.values()) < sum(best.values()):
                 best = named
     return best or {}
