@@ -1,10 +1,9 @@
-"""What counting a point's Python bytecodes costs: a tracing session per path, or one for all.
+"""What counting a point's Python bytecodes costs, with the tracer's line events on and off.
 
 Per point of ``--grid``, after a warm-up of its paths: the per-function counts of one call of
-each path, from a session of the opcode tracer per path
-(:func:`mhabench.measure.bytecodes.count_by_function`) and from one session for every path
-(:func:`mhabench.measure.bytecodes.count_paths`, what a run does), with the milliseconds each
-took. They must agree exactly. Prints a summary (JSON); ``--out`` keeps every point.
+each path (:func:`mhabench.measure.bytecodes.count_by_function`), the opcode tracer taking line
+events as well (``lines``) or not (``no_lines``, what a run does), with the milliseconds each
+took. The counts must agree exactly. Prints a summary (JSON); ``--out`` keeps every point.
 
     python bench/bytecode_counter.py --device cuda --grid "seed;batch=16,256;seq=64,256/2"
 """
@@ -26,8 +25,12 @@ from mhabench.measure.inputs import build  # noqa: E402
 from mhabench.measure.passes import active_paths  # noqa: E402
 
 
-def per_path(paths: dict) -> dict:
-    return {n: bytecodes.count_by_function(p, calls=1) for n, p in paths.items()}
+def counted(paths: dict, lines: bool) -> dict:
+    keep, bytecodes.LINES = bytecodes.LINES, lines
+    try:
+        return {n: bytecodes.count_by_function(p, calls=1) for n, p in paths.items()}
+    finally:
+        bytecodes.LINES = keep
 
 
 def main() -> int:
@@ -38,7 +41,7 @@ def main() -> int:
     ap.add_argument("--reps", type=int, default=3)
     ap.add_argument("--out", default="")
     args = ap.parse_args()
-    ways = {"per_path": per_path, "one_session": bytecodes.count_paths}
+    ways = {"lines": True, "no_lines": False}
     rows = []
     for p in parse_grid(args.grid, args.dtype, args.device).points:
         paths = active_paths(build(p))
@@ -47,22 +50,22 @@ def main() -> int:
                 for _ in range(3):
                     path.call()
         row = {"point": p.label}
-        for way, count in ways.items():
+        for way, lines in ways.items():
             ms, got = [], None
             for _ in range(args.reps):
                 t0 = time.perf_counter()
-                got = count(paths)
+                got = counted(paths, lines)
                 ms.append((time.perf_counter() - t0) * 1000)
             row[way] = {"ms": statistics.median(ms), "functions": got}
-        row["equal"] = row["per_path"]["functions"] == row["one_session"]["functions"]
+        row["equal"] = row["lines"]["functions"] == row["no_lines"]["functions"]
         rows.append(row)
     summary = {"python": sys.version.split()[0], "points": len(rows),
                "equal": sum(1 for r in rows if r["equal"]),
                "ms_per_point_median": {w: statistics.median(r[w]["ms"] for r in rows)
                                        for w in ways},
-               "bytecodes_median": {n: statistics.median(sum(r["per_path"]["functions"][n]
+               "bytecodes_median": {n: statistics.median(sum(r["lines"]["functions"][n]
                                                              .values()) for r in rows)
-                                    for n in rows[0]["per_path"]["functions"]} if rows else {},
+                                    for n in rows[0]["lines"]["functions"]} if rows else {},
                "unequal": [r["point"] for r in rows if not r["equal"]][:5]}
     if args.out:
         Path(args.out).write_text(json.dumps({"summary": summary, "rows": rows}))

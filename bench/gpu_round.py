@@ -405,8 +405,8 @@ def windows(args, out: Path) -> dict:
 
 
 def counter(args, out: Path) -> dict:
-    """``bench/bytecode_counter.py`` in a fresh process: a tracing session per path against one
-    for a point's paths, counts and milliseconds."""
+    """``bench/bytecode_counter.py`` in a fresh process: the tracer with and without line
+    events, counts and milliseconds."""
     cmd = [sys.executable, str(REPO / "bench" / "bytecode_counter.py"), "--device", args.device,
            "--out", str(out / "counter-points.json")]
     if args.dry_run:

@@ -111,39 +111,6 @@ def test_the_context_is_entered_once_and_not_counted():
     assert entered == [1]
 
 
-def test_one_session_counts_each_path_as_a_session_of_its_own():
-    paths = _warm_paths()
-    alone = {n: bytecodes.count_by_function(p, calls=1) for n, p in paths.items()}
-    assert bytecodes.count_paths(paths) == alone
-    assert bytecodes.count_paths({"a": _python_path(10), "b": _python_path(100)}) == {
-        "a": bytecodes.count_by_function(_python_path(10), calls=1),
-        "b": bytecodes.count_by_function(_python_path(100), calls=1)}
-
-
-def test_one_session_leaves_each_paths_context_out_of_its_count():
-    entered = []
-
-    @contextlib.contextmanager
-    def ctx():
-        entered.append(1)
-        _loop(1000)
-        yield
-        _loop(1000)
-    got = bytecodes.count_paths({"p": Path("p", ctx, lambda: _loop(10)),
-                                 "q": Path("q", ctx, lambda: _loop(20))})
-    assert sum(got["p"].values()) == bytecodes.count(_python_path(10))
-    assert sum(got["q"].values()) == bytecodes.count(_python_path(20))
-    assert entered == [1, 1]
-
-
-def test_one_session_gives_the_tracer_and_the_collector_back_when_a_call_raises():
-    def boom():
-        raise RuntimeError("boom")
-    with pytest.raises(RuntimeError, match="boom"):
-        bytecodes.count_paths({"a": _python_path(3), "b": Path("b", contextlib.nullcontext, boom)})
-    assert sys.gettrace() is None and gc.isenabled()
-
-
 def test_the_tracer_and_the_collector_are_given_back_even_when_a_call_raises():
     def boom():
         raise RuntimeError("boom")
@@ -177,11 +144,9 @@ def test_a_tracer_blind_to_its_first_session_is_primed_before_any_path_is_counte
 def test_a_call_the_tracer_did_not_see_is_no_count(monkeypatch):
     """Never a 0: the figure is left unmeasured, with a note saying why."""
     monkeypatch.setattr(bytecodes, "_primed", True)
-    monkeypatch.setattr(bytecodes, "_counter", lambda into: lambda frame, event, arg: None)
+    monkeypatch.setattr(bytecodes, "_traced", lambda fn: {})
     with pytest.raises(RuntimeError, match="saw no bytecode"):
         bytecodes.count(_python_path(3))
-    with pytest.raises(RuntimeError, match="saw no bytecode of the py call"):
-        bytecodes.count_paths({"py": _python_path(3)})
     walled = passes.wall_pass(POINT, passes.Protocol(warmup_ms=0.5, min_rounds=2, max_rounds=2,
                                                      target_ms=1.0))
     res = passes.counts_pass(walled, passes.Protocol())

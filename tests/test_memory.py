@@ -241,7 +241,7 @@ def _fake_counts_pass(fake, monkeypatch):
     monkeypatch.setattr(passes, "build", lambda point: None)
     monkeypatch.setattr(passes, "active_paths", lambda inp: paths)
     monkeypatch.setattr(passes, "backend_paths", lambda f: {})
-    monkeypatch.setattr(passes.bytecodes, "count_paths", lambda paths: {n: {"f": 7} for n in paths})
+    monkeypatch.setattr(passes.bytecodes, "count_by_function", lambda path, calls=2: {"f": 7})
 
 
 def test_the_counts_pass_reads_memory_in_the_device_pass_only(fake_cuda, monkeypatch):

@@ -296,7 +296,7 @@ def test_a_failing_count_leaves_the_others_and_a_note(walled, monkeypatch):
     assert r.status == OK and r.message == "host work: RuntimeError: profiler broke"
     assert all(set(c) == {"bytecodes", "functions"} for c in r.host_work.values()), \
         "the bytecode counts stand"
-    monkeypatch.setattr(passes.bytecodes, "count_paths", broken)
+    monkeypatch.setattr(passes.bytecodes, "count_by_function", broken)
     r = passes.counts_pass(Result.of_record(walled), PRESETS["check"])
     assert r.message == "host work: RuntimeError: profiler broke; bytecodes: RuntimeError: " \
                         "profiler broke"

@@ -4,57 +4,50 @@ On a GPU the fast path is host-bound, and extra Python (a check, a loop, a wrapp
 regression that adds no aten op and no launch: only time would show it, and time moves with
 the host. The count of bytecodes one call executes is an integer, identical between runs of
 one build and interpreter (same inputs, same code path), counted with ``sys.settrace``'s
-opcode events. C++ work is not counted here (the callgrind counts,
-:mod:`mhabench.measure.instructions`, see it on a CPU).
-
-Under Python 3.12 a tracing session costs some 8 ms before its first event (the interpreter
-instruments every function the call reaches), so a point's paths are counted in one session
-(:func:`count_paths`). ``sys.monitoring``'s instruction events count exactly the same
-instructions there but took twice as long (docs/lab/2026-12-03.md, round 6).
+opcode events: a few milliseconds for one call, on any device (about 10 ms under Python 3.12,
+whose tracer is built on ``sys.monitoring``; its instruction events, used directly, count the
+same instructions but took twice as long, and one tracing session for a point's three paths
+took as long as three: docs/lab/2026-12-03.md, round 6). C++ work is not counted here (the
+callgrind counts, :mod:`mhabench.measure.instructions`, see it on a CPU).
 """
 from __future__ import annotations
 
-import contextlib
 import gc
 import sys
 
 
-def _counter(into: list):
-    """The tracer: opcode events counted per code object into ``into[0]``, a dict the caller
-    may swap between calls (one session, several counts)."""
+#: Whether the tracer also takes line events (``bench/bytecode_counter.py`` times both ways).
+LINES = False
+
+
+def _counter():
+    by_code: dict = {}
+
     def local(frame, event, arg):
         if event == "opcode":
-            by_code, code = into[0], frame.f_code
+            code = frame.f_code
             by_code[code] = by_code.get(code, 0) + 1
         return local
 
     def start(frame, event, arg):
         frame.f_trace_opcodes = True
+        frame.f_trace_lines = LINES  # line events count nothing: off, one callback fewer a line
         return local
-    return start
-
-
-@contextlib.contextmanager
-def _session(into: list):
-    """Opcode tracing of the frames entered inside (this one's caller is not traced), gc off."""
-    was = gc.isenabled()
-    gc.disable()
-    sys.settrace(_counter(into))
-    try:
-        yield
-    finally:
-        sys.settrace(None)
-        if was:
-            gc.enable()
+    return by_code, start
 
 
 def _traced(fn) -> dict:
     """``{code: bytecodes}`` of one call of ``fn`` under the opcode tracer, gc off."""
-    by_code: dict = {}
-    into: list = [by_code]
-    with _session(into):
+    by_code, start = _counter()
+    was = gc.isenabled()
+    gc.disable()
+    sys.settrace(start)
+    try:
         fn()
-        into[0] = {}  # the session's own exit is not the call's
+    finally:
+        sys.settrace(None)
+        if was:
+            gc.enable()
     return by_code
 
 
@@ -90,33 +83,6 @@ def count(path, calls: int = 2) -> int:
     return sum(count_by_function(path, calls).values())
 
 
-def _named(by_code: dict) -> dict[str, int]:
-    named: dict[str, int] = {}
-    for code, n in by_code.items():
-        named[function_name(code)] = named.get(function_name(code), 0) + n
-    return named
-
-
-def count_paths(paths: dict) -> dict[str, dict[str, int]]:
-    """Per path (name: path), its bytecodes per function in one warmed-up call, all counted in
-    one tracing session; each path's context is entered and left outside its count."""
-    _prime()
-    junk: dict = {}
-    into: list = [junk]
-    out: dict[str, dict] = {}
-    with _session(into):
-        for name, path in paths.items():
-            into[0] = junk
-            with path.context():
-                into[0] = out.setdefault(name, {})
-                path.call()
-                into[0] = junk
-    for name, by_code in out.items():
-        if not by_code:  # a call executes at least its own frame: nothing seen is no count
-            raise RuntimeError(f"the opcode tracer saw no bytecode of the {name} call")
-    return {name: _named(by_code) for name, by_code in out.items()}
-
-
 def count_by_function(path, calls: int = 2) -> dict[str, int]:
     """Per function (:func:`function_name`), the bytecodes it executed in the warmed-up call of
     ``path`` that executed fewest in all: where a change in the count was made."""
@@ -127,7 +93,9 @@ def count_by_function(path, calls: int = 2) -> dict[str, int]:
             by_code = _traced(path.call)
             if not by_code:  # a call executes at least its own frame: nothing seen is no count
                 raise RuntimeError("the opcode tracer saw no bytecode of the call")
-            named = _named(by_code)
+            named: dict[str, int] = {}
+            for code, n in by_code.items():
+                named[function_name(code)] = named.get(function_name(code), 0) + n
             if best is None or sum(named.values()) < sum(best.values()):
                 best = named
     return best or {}

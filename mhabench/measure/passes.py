@@ -173,7 +173,8 @@ def _bytecodes(res: Result, paths: dict, cost: dict) -> None:
     """Python bytecodes per call of each path, into its host-work counts."""
     t1 = time.perf_counter()
     try:
-        for name, functions in bytecodes.count_paths(paths).items():
+        for name, path in paths.items():
+            functions = bytecodes.count_by_function(path, calls=1)
             work = res.host_work.setdefault(name, {})
             work["bytecodes"], work["functions"] = sum(functions.values()), functions
     except Exception as exc:
