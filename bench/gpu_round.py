@@ -269,7 +269,48 @@ def judge_docs(docs: dict[str, list], plants: list[str], loop: int | None = None
                                     expected_us=100.0 if name == "busy100" else 20.0)
     res["calibration_spreads"] = {k: [round(x, 3) for x in calibrations(v)]
                                   for k, v in docs.items()}
+    if all(r.get("host_probe_us") for d in a for r in d["results"] if r["status"] == "ok"):
+        res["probe_matched"] = {
+            "aa": [probe_matched([a[i] for i in base], [a[i] for i in head])
+                   for base, head in AA_SPLITS],
+            "plants": {name: probe_matched([a[i] for i in (0, 2, 4)], docs[name])
+                       for name in plants}}
     return res
+
+
+def fast_state_fast_us(docs: list[dict], fast_below: float) -> dict[str, float]:
+    """Per point, the median ``wall_fast_us`` over the records whose host probe at that point
+    read below ``fast_below`` µs (the host's fast state); points with none are left out."""
+    got: dict[str, list] = {}
+    for d in docs:
+        for r in d["results"]:
+            if r["status"] == "ok" and r.get("host_probe_us") \
+                    and max(r["host_probe_us"]) < fast_below:
+                got.setdefault(r["label"], []).append(r["metrics"]["wall_fast_us"])
+    return {k: q(v, 0.5) for k, v in got.items()}
+
+
+def probe_matched(base_docs: list[dict], head_docs: list[dict]) -> dict:
+    """The fast path's wall time compared point by point between two builds' records, each side
+    taking only the records whose host probe read the host's fast state there (below
+    ``SLOW_PROBE`` times the tenth percentile of every probe of both sides): how far apart
+    they are where the host's state is the same on both sides; and, beside it, every record
+    taken whatever its probe read."""
+    probes = [max(r["host_probe_us"]) for d in base_docs + head_docs for r in d["results"]
+              if r["status"] == "ok" and r.get("host_probe_us")]
+    below = SLOW_PROBE * q(probes, 0.1)
+    out = {"fast_below_us": round(below, 1)}
+    for name, limit in (("fast_state", below), ("every_record", math.inf)):
+        before = fast_state_fast_us(base_docs, limit)
+        after = fast_state_fast_us(head_docs, limit)
+        devs = [after[k] / before[k] - 1 for k in before if k in after]
+        absd = [abs(x) for x in devs]
+        out[name] = {"points": len(devs), "median_change": q(devs, 0.5),
+                     "median_abs_change": q(absd, 0.5), "p90_abs_change": q(absd, 0.9),
+                     "above_10pct": sum(x > 0.10 for x in devs),
+                     "below_minus_10pct": sum(x < -0.10 for x in devs),
+                     "above_20pct": sum(x > 0.20 for x in devs)}
+    return out
 
 
 def calibrations(docs: list[dict]) -> list[float]:
@@ -308,6 +349,7 @@ def keep(args, out: Path) -> dict:
     keys = {f.key for f in cat.FIGURES if f.asv}
     kept = {name: [{"meta": {k: d["meta"][k] for k in KEPT_META if k in d["meta"]},
                     "results": [{"label": r["label"], "status": r["status"],
+                                 "host_probe_us": r.get("host_probe_us", []),
                                  "metrics": {k: v for k, v in (r.get("metrics") or {}).items()
                                              if k in keys}} for r in d["results"]]}
                    for d in ds] for name, ds in gate_records(out).items()}
@@ -404,20 +446,6 @@ def windows(args, out: Path) -> dict:
     return json.loads(proc.stdout)
 
 
-def counter(args, out: Path) -> dict:
-    """``bench/bytecode_counter.py`` in a fresh process: the tracer with and without line
-    events, counts and milliseconds."""
-    cmd = [sys.executable, str(REPO / "bench" / "bytecode_counter.py"), "--device", args.device,
-           "--out", str(out / "counter-points.json")]
-    if args.dry_run:
-        cmd += ["--grid", DRY["grid"], "--dtype", "float32"]
-    proc = subprocess.run(cmd, capture_output=True, text=True)
-    (out / "counter.log").write_text(proc.stdout + proc.stderr)
-    if proc.returncode:
-        raise SystemExit(f"bytecode counter failed: {proc.stderr[-2000:]}")
-    return json.loads(proc.stdout)
-
-
 def hoststate(args, out: Path) -> dict:
     """``bench/host_state.py`` in a fresh process: the host's slow state, per core and thread."""
     cmd = [sys.executable, str(REPO / "bench" / "host_state.py"), "--reference", args.reference,
@@ -446,7 +474,7 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("part", choices=("agree", "gate", "rejudge", "keep", "cost", "probe", "windows",
-                                     "counter", "hoststate", "child"))
+                                     "hoststate", "child"))
     ap.add_argument("--out", default="gpu-round")
     ap.add_argument("--reference", default="")
     ap.add_argument("--device", default="cuda")
@@ -467,7 +495,7 @@ def main() -> int:
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
     parts = {"agree": agree, "gate": gate, "rejudge": rejudge, "keep": keep, "cost": cost,
-             "probe": probe, "windows": windows, "counter": counter,
+             "probe": probe, "windows": windows,
              "hoststate": hoststate}
     result = parts[args.part](args, out)
     result["seconds"] = round(time.perf_counter() - t0, 1)

@@ -8,7 +8,12 @@ says so; 20 us of Python work, and busy waits of 20 and 100 us, per fast call ar
 of 72 points by the fast path's bytecodes. The 72nd is the grid's first point, where Python
 3.12's first tracing session of a process counted nothing (0 in every record of rounds 2-4);
 round 5, recorded with the primed tracer (``bytecodes._prime``), counts it and catches every
-plant at 72 of 72. Rounds 4 and 5 are fresh leases, measured after the noisy-host rule was set."""
+plant at 72 of 72. Rounds 4-6 are fresh leases, measured after the noisy-host rule was set.
+
+Round 6's records carry each point's host probe (its last plant record stopped at 14 points, cut
+off by the round's time limit): where both sides take only the records whose probe read the
+host's fast state, A/A moves about half as far as over every record, and the 100 us wait stands
+out at nearly every point."""
 from __future__ import annotations
 
 import gzip
@@ -43,7 +48,7 @@ def round_(request):
 
 
 def test_four_rounds_are_kept_each_with_six_a_records_and_plants():
-    assert len(ROUNDS) >= 4
+    assert len(ROUNDS) >= 5
     for path in ROUNDS:
         docs = _load(path)
         assert len(docs["A"]) == 6 and {"py20", "busy100"} <= set(docs), path.name
@@ -126,3 +131,35 @@ def test_the_probe_states_split_a_process_s_points_by_the_host_s_state():
     unprobed = {k: {**v, "probe": math.nan} for k, v in run.items()}
     got = gpu_round.probe_states([unprobed], refs, steady=list(run))
     assert got["slow_share"] == [0.0] and math.isnan(got["fast_over_reference_slow"][0])
+
+
+ROUND6 = Path(__file__).parent / "data" / "gpu" / "round6.json.gz"
+
+
+def test_in_the_hosts_fast_state_a_a_moves_half_as_far_and_the_100us_wait_stands_out():
+    docs = _load(ROUND6)
+    got = gpu_round.judge_docs(docs, [k for k in docs if k != "A"])["probe_matched"]
+    for split in got["aa"]:
+        fast, every = split["fast_state"], split["every_record"]
+        assert fast["points"] >= 60, "most points have a fast-state record on both sides"
+        assert fast["median_abs_change"] < 0.06 < 0.11 < every["median_abs_change"]
+        assert fast["p90_abs_change"] < 0.16 < every["p90_abs_change"]
+        assert fast["above_20pct"] <= 3
+    busy = got["plants"]["busy100"]["fast_state"]
+    assert busy["median_change"] > 0.30 and busy["above_10pct"] >= 0.9 * busy["points"]
+    assert busy["below_minus_10pct"] == 0
+    assert got["plants"]["busy100"]["every_record"]["median_change"] < busy["median_change"]
+
+
+def test_probe_matching_takes_only_the_records_whose_probe_read_the_fast_state():
+    def doc(fast_us, probes):
+        return {"results": [{"label": f"p{i}", "status": "ok", "host_probe_us": [50.0, pr],
+                             "metrics": {"wall_fast_us": fast_us}} for i, pr in enumerate(probes)]}
+    base = [doc(100.0, [60.0] * 10), doc(200.0, [120.0] * 10)]
+    head = [doc(110.0, [60.0] * 5 + [120.0] * 5)]
+    got = gpu_round.probe_matched(base, head)
+    assert got["fast_below_us"] == pytest.approx(1.3 * 60.0)
+    assert got["fast_state"]["points"] == 5, "the head's slow-state points have nothing to match"
+    assert got["fast_state"]["median_change"] == pytest.approx(0.10)
+    assert got["every_record"]["points"] == 10
+    assert got["every_record"]["median_change"] == pytest.approx(110.0 / 150.0 - 1)

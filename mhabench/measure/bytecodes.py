@@ -4,20 +4,16 @@ On a GPU the fast path is host-bound, and extra Python (a check, a loop, a wrapp
 regression that adds no aten op and no launch: only time would show it, and time moves with
 the host. The count of bytecodes one call executes is an integer, identical between runs of
 one build and interpreter (same inputs, same code path), counted with ``sys.settrace``'s
-opcode events: a few milliseconds for one call, on any device (about 10 ms under Python 3.12,
-whose tracer is built on ``sys.monitoring``; its instruction events, used directly, count the
-same instructions but took twice as long, and one tracing session for a point's three paths
-took as long as three: docs/lab/2026-12-03.md, round 6). C++ work is not counted here (the
-callgrind counts, :mod:`mhabench.measure.instructions`, see it on a CPU).
+opcode events: a few milliseconds for one call, on any device (8-10 ms under Python 3.12; there
+``sys.monitoring``'s instruction events, one tracing session for a point's three paths, and a
+tracer without line events each counted the same and cost no less: docs/lab/2026-12-03.md,
+round 6). C++ work is not counted here (the callgrind counts,
+:mod:`mhabench.measure.instructions`, see it on a CPU).
 """
 from __future__ import annotations
 
 import gc
 import sys
-
-
-#: Whether the tracer also takes line events (``bench/bytecode_counter.py`` times both ways).
-LINES = False
 
 
 def _counter():
@@ -31,7 +27,6 @@ def _counter():
 
     def start(frame, event, arg):
         frame.f_trace_opcodes = True
-        frame.f_trace_lines = LINES  # line events count nothing: off, one callback fewer a line
         return local
     return by_code, start
 
