@@ -99,10 +99,10 @@ def na_lines(reasons: dict[str, str]) -> list[str]:
 
 
 #: The cost split's keys, in words, and which of them make up "measuring".
-COST_WORDS = {"wall_pass": "wall", "retime": "timed again", "device_pass": "device", "host_work_pass": "host work",
-              "bytecodes": "bytecodes", "counts_build": "rebuild", "extra_fp32": "fp32 drift",
-              "extra_backends": "backend split", "extra_memory": "memory",
-              "instructions": "instructions"}
+COST_WORDS = {"wall_pass": "wall", "retime": "timed again", "device_pass": "device",
+              "host_work_pass": "host work", "bytecodes": "bytecodes", "counts_build": "rebuild",
+              "extra_fp32": "fp32 drift", "extra_backends": "backend split",
+              "extra_memory": "memory", "instructions": "instructions"}
 
 
 def cost_line(cost: dict, points: int, measuring_s: float, total_s: float) -> str:
