@@ -435,26 +435,25 @@ def cost(args, out: Path) -> dict:
     return res
 
 
-def windows(args, out: Path) -> dict:
-    """``bench/window_probe.py`` in a fresh process: µs per call against calls per window."""
-    cmd = [sys.executable, str(REPO / "bench" / "window_probe.py"),
-           "--out", str(out / "windows-points.json")]
-    proc = subprocess.run(cmd, capture_output=True, text=True)
-    (out / "windows.log").write_text(proc.stdout + proc.stderr)
+def script(name: str, out: Path, *argv: str) -> dict:
+    """``bench/NAME.py ARGV`` in a fresh process, its log kept; the JSON it prints."""
+    proc = subprocess.run([sys.executable, str(REPO / "bench" / f"{name}.py"), *argv],
+                          capture_output=True, text=True)
+    (out / f"{name}.log").write_text(proc.stdout + proc.stderr)
     if proc.returncode:
-        raise SystemExit(f"window probe failed: {proc.stderr[-2000:]}")
+        raise SystemExit(f"{name} failed: {proc.stderr[-2000:]}")
     return json.loads(proc.stdout)
+
+
+def windows(args, out: Path) -> dict:
+    """``bench/window_probe.py``: µs per call against calls per window."""
+    return script("window_probe", out, "--out", str(out / "windows-points.json"))
 
 
 def hoststate(args, out: Path) -> dict:
-    """``bench/host_state.py`` in a fresh process: the host's slow state, per core and thread."""
-    cmd = [sys.executable, str(REPO / "bench" / "host_state.py"), "--reference", args.reference,
-           "--out", str(out / "host-state")]
-    proc = subprocess.run(cmd, capture_output=True, text=True)
-    (out / "hoststate.log").write_text(proc.stdout + proc.stderr)
-    if proc.returncode:
-        raise SystemExit(f"host state failed: {proc.stderr[-2000:]}")
-    return json.loads(proc.stdout)
+    """``bench/host_state.py``: the host's slow state, per core and thread."""
+    return script("host_state", out, "--reference", args.reference,
+                  "--out", str(out / "host-state"))
 
 
 def probe(args, out: Path) -> dict:
