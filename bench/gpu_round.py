@@ -294,8 +294,9 @@ def probe_matched(base_docs: list[dict], head_docs: list[dict]) -> dict:
     """The fast path's wall time compared point by point between two builds' records, each side
     taking only the records whose host probe read the host's fast state there (below
     ``SLOW_PROBE`` times the tenth percentile of every probe of both sides): how far apart
-    they are where the host's state is the same on both sides; and, beside it, every record
-    taken whatever its probe read."""
+    they are where the host's state is the same on both sides; beside it, every record taken
+    whatever its probe read; and what the gate's rule would say judging wall figures on the
+    fast-state records alone, at points with one, or two, of them on each side."""
     probes = [max(r["host_probe_us"]) for d in base_docs + head_docs for r in d["results"]
               if r["status"] == "ok" and r.get("host_probe_us")]
     below = SLOW_PROBE * q(probes, 0.1)
@@ -310,6 +311,11 @@ def probe_matched(base_docs: list[dict], head_docs: list[dict]) -> dict:
                      "above_10pct": sum(x > 0.10 for x in devs),
                      "below_minus_10pct": sum(x < -0.10 for x in devs),
                      "above_20pct": sum(x > 0.20 for x in devs)}
+    for need in (1, 2):  # the gate's own rule on the fast-state records, were it to judge so
+        got = judge(base_docs, head_docs, fast_below=below, need=need)
+        out[f"rule_on_fast_state_need_{need}"] = {
+            k: got[k] for k in ("exit", "caught", "caught_by_wall", "wall_comparisons",
+                                "wall_flagged")}
     return out
 
 
@@ -358,19 +364,49 @@ def keep(args, out: Path) -> dict:
     return {"kept": {k: len(v) for k, v in kept.items()}, "to": args.json}
 
 
+def fast_state_values(values: dict, docs: list[dict], below: float, need: int) -> dict:
+    """``values`` (:func:`mhabench.track.records.run_values` of ``docs``) with each wall
+    figure's value from a record whose host probe read ``below`` µs or more at that point made
+    NaN, and a point's values all NaN where fewer than ``need`` records are left."""
+    from mhabench import catalogue as cat
+    from mhabench.track.records import short_label
+    probes = [{short_label(r["label"]): max(r["host_probe_us"]) for r in d["results"]
+               if r.get("host_probe_us")} for d in docs]
+    out = {}
+    for name, row in values.items():
+        fig = cat.BY_ASV.get(name)
+        if not (fig and fig.family == "wall"):
+            out[name] = row
+            continue
+        out[name] = {}
+        for point, vals in row.items():
+            kept = [v if probes[i].get(point, math.inf) < below else math.nan
+                    for i, v in enumerate(vals)]
+            enough = sum(1 for v in kept if v is not None and math.isfinite(v)) >= need
+            out[name][point] = kept if enough else [math.nan] * len(vals)
+    return out
+
+
 def judge(base_docs: list[dict], head_docs: list[dict],
-          expected_us: float | None = None) -> dict:
+          expected_us: float | None = None, fast_below: float | None = None,
+          need: int = 1) -> dict:
     """What the gate says of one comparison of ``mhabench run --json`` records: exit status,
     points caught and by what, wall comparisons flagged, the smallest change it vouches for;
     for a plant of a known size, the points where it exceeds the threshold and how many of
-    those are caught. Wall figures are withheld as the gate withholds them on a noisy host."""
+    those are caught. Wall figures are withheld as the gate withholds them on a noisy host;
+    with ``fast_below``, they are judged instead on the records whose probe read below it at
+    each point, where ``need`` of them are left on each side (:func:`fast_state_values`)."""
     from mhabench import catalogue as cat
     from mhabench.track.gate import noisy_host, without_wall
     from mhabench.track.records import run_values
     from mhabench.track.rule import compare, findings, vouch
     before, after = run_values(base_docs), run_values(head_docs)
     noisy = noisy_host([calibrations(base_docs), calibrations(head_docs)])
-    if noisy:
+    if fast_below is not None:
+        before = fast_state_values(before, base_docs, fast_below, need)
+        after = fast_state_values(after, head_docs, fast_below, need)
+        noisy = ""
+    elif noisy:
         before, after = without_wall(before), without_wall(after)
     judged = compare(before, after)
     found = findings(judged)
