@@ -148,8 +148,10 @@ def test_a_run_times_again_the_point_the_slow_state_took(tmp_path):
     assert results[third]["retimed"] == 1 and results[third]["host_probe_us"] == [100.0, 100.0]
     assert all(r["retimed"] == 0 for k, r in results.items() if k != third)
     assert results[third]["metrics"]["host_fast_bytecodes"] > 0, "its counts pass was made"
+    assert results[third]["metrics"]["max_abs_err_fp32"] is not None, "the drift carried over"
     journal = [json.loads(line) for line in next(tmp_path.glob("*.journal.jsonl")).open()][1:]
     walls = [e for e in journal if e["label"] == third and e["stage"] == WALL]
     assert [e["record"]["host_probe_us"] for e in walls] == [[1000.0, 1000.0], [100.0, 100.0]]
+    assert walls[1]["record"]["max_abs_err_fp32"] == walls[0]["record"]["max_abs_err_fp32"]
     assert doc["meta"]["cost_s"]["retime"] > 0
     assert "1 point(s) timed again" in proc.stdout
