@@ -4,6 +4,7 @@
     python bench/gpu_round.py gate   --out DIR                       # A/A and plants, judged
     python bench/gpu_round.py cost   --reference REF.py --out DIR   # run vs the reference
     python bench/gpu_round.py probe  --out DIR                       # what the host offers
+    python bench/gpu_round.py tally  --out DIR                       # the bytecode tally's cost
     python bench/gpu_round.py gate --dry-run --out /tmp/g            # on a CPU: plumbing only
     python bench/gpu_round.py rejudge --out DIR                      # a gate round's records
     python bench/gpu_round.py keep --out DIR --json tests/data/gpu/roundN.json.gz  # as test data
@@ -486,6 +487,12 @@ def windows(args, out: Path) -> dict:
     return script("window_probe", out, "--out", str(out / "windows-points.json"))
 
 
+def tally(args, out: Path) -> dict:
+    """``bench/tally_cost.py``: the bytecode tally's cost per point, hashed against by id."""
+    return script("tally_cost", out, "--device", args.device,
+                  *(["--grid", DRY["grid"]] if args.dry_run else []))
+
+
 def hoststate(args, out: Path) -> dict:
     """``bench/host_state.py``: the host's slow state, per core and thread."""
     return script("host_state", out, "--reference", args.reference,
@@ -509,7 +516,7 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("part", choices=("agree", "gate", "rejudge", "keep", "cost", "probe", "windows",
-                                     "hoststate", "child"))
+                                     "hoststate", "tally", "child"))
     ap.add_argument("--out", default="gpu-round")
     ap.add_argument("--reference", default="")
     ap.add_argument("--device", default="cuda")
@@ -531,7 +538,7 @@ def main() -> int:
     t0 = time.perf_counter()
     parts = {"agree": agree, "gate": gate, "rejudge": rejudge, "keep": keep, "cost": cost,
              "probe": probe, "windows": windows,
-             "hoststate": hoststate}
+             "hoststate": hoststate, "tally": tally}
     result = parts[args.part](args, out)
     result["seconds"] = round(time.perf_counter() - t0, 1)
     print(json.dumps(result, indent=1))

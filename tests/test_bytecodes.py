@@ -84,6 +84,49 @@ def test_counts_are_identical_between_calls():
     assert {n: bytecodes.count(p, calls=3) for n, p in paths.items()} == first
 
 
+def test_code_objects_made_and_freed_within_a_call_keep_their_own_counts():
+    """The tally is keyed by a code object's id: one freed during the call must not lend its id
+    to the next, or two functions' bytecodes would merge under one name."""
+    def call():
+        for name, n in (("first", 10), ("second", 20), ("third", 30)):
+            scope = {}
+            exec(compile(f"def {name}():\n    for i in range({n}):\n        pass\n", name,
+                         "exec"), scope)
+            scope[name]()
+            del scope  # the code object dies here, its id free for the next one
+    by = bytecodes.count_by_function(Path("p", contextlib.nullcontext, call), calls=1)
+    step = by["second"] - by["first"]  # ten more iterations of the same loop
+    assert step > 0 and by["third"] - by["second"] == step, by
+
+
+def test_the_tally_costs_no_hash_of_a_code_object(monkeypatch):
+    """Hashing a large code object costs microseconds on Python 3.12, once per bytecode in a
+    hashed tally: the tracer keys by id and hashes no code object while it counts."""
+    hashed = []
+
+    class Code:  # stands in for a code object, counting the times it is hashed
+        def __init__(self, code):
+            self.code = code
+            self.co_name = self.co_qualname = code.co_qualname if hasattr(code, "co_qualname") \
+                else code.co_name
+
+        def __hash__(self):
+            hashed.append(1)
+            return hash(self.code)
+
+    tally, codes, start = bytecodes._counter()
+
+    class Frame:
+        f_code = Code(_loop.__code__)
+        f_trace_opcodes = False
+    frame = Frame()
+    local = start(frame, "call", None)
+    for _ in range(100):
+        local(frame, "opcode", None)
+    assert sum(tally.values()) == 100 and frame.f_trace_opcodes
+    assert hashed == []
+
+
 def test_the_smallest_count_over_the_calls_is_taken():
     """A first call that fills a cache runs more code than the calls after it."""
     made = []

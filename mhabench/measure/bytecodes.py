@@ -4,10 +4,10 @@ On a GPU the fast path is host-bound, and extra Python (a check, a loop, a wrapp
 regression that adds no aten op and no launch: only time would show it, and time moves with
 the host. The count of bytecodes one call executes is an integer, identical between runs of
 one build and interpreter (same inputs, same code path), counted with ``sys.settrace``'s
-opcode events: a few milliseconds for one call, on any device (8-10 ms under Python 3.12; there
-``sys.monitoring``'s instruction events, one tracing session for a point's three paths, and a
-tracer without line events each counted the same and cost no less: docs/lab/2026-12-03.md,
-round 6). C++ work is not counted here (the callgrind counts,
+opcode events: a few milliseconds for one call, on any device. The counter keys its tally by
+the code object's id, not the code object: on Python 3.12 hashing a large code object (torch's
+``multi_head_attention_forward``) takes some 6 us, which made a hashed tally cost 4-5x the
+tracing itself (docs/lab/2026-12-03.md, round 7). C++ work is not counted here (the callgrind counts,
 :mod:`mhabench.measure.instructions`, see it on a CPU).
 """
 from __future__ import annotations
@@ -17,23 +17,33 @@ import sys
 
 
 def _counter():
-    by_code: dict = {}
+    """The opcode tracer's tally, ``{id(code): bytecodes}``, with ``{id(code): code}`` kept
+    beside it so that no id is reused while the tally lives."""
+    tally: dict[int, int] = {}
+    codes: dict[int, object] = {}
 
     def local(frame, event, arg):
         if event == "opcode":
             code = frame.f_code
-            by_code[code] = by_code.get(code, 0) + 1
+            key = id(code)
+            n = tally.get(key)
+            if n is None:
+                codes[key] = code
+                tally[key] = 1
+            else:
+                tally[key] = n + 1
         return local
 
     def start(frame, event, arg):
         frame.f_trace_opcodes = True
         return local
-    return by_code, start
+    return tally, codes, start
 
 
-def _traced(fn) -> dict:
-    """``{code: bytecodes}`` of one call of ``fn`` under the opcode tracer, gc off."""
-    by_code, start = _counter()
+def _traced(fn) -> list[tuple[object, int]]:
+    """``(code, bytecodes)`` per code object run in one call of ``fn`` under the opcode tracer,
+    gc off (pairs, not a dict: a code object's hash is the cost the tally avoids)."""
+    tally, codes, start = _counter()
     was = gc.isenabled()
     gc.disable()
     sys.settrace(start)
@@ -43,7 +53,7 @@ def _traced(fn) -> dict:
         sys.settrace(None)
         if was:
             gc.enable()
-    return by_code
+    return [(codes[key], n) for key, n in tally.items()]
 
 
 def _probe() -> int:
@@ -89,7 +99,7 @@ def count_by_function(path, calls: int = 2) -> dict[str, int]:
             if not by_code:  # a call executes at least its own frame: nothing seen is no count
                 raise RuntimeError("the opcode tracer saw no bytecode of the call")
             named: dict[str, int] = {}
-            for code, n in by_code.items():
+            for code, n in by_code:
                 named[function_name(code)] = named.get(function_name(code), 0) + n
             if best is None or sum(named.values()) < sum(best.values()):
                 best = named
