@@ -47,14 +47,19 @@ def round_(request):
     return docs, gpu_round.judge_docs(docs, [k for k in docs if k != "A"])
 
 
-def test_four_rounds_are_kept_each_with_six_a_records_and_plants():
-    assert len(ROUNDS) >= 5
+def test_the_rounds_are_kept_each_with_six_a_records_and_plants():
+    """Every round holds the work plant (py20); the waits were planted in all but round 7,
+    whose device time went to the cost."""
+    assert len(ROUNDS) >= 6
+    with_waits = 0
     for path in ROUNDS:
         docs = _load(path)
-        assert len(docs["A"]) == 6 and {"py20", "busy100"} <= set(docs), path.name
+        assert len(docs["A"]) == 6 and "py20" in docs, path.name
+        with_waits += "busy100" in docs
         assert all(len(v) == 3 for k, v in docs.items() if k != "A"), path.name
         assert all(d["meta"]["device_name"].startswith("NVIDIA") for v in docs.values()
                    for d in v)
+    assert with_waits >= 5
 
 
 def test_a_a_never_fails(round_):

@@ -147,12 +147,13 @@ class Result:
         """FLOPs, useful TFLOP/s and share of the peak per path (wall- and kernel-time based),
         peak memory per path, and the error against the fp32 reference."""
         p = self.point
-        m = {"useful_flops": self.useful_flops(),
+        useful = self.useful_flops()  # once: every rate below divides it
+        m = {"useful_flops": useful,
              "padded_flops": float(fl.padded_flops(p.batch_size, p.seq_len, p.embed_dim, p.num_heads)),
              "peak_tflops": self.peak_tflops, "max_abs_err_fp32": self.max_abs_err_fp32}
         for path in PATHS:
             for base, device in (("wall", False), ("device", True)):
-                rate = self.tflops(path, device)
+                rate = fl.tflops(useful, self.device_us(path) if device else self.wall_us(path))
                 m[f"{base}_{path}_tflops"] = rate
                 m[f"{base}_{path}_peak_fraction"] = peak_fraction(rate, self.peak_tflops)
             m[f"peak_mem_{path}_bytes"] = float(self.peak_mem.get(path, math.nan))
