@@ -37,6 +37,13 @@ class FakeAllocator:
         self.log.append("peak")
         return self.peak
 
+    def memory_stats_as_nested_dict(self, dev):
+        """The allocator's statistics as torch keeps them: what the reading takes both from."""
+        self.log.append("stats")
+        return {"allocated_bytes": {"all": {"current": self.allocated, "peak": self.peak,
+                                            "allocated": 0, "freed": 0}},
+                "num_alloc_retries": 0}
+
     def path(self, name, transient, kept):
         def call():
             self.log.append(name)
@@ -54,16 +61,32 @@ class _Freed:
         self.alloc.allocated -= self.n
 
 
+ALLOCATOR = ("memory_allocated", "reset_peak_memory_stats", "max_memory_allocated",
+             "memory_stats_as_nested_dict")
+
+
 def test_cuda_peak_is_above_the_baseline_and_resets_per_path(monkeypatch):
     fake = FakeAllocator()
-    for fn in ("memory_allocated", "reset_peak_memory_stats", "max_memory_allocated"):
+    for fn in ALLOCATOR:
         monkeypatch.setattr(torch.cuda, fn, getattr(fake, fn))
     paths = {"fast": fake.path("fast", 300, 100), "slow": fake.path("slow", 700, 100)}
     got = memory.peak_memory(paths, "cuda:0")
     # the stale peak of 5000 is reset away; each output is freed before the next baseline
     assert got == {"fast": 400.0, "slow": 800.0}
-    assert fake.log == ["allocated", "reset", "fast", "peak", "allocated", "reset", "slow", "peak"]
+    assert fake.log == ["stats", "reset", "fast", "stats", "stats", "reset", "slow", "stats"], \
+        "both readings off the nested statistics, no flattening call"
     assert fake.allocated == 1000
+
+
+def test_an_allocator_without_statistics_yet_is_read_by_the_flat_calls(monkeypatch):
+    """Before CUDA's first allocation torch gives an empty statistics dict."""
+    fake = FakeAllocator()
+    for fn in ALLOCATOR:
+        monkeypatch.setattr(torch.cuda, fn, getattr(fake, fn))
+    monkeypatch.setattr(torch.cuda, "memory_stats_as_nested_dict", lambda dev: {})
+    got = memory.peak_memory({"fast": fake.path("fast", 300, 100)}, "cuda:0")
+    assert got == {"fast": 400.0}
+    assert fake.log == ["allocated", "peak", "reset", "fast", "allocated", "peak"]
 
 
 # --- the device pass carries the reading ----------------------------------------------------------
@@ -87,7 +110,7 @@ class _NoRecorder:
 @pytest.fixture
 def fake_cuda(monkeypatch):
     fake = FakeAllocator()
-    for fn in ("memory_allocated", "reset_peak_memory_stats", "max_memory_allocated"):
+    for fn in ALLOCATOR:
         monkeypatch.setattr(torch.cuda, fn, getattr(fake, fn))
     monkeypatch.setattr(compat, "KernelRecorder", _NoRecorder)
     monkeypatch.setattr(compat, "raw_profile", lambda events, prefix: compat.Profile([], {}, [], [], {}))
@@ -104,8 +127,8 @@ def test_device_pass_reads_each_paths_peak_around_its_calls(fake_cuda):
     res = _cuda_result()
     passes.add_device_times(res, paths, Protocol(device_calls=3, host_work=False))
     assert res.peak_mem == {"fast": 400.0, "slow": 800.0}, "per call, not summed over the calls"
-    assert fake_cuda.log[:10] == ["allocated", "reset", "fast", "fast", "fast", "peak",
-                                  "allocated", "reset", "slow", "slow"]
+    assert fake_cuda.log[:10] == ["stats", "reset", "fast", "fast", "fast", "stats",
+                                  "stats", "reset", "slow", "slow"]
     assert fake_cuda.allocated == 1000
 
 

@@ -31,6 +31,17 @@ def cuda_available() -> bool:
     return torch.cuda.is_available()
 
 
+def allocated_bytes(device) -> tuple[int, int]:
+    """The caching allocator's ``(current, peak)`` allocated bytes on ``device``, read off its
+    nested statistics: ``memory_allocated`` and ``max_memory_allocated`` each flatten every
+    statistic into a sorted dict first (about 0.1 ms a call: some 0.5 s of a seed sweep)."""
+    nested = getattr(torch.cuda, "memory_stats_as_nested_dict", None)
+    stats = nested(device).get("allocated_bytes", {}).get("all") if nested else None
+    if not stats or "current" not in stats:  # no statistics yet: nothing allocated
+        return torch.cuda.memory_allocated(device), torch.cuda.max_memory_allocated(device)
+    return int(stats["current"]), int(stats["peak"])
+
+
 def nested_tensor(tensors, device, dtype):
     """A strided nested tensor (the layout the MHA fast path takes), without the prototype warning."""
     with warnings.catch_warnings():

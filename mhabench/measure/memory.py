@@ -13,6 +13,7 @@ from typing import Mapping
 
 import torch
 
+from . import compat
 from .paths import Path
 
 
@@ -29,13 +30,13 @@ class PeakTracker:
 
     def __enter__(self):
         if self.cuda:
-            self._base = torch.cuda.memory_allocated(self.dev)
+            self._base = compat.allocated_bytes(self.dev)[0]
             torch.cuda.reset_peak_memory_stats(self.dev)
         return self
 
     def __exit__(self, *exc):
         if self.cuda and exc[0] is None:
-            self.bytes = float(torch.cuda.max_memory_allocated(self.dev) - self._base)
+            self.bytes = float(compat.allocated_bytes(self.dev)[1] - self._base)
         return False
 
 
