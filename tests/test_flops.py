@@ -41,6 +41,18 @@ def test_formula_terms():
     assert sequence_flops(L, E, 3) == 2040
 
 
+def test_the_breakdown_is_the_sum_of_its_sequences():
+    """The breakdown sums in closed form; each sequence's own count, added up, must agree."""
+    rng = np.random.default_rng(7)
+    for _ in range(200):
+        E = int(rng.choice([4, 32, 512, 1024]))
+        lengths = [int(n) for n in rng.integers(0, 300, size=int(rng.integers(0, 40)))]
+        got = flops_breakdown(lengths, E, 4)
+        assert got["projections"] == sum(projection_flops(n, E) for n in lengths)
+        assert got["attention"] == sum(attention_flops(n, E) for n in lengths)
+        assert got["total"] == sum(sequence_flops(n, E, 4) for n in lengths)
+
+
 def test_heads_do_not_change_the_count():
     assert {useful_flops([7, 3], 16, h) for h in (1, 2, 4, 8, 16)} == {useful_flops([7, 3], 16, 1)}
 

@@ -70,8 +70,7 @@ def flops_breakdown(lengths: Iterable[int], embed_dim: int, num_heads: int) -> d
     # both sums in closed form (exact integers): projections are linear in the tokens, the
     # attention of a sequence goes with its length squared
     proj = projection_flops(sum(lengths), embed_dim)
-    attn = attention_flops(0, embed_dim) if not lengths else \
-        4 * embed_dim * sum(n * n for n in lengths)
+    attn = attention_flops(1, embed_dim) * sum(n * n for n in lengths)
     return {"projections": proj, "attention": attn, "total": proj + attn}
 
 

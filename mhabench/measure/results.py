@@ -97,14 +97,15 @@ class Result:
         p = self.point
         return float(fl.useful_flops(self.lengths, p.embed_dim, p.num_heads)) if self.lengths else math.nan
 
-    def tflops(self, path: str, device: bool = False) -> float:
-        """Useful TFLOP/s of ``path``: useful FLOPs over its median wall (or kernel) time.
+    def tflops(self, path: str, device: bool = False, useful: float | None = None) -> float:
+        """Useful TFLOP/s of ``path``: useful FLOPs (``useful``, if the caller has them) over
+        its median wall (or kernel) time.
 
         Every path is credited with the useful FLOPs only, so the figures compare directly:
         the padded paths' wasted work shows as a lower rate.
         """
         us = self.device_us(path) if device else self.wall_us(path)
-        return fl.tflops(self.useful_flops(), us)
+        return fl.tflops(self.useful_flops() if useful is None else useful, us)
 
     def metrics(self) -> dict[str, float]:
         """Every catalogued figure as a float (NaN where not measured): what asv tracks, the
@@ -154,7 +155,7 @@ class Result:
              "peak_tflops": self.peak_tflops, "max_abs_err_fp32": self.max_abs_err_fp32}
         for path in PATHS:
             for base, device in (("wall", False), ("device", True)):
-                rate = fl.tflops(useful, self.device_us(path) if device else self.wall_us(path))
+                rate = self.tflops(path, device, useful)
                 m[f"{base}_{path}_tflops"] = rate
                 m[f"{base}_{path}_peak_fraction"] = peak_fraction(rate, self.peak_tflops)
             m[f"peak_mem_{path}_bytes"] = float(self.peak_mem.get(path, math.nan))
