@@ -45,10 +45,7 @@ def hashed_count(path) -> dict[str, int]:
         finally:
             sys.settrace(None)
             gc.enable()
-    named: dict[str, int] = {}
-    for code, n in by_code.items():
-        named[bytecodes.function_name(code)] = named.get(bytecodes.function_name(code), 0) + n
-    return named
+    return bytecodes.by_function(by_code.items())
 
 
 def main() -> int:

@@ -7,8 +7,8 @@ one build and interpreter (same inputs, same code path), counted with ``sys.sett
 opcode events: a few milliseconds for one call, on any device. The counter keys its tally by
 the code object's id, not the code object: on Python 3.12 hashing a large code object (torch's
 ``multi_head_attention_forward``) takes some 6 us, which made a hashed tally cost 4-5x the
-tracing itself (docs/lab/2026-12-03.md, round 7). C++ work is not counted here (the callgrind counts,
-:mod:`mhabench.measure.instructions`, see it on a CPU).
+tracing itself (docs/lab/2026-12-03.md, round 7). C++ work is not counted here (the callgrind
+counts, :mod:`mhabench.measure.instructions`, see it on a CPU).
 """
 from __future__ import annotations
 
@@ -82,6 +82,14 @@ def function_name(code) -> str:
     return getattr(code, "co_qualname", code.co_name)
 
 
+def by_function(pairs) -> dict[str, int]:
+    """``(code, bytecodes)`` pairs summed per function (:func:`function_name`)."""
+    named: dict[str, int] = {}
+    for code, n in pairs:
+        named[function_name(code)] = named.get(function_name(code), 0) + n
+    return named
+
+
 def count(path, calls: int = 2) -> int:
     """Bytecodes one warmed-up call of ``path`` executes: the smallest over ``calls`` calls
     (a first call may still fill a cache), the garbage collector off."""
@@ -98,9 +106,7 @@ def count_by_function(path, calls: int = 2) -> dict[str, int]:
             by_code = _traced(path.call)
             if not by_code:  # a call executes at least its own frame: nothing seen is no count
                 raise RuntimeError("the opcode tracer saw no bytecode of the call")
-            named: dict[str, int] = {}
-            for code, n in by_code:
-                named[function_name(code)] = named.get(function_name(code), 0) + n
+            named = by_function(by_code)
             if best is None or sum(named.values()) < sum(best.values()):
                 best = named
     return best or {}
