@@ -5,6 +5,8 @@
     python bench/gpu_round.py cost   --reference REF.py --out DIR   # run vs the reference
     python bench/gpu_round.py probe  --out DIR                       # what the host offers
     python bench/gpu_round.py tally  --out DIR                       # the bytecode tally's cost
+    python bench/gpu_round.py sessions --out DIR                     # profiler sessions per point
+    python bench/gpu_round.py chunks --out DIR                       # counts passes in chunks
     python bench/gpu_round.py gate --dry-run --out /tmp/g            # on a CPU: plumbing only
     python bench/gpu_round.py rejudge --out DIR                      # a gate round's records
     python bench/gpu_round.py keep --out DIR --json tests/data/gpu/roundN.json.gz  # as test data
@@ -23,8 +25,9 @@ three splits of the six A records (3 + 3), each plant against three A records. P
 comparison, the exit status the gate would give, the points caught, by which figure, and how
 many wall comparisons were flagged.
 
-``cost``: ``mhabench run --grid seed/4`` against the reference on the same points, twice each,
-alternated. Everything is written under ``--out`` and tarred into ``--out``/round.tgz.
+``cost``: ``mhabench run --grid seed/4`` against the reference on the same points, ``--pairs``
+times each (two unless told), alternated; with ``--warm`` a reference run first, not counted
+(a lease's first run pays for what no later one does). Everything is written under ``--out`` and tarred into ``--out``/round.tgz.
 """
 from __future__ import annotations
 
@@ -452,8 +455,10 @@ def calibrate_loop(seconds: float) -> int:
 def cost(args, out: Path) -> dict:
     grid = DRY["grid"] if args.dry_run else "seed/4"
     res = {"ours_s": [], "reference_s": []}
-    for i in range(2):
-        for side in (("ours", "ref") if i == 0 else ("ref", "ours")):
+    if args.warm and args.reference and not args.dry_run:  # the lease's first run, not counted
+        res["warm_reference_s"] = reference(out, "cost-warm", args.reference, grid)["wall_s"]
+    for i in range(args.pairs):
+        for side in (("ours", "ref") if i % 2 == 0 else ("ref", "ours")):
             if side == "ours":
                 env = dict(os.environ)
                 t0 = time.perf_counter()
@@ -493,6 +498,19 @@ def tally(args, out: Path) -> dict:
                   *(["--grid", DRY["grid"]] if args.dry_run else []))
 
 
+def sessions(args, out: Path) -> dict:
+    """``bench/session_cost.py``: a profiler session pair per point against one per chunk."""
+    return script("session_cost", out, "--device", args.device,
+                  *(["--grid", DRY["grid"], "--points", "8", "--chunks", "1,4,8"]
+                    if args.dry_run else []))
+
+
+def chunks(args, out: Path) -> dict:
+    """``bench/chunk_check.py``: the counts passes one point a session against in chunks."""
+    return script("chunk_check", out, "--device", args.device,
+                  *(["--grid", DRY["grid"], "--points", "8"] if args.dry_run else []))
+
+
 def hoststate(args, out: Path) -> dict:
     """``bench/host_state.py``: the host's slow state, per core and thread."""
     return script("host_state", out, "--reference", args.reference,
@@ -516,7 +534,7 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("part", choices=("agree", "gate", "rejudge", "keep", "cost", "probe", "windows",
-                                     "hoststate", "tally", "child"))
+                                     "hoststate", "tally", "sessions", "chunks", "child"))
     ap.add_argument("--out", default="gpu-round")
     ap.add_argument("--reference", default="")
     ap.add_argument("--device", default="cuda")
@@ -528,6 +546,8 @@ def main() -> int:
     ap.add_argument("--sets", default="", help="agree: only these point sets (seed8, gate72)")
     ap.add_argument("--variants", default="", help="agree: only these variants beside the default")
     ap.add_argument("--plants", default="", help="gate: only these plants (py20, busy100, busy20)")
+    ap.add_argument("--pairs", type=int, default=2, help="cost: runs of each side, alternated")
+    ap.add_argument("--warm", action="store_true", help="cost: a reference run first, not counted")
     args = ap.parse_args()
     if args.part == "child":
         return child(args)
@@ -538,7 +558,7 @@ def main() -> int:
     t0 = time.perf_counter()
     parts = {"agree": agree, "gate": gate, "rejudge": rejudge, "keep": keep, "cost": cost,
              "probe": probe, "windows": windows,
-             "hoststate": hoststate, "tally": tally}
+             "hoststate": hoststate, "tally": tally, "sessions": sessions, "chunks": chunks}
     result = parts[args.part](args, out)
     result["seconds"] = round(time.perf_counter() - t0, 1)
     print(json.dumps(result, indent=1))

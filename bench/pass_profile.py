@@ -42,8 +42,9 @@ def main() -> int:
     t0 = time.perf_counter()
     prof.enable()
     walls = [passes.wall_pass(p, proto, cost) for p in points]
-    for res in walls:
-        passes.counts_pass(res, proto, cost)
+    for _, spent in passes.counts_passes(walls, proto):  # in chunks, as a sweep runs them
+        for k, v in spent.items():
+            cost[k] = cost.get(k, 0.0) + v
     prof.disable()
     seconds = time.perf_counter() - t0
     text = io.StringIO()

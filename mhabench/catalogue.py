@@ -278,8 +278,8 @@ def _with(f: Figure, **kw) -> Figure:
 
 
 def _memory(p: str) -> Figure:
-    return Figure(f"peak_mem_{p}_bytes", f"{p} path: peak GPU memory of one call above what was "
-                  "allocated before it", "bytes", "context", p, asv=f"memory.GpuMemory.track_{p}",
+    return Figure(f"peak_mem_{p}_bytes", f"{p} path: peak GPU memory one call asked for, above "
+                  "what was held before it", "bytes", "context", p, asv=f"memory.GpuMemory.track_{p}",
                   asv_unit=BYTES, feed=0.01, on="cuda", extra=True, suites=("full",),
                   table=f"MiB{DOWN}" if p == "fast" else "", fmt="mib")
 

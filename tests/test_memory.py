@@ -14,55 +14,11 @@ from mhabench.measure.paths import Path, make_paths
 from mhabench.measure.results import Result
 from mhabench.measure.protocol import Protocol
 
+from fake_cuda import ALLOCATOR, FakeAllocator, NoRecorder, Session, install  # noqa: E402
+
 
 def test_cpu_has_no_figure(tiny_point):
     assert memory.peak_memory(make_paths(build(tiny_point)), "cpu") == {}
-
-
-class FakeAllocator:
-    """Allocated bytes and a peak, moved by the paths' calls as the caching allocator would."""
-
-    def __init__(self):
-        self.allocated, self.peak, self.log = 1000, 5000, []
-
-    def memory_allocated(self, dev):
-        self.log.append("allocated")
-        return self.allocated
-
-    def reset_peak_memory_stats(self, dev):
-        self.log.append("reset")
-        self.peak = self.allocated
-
-    def max_memory_allocated(self, dev):
-        self.log.append("peak")
-        return self.peak
-
-    def memory_stats_as_nested_dict(self, dev):
-        """The allocator's statistics as torch keeps them: what the reading takes both from."""
-        self.log.append("stats")
-        return {"allocated_bytes": {"all": {"current": self.allocated, "peak": self.peak,
-                                            "allocated": 0, "freed": 0}},
-                "num_alloc_retries": 0}
-
-    def path(self, name, transient, kept):
-        def call():
-            self.log.append(name)
-            self.peak = max(self.peak, self.allocated + transient + kept)
-            self.allocated += kept  # the output, alive until the caller drops it
-            return _Freed(self, kept)
-        return Path(name, contextlib.nullcontext, call)
-
-
-class _Freed:
-    def __init__(self, alloc, n):
-        self.alloc, self.n = alloc, n
-
-    def __del__(self):
-        self.alloc.allocated -= self.n
-
-
-ALLOCATOR = ("memory_allocated", "reset_peak_memory_stats", "max_memory_allocated",
-             "memory_stats_as_nested_dict")
 
 
 def test_cuda_peak_is_above_the_baseline_and_resets_per_path(monkeypatch):
@@ -78,6 +34,26 @@ def test_cuda_peak_is_above_the_baseline_and_resets_per_path(monkeypatch):
     assert fake.allocated == 1000
 
 
+def test_the_bytes_asked_for_are_read_not_the_blocks_handed_out(monkeypatch):
+    """A cached block up to a MiB larger than a request is handed out whole: the allocated
+    bytes then depend on what the cache held, the requested ones do not."""
+    stats = {"allocated_bytes": {"all": {"current": 2 << 20, "peak": 6 << 20}},
+             "requested_bytes": {"all": {"current": 1_500_000, "peak": 5_000_000}}}
+    monkeypatch.setattr(torch.cuda, "memory_stats_as_nested_dict", lambda dev: stats)
+    assert compat.memory_bytes("cuda:0") == (1_500_000, 5_000_000)
+    del stats["requested_bytes"]  # torch < 2.1 keeps no requested bytes
+    assert compat.memory_bytes("cuda:0") == (2 << 20, 6 << 20)
+
+
+def test_torch_without_requested_bytes_reads_the_allocated_ones(monkeypatch):
+    fake = FakeAllocator()
+    fake.stats = ("allocated_bytes",)
+    for fn in ALLOCATOR:
+        monkeypatch.setattr(torch.cuda, fn, getattr(fake, fn))
+    assert memory.peak_memory({"fast": fake.path("fast", 300, 100)}, "cuda:0") == {"fast": 400.0}
+    assert "allocated" not in fake.log and "peak" not in fake.log
+
+
 def test_an_allocator_without_statistics_yet_is_read_by_the_flat_calls(monkeypatch):
     """Before CUDA's first allocation torch gives an empty statistics dict."""
     fake = FakeAllocator()
@@ -91,31 +67,9 @@ def test_an_allocator_without_statistics_yet_is_read_by_the_flat_calls(monkeypat
 
 # --- the device pass carries the reading ----------------------------------------------------------
 
-class _NoRecorder:
-    """Stands in for the profiler session: no records (this machine has no GPU)."""
-
-    def __init__(self, device, ops=False):
-        pass
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        return False
-
-    def events(self):
-        return []
-
-
 @pytest.fixture
 def fake_cuda(monkeypatch):
-    fake = FakeAllocator()
-    for fn in ALLOCATOR:
-        monkeypatch.setattr(torch.cuda, fn, getattr(fake, fn))
-    monkeypatch.setattr(compat, "KernelRecorder", _NoRecorder)
-    monkeypatch.setattr(compat, "raw_profile", lambda events, prefix: compat.Profile([], {}, [], [], {}))
-    monkeypatch.setattr(passes, "_SERVED", {})
-    return fake
+    return install(monkeypatch)
 
 
 def _cuda_result():
@@ -151,7 +105,7 @@ def test_a_backend_that_refuses_is_skipped_and_its_launches_not_counted(fake_cud
     monkeypatch.setattr(passes, "backend_paths", lambda f: {
         "fast@cudnn": Path("fast@cudnn", contextlib.nullcontext, refuse),
         "fast@flash": Path("fast@flash", contextlib.nullcontext, f.call)})
-    ranges = [(0, 10, "fast"), (20, 30, "fast@cudnn"), (40, 50, "fast@flash")]
+    ranges = [(0, 10, "0|fast"), (20, 30, "0|fast@cudnn"), (40, 50, "0|fast@flash")]
     launches = {1: 5, 2: 25, 3: 45}
     kernels = [(1, 100, 7000, "flash_fwd"), (2, 200, 3000, "gemm"), (3, 300, 7000, "flash_fwd")]
     monkeypatch.setattr(compat, "raw_profile", lambda events, prefix: compat.Profile(ranges, launches, kernels, [], {}))
@@ -159,33 +113,6 @@ def test_a_backend_that_refuses_is_skipped_and_its_launches_not_counted(fake_cud
     passes.add_device_times(res, {"fast": fast}, Protocol(device_calls=1, host_work=False))
     assert res.device_calls == {"fast": [7.0], "fast@flash": [7.0]}
     assert res.peak_mem == {"fast": 400.0}
-
-
-class _Session:
-    """Fake profiler records: each labelled call launches one kernel, named and timed per label
-    as ``kernels`` says (µs), so the backend that served a call can be read back."""
-
-    def __init__(self, monkeypatch, kernels):
-        from mhabench.measure import timing
-        self.kernels, self.opened, self.sessions = kernels, [], 0
-        monkeypatch.setattr(timing, "record_function", self._label)
-        monkeypatch.setattr(compat, "raw_profile", self._profile)
-
-    @contextlib.contextmanager
-    def _label(self, name):
-        self.opened.append(name.split("::", 1)[1])
-        yield
-
-    def _profile(self, events, prefix):
-        self.sessions += 1
-        ranges, launches, kernels = [], {}, []
-        for i, label in enumerate(self.opened):
-            name, us = self.kernels[label]
-            ranges.append((10 * i, 10 * i + 5, label))
-            launches[i] = 10 * i + 1
-            kernels.append((i, 1000 * i, us * 1000, name))
-        self.opened = []
-        return compat.Profile(ranges, launches, kernels, [], {})
 
 
 SPLIT_KERNELS = {"fast": ("flash_fwd_kernel", 7.0), "fast@flash": ("flash_fwd_kernel", 7.0),
@@ -205,7 +132,7 @@ def _backends_only(monkeypatch):
 
 def test_split_skips_the_backend_that_served_the_default_call(fake_cuda, monkeypatch):
     _backends_only(monkeypatch)
-    session = _Session(monkeypatch, SPLIT_KERNELS)
+    session = Session(monkeypatch, SPLIT_KERNELS)
     first, second = _cuda_result(), _cuda_result()
     passes.add_device_times(first, _split_paths(fake_cuda), Protocol(device_calls=2, host_work=False))
     assert first.sdpa_backend == "flash"
@@ -221,7 +148,7 @@ def test_split_skips_the_backend_that_served_the_default_call(fake_cuda, monkeyp
 
 def test_split_measures_the_skipped_backend_when_the_guess_was_wrong(fake_cuda, monkeypatch):
     _backends_only(monkeypatch)
-    session = _Session(monkeypatch, {**SPLIT_KERNELS, "fast": ("fmha_cutlassF_f16", 9.0)})
+    session = Session(monkeypatch, {**SPLIT_KERNELS, "fast": ("fmha_cutlassF_f16", 9.0)})
     monkeypatch.setitem(passes._SERVED, ("cuda", "float16", 8), "flash")
     res = _cuda_result()
     passes.add_device_times(res, _split_paths(fake_cuda), Protocol(device_calls=2, host_work=False))
@@ -237,7 +164,7 @@ def test_host_work_rides_on_one_call_per_path_in_a_session_of_its_own(fake_cuda,
     from mhabench.measure import timing
     sessions = []
 
-    class Rec(_NoRecorder):
+    class Rec(NoRecorder):
         def __init__(self, device, ops=False):
             sessions.append(ops)
 
@@ -282,7 +209,7 @@ def test_a_failed_device_pass_leaves_memory_to_the_extra_and_a_note(fake_cuda, m
 
     def broken(*a, **k):
         raise RuntimeError("CUPTI_ERROR_NOT_INITIALIZED")
-    monkeypatch.setattr(passes, "add_device_times", broken)
+    monkeypatch.setattr(passes, "add_device_times_many", broken)
     cost = {}
     res = passes.counts_pass(_walled_cuda(), Protocol(device_calls=2), cost)
     assert res.message == "device time: RuntimeError: CUPTI_ERROR_NOT_INITIALIZED"

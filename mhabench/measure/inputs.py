@@ -26,6 +26,17 @@ class Inputs:
         return padding_fraction(self.lengths, self.point.seq_len)
 
 
+#: Bytes per element of each dtype a point can have.
+ITEM_BYTES = {"float16": 2, "bfloat16": 2, "float32": 4}
+
+
+def input_bytes(point: Point) -> int:
+    """What a point's built inputs hold at most: the padded batch and its nested copy (no
+    larger), and the module's projections. Sizes what several points may keep alive at once."""
+    E = point.embed_dim
+    return (2 * point.batch_size * point.seq_len * E + 4 * E * E + 4 * E) * ITEM_BYTES[point.dtype]
+
+
 def point_lengths(point: Point) -> list[int]:
     """The point's lengths (seeds every generator first, as the reference does)."""
     seed_all(point.seed)

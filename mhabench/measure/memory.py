@@ -1,6 +1,9 @@
-"""Peak GPU memory of a path's call, above what was allocated before it.
+"""Peak GPU memory of a path's call: the most bytes it had asked the caching allocator for at
+once, above what was held before it.
 
-The caching allocator's peak counter is reset, the path called, and the peak read back.
+The allocator's peak counter is reset, the path called, and the peak read back. Requested
+bytes, not the blocks handed out, whose sizes depend on what earlier points left in the cache
+(:data:`mhabench.measure.compat.MEMORY_STAT`).
 Allocator statistics are kept on the host as allocations are made, so no synchronisation is
 needed, and a profiler session does not move them: the device-time calls carry the reading
 for free, and one extra call per path is made only where there is no device pass
@@ -30,13 +33,13 @@ class PeakTracker:
 
     def __enter__(self):
         if self.cuda:
-            self._base = compat.allocated_bytes(self.dev)[0]
+            self._base = compat.memory_bytes(self.dev)[0]
             torch.cuda.reset_peak_memory_stats(self.dev)
         return self
 
     def __exit__(self, *exc):
         if self.cuda and exc[0] is None:
-            self.bytes = float(compat.allocated_bytes(self.dev)[1] - self._base)
+            self.bytes = float(compat.memory_bytes(self.dev)[1] - self._base)
         return False
 
 

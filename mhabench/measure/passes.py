@@ -20,7 +20,7 @@ import gc
 import math
 import time
 import warnings
-from typing import Callable
+from typing import Callable, Iterator, Sequence
 
 import torch
 
@@ -28,7 +28,7 @@ from . import bytecodes, compat, hostwork
 from .check import compare
 from .config import Point
 from .cost import add_seconds
-from .inputs import build
+from .inputs import build, input_bytes
 from .machine import host_probe
 from .memory import peak_memory
 from .paths import FastPathNotTaken, backend_paths, make_paths, run_fast_checked
@@ -116,34 +116,117 @@ def counts_pass(res: Result, proto: Protocol, cost: dict | None = None,
     """Device time, host-work counts and memory of a point whose wall pass is done (its inputs
     built again); a failure leaves those figures NaN with a note. Returns ``res``, stage done."""
     cost = {} if cost is None else cost
-    if res.stage == DONE or not res.timed:
-        res.stage = DONE
-        return res
-    point = res.point
-    t0 = time.perf_counter()
-    try:
-        paths = active_paths(build(point))
-    except Exception as exc:
-        _note(res, f"counts: {one_line(exc)}")
-        _recover(point.device)
-        res.stage = DONE
-        return res
-    add_seconds(cost, "counts_build", time.perf_counter() - t0)
-    if proto.device_calls and point.device.startswith("cuda"):
-        _device_pass(res, paths, proto, cost, extras)
-    elif proto.device_calls and proto.host_work:
-        _host_counts(res, paths, cost)
-    if proto.host_work and proto.device_calls:
-        _bytecodes(res, paths, cost)
-    if extras and not res.peak_mem and point.device.startswith("cuda"):
-        _extra(res, cost, "memory", _memory, res, paths)
-    res.stage = DONE
+    for _, spent in counts_passes([res], proto, extras):
+        for k, v in spent.items():
+            add_seconds(cost, k, v)
     return res
 
 
-def _device_pass(res: Result, paths: dict, proto: Protocol, cost: dict, extras: bool) -> None:
-    """Kernel times on CUDA (with the backend split and peak memory when ``extras``); a failure
-    leaves them NaN with a note."""
+#: Points whose device calls share one profiler session pair. A session's start and stop cost
+#: milliseconds whatever it records: H200, 40 points, 34.5 ms a point with a pair per point,
+#: 26 in fours and in tens, 23 all together (``bench/session_cost.py``). A chunk's inputs stay
+#: alive together, so it also ends at :data:`SESSION_BYTES` of them (:func:`input_bytes`).
+SESSION_POINTS = 16
+SESSION_BYTES = 2 << 30
+
+
+def session_chunks(results: Sequence[Result]) -> Iterator[list[Result]]:
+    """Consecutive points in chunks of at most :data:`SESSION_POINTS` and :data:`SESSION_BYTES`
+    of inputs (a larger point alone); a point alone on a CPU, which has no device pass."""
+    chunk: list[Result] = []
+    held = 0
+    for res in results:
+        size = input_bytes(res.point)
+        if chunk and (not res.point.device.startswith("cuda") or len(chunk) >= SESSION_POINTS
+                      or held + size > SESSION_BYTES or res.point.device != chunk[0].point.device):
+            yield chunk
+            chunk, held = [], 0
+        chunk.append(res)
+        held += size
+    if chunk:
+        yield chunk
+
+
+def counts_passes(results: Sequence[Result], proto: Protocol, extras: bool = True,
+                  on_point: Callable[[str], None] | None = None) -> Iterator[tuple[Result, dict]]:
+    """:func:`counts_pass` over ``results`` in order, yielding each (result, its cost) once its
+    chunk (:func:`session_chunks`) is done: the chunk's device calls share a profiler session
+    pair. ``on_point(label)`` is told whenever work moves to another point, so that a
+    supervisor knows which point a crash was in."""
+    told = [""]
+
+    def tell(label: str) -> None:  # once per stretch of work on one point
+        if on_point and label != told[0]:
+            on_point(label)
+        told[0] = label
+    for chunk in session_chunks(results):
+        yield from _counts_chunk(chunk, proto, extras, tell)
+
+
+def _counts_chunk(chunk: list[Result], proto: Protocol, extras: bool,
+                  tell: Callable[[str], None]) -> Iterator[tuple[Result, dict]]:
+    costs: list[dict] = [{} for _ in chunk]
+    built = []  # (index in the chunk, result, its paths)
+    for i, res in enumerate(chunk):
+        if res.stage == DONE or not res.timed:
+            res.stage = DONE
+            continue
+        tell(res.point.label)
+        t0 = time.perf_counter()
+        try:
+            built.append((i, res, active_paths(build(res.point))))
+        except Exception as exc:
+            _note(res, f"counts: {one_line(exc)}")
+            _recover(res.point.device)
+            res.stage = DONE
+            continue
+        add_seconds(costs[i], "counts_build", time.perf_counter() - t0)
+    if built and proto.device_calls and built[0][1].point.device.startswith("cuda"):
+        _device_pass(built, proto, costs, extras, tell)
+    elif built and proto.device_calls and proto.host_work:
+        for i, res, paths in built:
+            _host_counts(res, paths, costs[i])
+    for i, res, paths in built:
+        tell(res.point.label)
+        if proto.host_work and proto.device_calls:
+            _bytecodes(res, paths, costs[i])
+        if extras and not res.peak_mem and res.point.device.startswith("cuda"):
+            _extra(res, costs[i], "memory", _memory, res, paths)
+        res.stage = DONE
+    del built  # the chunk's inputs, before the caller goes on
+    yield from zip(chunk, costs)
+
+
+def _device_pass(built: list, proto: Protocol, costs: list[dict], extras: bool,
+                 tell: Callable[[str], None]) -> None:
+    """Kernel times on CUDA (with the backend split and peak memory when ``extras``) of a
+    chunk's points, in shared sessions. If a shared session fails, each point is measured in
+    sessions of its own, so that a failure leaves only its own point's figures NaN, with a note."""
+    if len(built) > 1:
+        t1 = time.perf_counter()
+        try:
+            overhead = add_device_times_many([(res, paths) for _, res, paths in built], proto,
+                                             extras, tell)
+        except Exception:
+            pass  # each point again, alone
+        else:
+            share = 1.0 / len(built)
+            split = overhead.pop("backends", 0.0)
+            seconds = time.perf_counter() - t1 - split
+            for i, _, _ in built:
+                if extras:
+                    add_seconds(costs[i], "extra_backends", split * share)
+                for k, v in overhead.items():
+                    add_seconds(costs[i], f"profiler_{k}", v * share)
+                add_seconds(costs[i], "device_pass", seconds * share)
+            return
+    for i, res, paths in built:
+        tell(res.point.label)
+        _device_pass_alone(res, paths, proto, costs[i], extras)
+
+
+def _device_pass_alone(res: Result, paths: dict, proto: Protocol, cost: dict,
+                       extras: bool) -> None:
     t1 = time.perf_counter()
     split = 0.0
     try:
@@ -227,58 +310,121 @@ def _try_record(dt: DeviceTimes, name: str, path) -> None:
 
 def add_device_times(res: Result, paths: dict, proto: Protocol,
                      extras: bool = True) -> dict[str, float]:
-    """``device_calls`` labelled calls per path, then (``extras``) one call of the fast path per
-    SDPA backend allowed alone (skipped where that backend cannot serve the point, and for the
-    backend that serves the default call: see ``_SERVED``), in one session. Kernel time is
-    steady enough that one call tells the backends apart, and needs no warm-up: what a first
-    call pays (loading a kernel, building a plan) is host time, which this figure does not
-    count. Sets ``res.device_calls``, ``res.sdpa_backend`` and (``extras``) the paths'
-    ``res.peak_mem``, read around the same calls; returns the session's cost, with the backend
-    calls' own seconds as ``backends``.
+    """:func:`add_device_times_many` for one point."""
+    return add_device_times_many([(res, paths)], proto, extras)
+
+
+def _tag(i: int, name: str) -> str:
+    """A call's label in a session shared by several points: the point's place, the path."""
+    return f"{i}|{name}"
+
+
+def _untag(by_label: dict) -> dict[int, dict]:
+    out: dict[int, dict] = {}
+    for label, value in by_label.items():
+        i, _, name = label.partition("|")
+        out.setdefault(int(i), {})[name] = value
+    return out
+
+
+def add_device_times_many(items: list[tuple[Result, dict]], proto: Protocol, extras: bool = True,
+                          tell: Callable[[str], None] | None = None) -> dict[str, float]:
+    """Per point (its result and paths): ``device_calls`` labelled calls per path, then
+    (``extras``) one call of the fast path per SDPA backend allowed alone (skipped where that
+    backend cannot serve the point, and for the backend that serves the default call: see
+    ``_SERVED``), all in one session. Kernel time is steady enough that one call tells the
+    backends apart, and needs no warm-up: what a first call pays (loading a kernel, building a
+    plan) is host time, which this figure does not count. Sets each result's
+    ``device_calls``, ``sdpa_backend``, host-work counts and (``extras``) its paths'
+    ``peak_mem``, read around the same calls; a point whose calls fail gets a note and none of
+    them. Returns the sessions' cost, with the backend calls' own seconds as ``backends``.
+    Raises if a session itself fails (the caller measures each point alone then).
     """
-    p = res.point
-    key = (p.device, p.dtype, p.embed_dim // p.num_heads)
+    tell = tell or (lambda label: None)
+    device = items[0][0].point.device
     # the host-work counts need the op records, which cost more to stop and read than the
     # calls take: one call per path carries them, in a short session of its own after this one
-    counted = 1 if proto.host_work and p.device.startswith("cuda") else 0
-    with DeviceTimes(p.device) as dt:
-        for name, path in paths.items():
-            if proto.device_calls > counted:
-                dt.record(name, path, proto.device_calls - counted)
-        t0 = time.perf_counter()
-        split = backend_paths(paths["fast"]) if extras and dt.cuda else {}
-        guess = f"fast@{_SERVED[key]}" if key in _SERVED and f"fast@{_SERVED[key]}" in split else ""
-        for name, path in split.items():
-            if name != guess:
-                _try_record(dt, name, path)
-        backends = time.perf_counter() - t0 if split else 0.0
+    counted = 1 if proto.host_work and device.startswith("cuda") else 0
+    failed: dict[int, BaseException] = {}
+    splits: dict[int, dict] = {}
+    guesses: dict[int, str] = {}
+    backends = 0.0
+    with DeviceTimes(device) as dt:
+        for i, (res, paths) in enumerate(items):
+            tell(res.point.label)
+            try:
+                for name, path in paths.items():
+                    if proto.device_calls > counted:
+                        dt.record(_tag(i, name), path, proto.device_calls - counted)
+                t0 = time.perf_counter()
+                split = backend_paths(paths["fast"]) if extras and dt.cuda else {}
+                served = _SERVED.get(_served_key(res.point), "")
+                guess = f"fast@{served}" if f"fast@{served}" in split else ""
+                for name, path in split.items():
+                    if name != guess:
+                        _try_record(dt, _tag(i, name), path)
+                backends += time.perf_counter() - t0 if split else 0.0
+                splits[i], guesses[i] = split, guess
+            except Exception as exc:  # this point's calls: the others' stand
+                failed[i] = exc
+                _recover(device)
     overhead = dict(dt.overhead_s)
+    per_call, names, peaks = _untag(dt.per_call), _untag(dt.kernel_names), _untag(dt.peak_mem)
+    work: dict[int, dict] = {}
     if counted:
-        with DeviceTimes(p.device, ops=True) as hw:
-            for name, path in paths.items():
-                hw.record(name, path, counted)
-        for name, times in hw.per_call.items():
-            dt.per_call[name] = dt.per_call.get(name, []) + times
-            dt.kernel_names.setdefault(name, set()).update(hw.kernel_names.get(name, ()))
+        with DeviceTimes(device, ops=True) as hw:
+            for i, (res, paths) in enumerate(items):
+                if i in failed:
+                    continue
+                tell(res.point.label)
+                try:
+                    for name, path in paths.items():
+                        hw.record(_tag(i, name), path, counted)
+                except Exception as exc:
+                    failed[i] = exc
+                    _recover(device)
+        for i, by_name in _untag(hw.per_call).items():
+            for name, times in by_name.items():
+                per_call.setdefault(i, {})[name] = per_call.get(i, {}).get(name, []) + times
+        for i, by_name in _untag(hw.kernel_names).items():
+            for name, launched in by_name.items():
+                names.setdefault(i, {}).setdefault(name, set()).update(launched)
         for k, v in hw.overhead_s.items():
             overhead[k] += v
-        res.host_work = {n: hostwork.summary(hw.host_work[n], device=True)
-                         for n in paths if n in hw.host_work}
-    res.device_calls = dt.per_call
-    res.sdpa_backend = compat.sdpa_backend_of(dt.kernel_names.get("fast", ()))
-    if res.sdpa_backend:
-        _SERVED[key] = res.sdpa_backend
-    if guess and guess == f"fast@{res.sdpa_backend}":
-        res.device_calls[guess] = list(res.device_calls.get("fast", []))
-    elif guess:
+        work = _untag(hw.host_work)
+    again = []  # (point, backend) whose own call the guess skipped wrongly
+    for i, (res, paths) in enumerate(items):
+        if i in failed:
+            _note(res, f"device time: {one_line(failed[i])}")
+            continue
+        res.device_calls = per_call.get(i, {})
+        res.sdpa_backend = compat.sdpa_backend_of(names.get(i, {}).get("fast", ()))
+        if res.sdpa_backend:
+            _SERVED[_served_key(res.point)] = res.sdpa_backend
+        guess = guesses.get(i, "")
+        if guess and guess == f"fast@{res.sdpa_backend}":
+            res.device_calls[guess] = list(res.device_calls.get("fast", []))
+        elif guess:
+            again.append((i, guess))
+        if counted:
+            res.host_work = {n: hostwork.summary(work[i][n], device=True)
+                             for n in paths if n in work.get(i, {})}
+        if extras:
+            res.peak_mem = {n: b for n, b in peaks.get(i, {}).items()
+                            if n in paths and not math.isnan(b)}
+    if again:
         t0 = time.perf_counter()
-        with DeviceTimes(p.device) as again:
-            _try_record(again, guess, split[guess])
-        res.device_calls.update(again.per_call)
+        with DeviceTimes(device) as more:
+            for i, guess in again:
+                _try_record(more, _tag(i, guess), splits[i][guess])
+        for i, by_name in _untag(more.per_call).items():
+            items[i][0].device_calls.update(by_name)
         backends += time.perf_counter() - t0
-    if extras:
-        res.peak_mem = {n: b for n, b in dt.peak_mem.items() if n in paths and not math.isnan(b)}
     return {**overhead, "backends": backends}
+
+
+def _served_key(point) -> tuple:
+    return (point.device, point.dtype, point.embed_dim // point.num_heads)
 
 
 #: Calls per path of the host-work session on a CPU (where there is no device pass): the counts

@@ -9,9 +9,10 @@ says ``K {host calibration}``, then:
 2. for each point whose host probe read the slow state (:mod:`mhabench.measure.retime`):
    ``S label``, its wall pass again, ``C``, up to the protocol's ``retime`` times, then ``W``
    with the timing kept;
-3. for each point whose wall pass was measured (this run's and the job's ``partials``):
-   ``T label``, its counts pass (:func:`mhabench.measure.passes.counts_pass`), ``C`` and
-   ``E {record}``;
+3. for the points whose wall pass was measured (this run's and the job's ``partials``), in
+   chunks whose device calls share a profiler session
+   (:func:`mhabench.measure.passes.counts_passes`): ``T label`` whenever work on a point
+   begins, then per point of the chunk ``C`` and ``E {record}``;
 
 then ``K`` again and ``D``. After each record it waits for the parent's go-ahead (an empty line:
 the record is written) and, before the next timed rounds, for ``F`` (it is fsynced). Anything
@@ -127,12 +128,15 @@ def main() -> int:
     todo = {label: Result.of_record(r) for label, r in job.get("partials", {}).items()}
     todo.update(measured)
     order = [Point(**d).label for d in job["points"]]
-    for label in sorted(todo, key=lambda x: order.index(x) if x in order else -1):
-        result = todo[label]
+
+    def counting(label: str) -> None:
         synced()
         send("T", label)
-        cost = {}
-        passes.counts_pass(result, spec.protocol, cost, spec.extras)
+
+    ordered = [todo[label] for label in sorted(todo, key=lambda x: order.index(x) if x in order
+                                               else -1)]
+    for result, cost in passes.counts_passes(ordered, spec.protocol, spec.extras, counting):
+        synced()
         deliver("E", result, cost)
     synced()
     send("K", json.dumps(host_calibration()))

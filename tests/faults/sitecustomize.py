@@ -52,7 +52,7 @@ def _die(kinds, prefix=""):
 
 def _patch_passes(ps):
     import time
-    real_wall, real_counts = ps.wall_pass, ps.counts_pass
+    real_wall, real_counts = ps.wall_pass, ps.counts_passes
     real_build, real_compare, real_device = ps.build, ps.compare, ps.add_host_work
     state = {}
 
@@ -75,11 +75,13 @@ def _patch_passes(ps):
             r.lengths = [object()]
         return r
 
-    def counts_pass(res, proto, cost=None, extras=True):
-        kinds = _kinds(res.point.label)
-        state["kinds"] = kinds
-        _die(kinds, "c")
-        return real_counts(res, proto, cost, extras)
+    def counts_passes(results, proto, extras=True, on_point=None):
+        def begun(label):  # the supervisor is told first: the crash is this point's
+            if on_point:
+                on_point(label)
+            state["kinds"] = _kinds(label)
+            _die(state["kinds"], "c")
+        return real_counts(results, proto, extras, begun)
 
     def build(point):
         if "oom" in _kinds(point.label):
@@ -97,9 +99,9 @@ def _patch_passes(ps):
             raise RuntimeError("planted: profiler out of memory")
         return real_device(res, paths)
 
-    ps.wall_pass, ps.counts_pass, ps.build, ps.compare = wall_pass, counts_pass, build, compare
+    ps.wall_pass, ps.counts_passes, ps.build, ps.compare = wall_pass, counts_passes, build, compare
     ps.add_host_work = add_host_work
-    ps.measure = lambda point, proto, cost=None, extras=True, before_rounds=None: counts_pass(
+    ps.measure = lambda point, proto, cost=None, extras=True, before_rounds=None: ps.counts_pass(
         wall_pass(point, proto, cost, extras, before_rounds), proto, cost, extras)
 
 
