@@ -25,9 +25,9 @@ three splits of the six A records (3 + 3), each plant against three A records. P
 comparison, the exit status the gate would give, the points caught, by which figure, and how
 many wall comparisons were flagged.
 
-``cost``: ``mhabench run --grid seed/4`` against the reference on the same points, ``--pairs``
-times each (two unless told), alternated; with ``--warm`` a reference run first, not counted
-(a lease's first run pays for what no later one does). Everything is written under ``--out`` and tarred into ``--out``/round.tgz.
+``cost``: ``mhabench run --grid seed/4`` (or ``--grid``) against the reference on the same
+points, ``--pairs`` times each (two unless told), alternated; with ``--warm`` a reference run
+on the seed grid / 8 first, not counted (a lease's first run pays for what no later one does). Everything is written under ``--out`` and tarred into ``--out``/round.tgz.
 """
 from __future__ import annotations
 
@@ -139,22 +139,20 @@ def ours_points(doc: dict) -> dict[str, dict]:
         for r in doc["results"] if r["status"] == "ok"}
 
 
-#: A point whose host probe read this much above its process's median probe was measured in
-#: the host's slow state (docs/lab/2026-12-03.md: about 1.7x, for seconds at a time).
-SLOW_PROBE = 1.3
-
-
 def probe_states(runs: list[dict], refs: list[dict], steady: list[str]) -> dict:
-    """Per process: the share of points measured in a slow host state, and the median over the
-    reference's steady points of ours / the reference's fast time, apart for the points probed
-    normal and those probed slow: whether the probe tells the points an episode took."""
+    """Per process: the share of points measured in a slow host state (as
+    :mod:`mhabench.measure.retime` calls it: above 1.3x the sweep's fast state), and the median
+    over the reference's steady points of ours / the reference's fast time, apart for the points
+    probed normal and those probed slow: whether the probe tells the points an episode took."""
+    from mhabench.measure.retime import SLOW_STATE, fast_state
     out = {"slow_share": [], "retimed_share": [], "fast_over_reference_normal": [],
-           "fast_over_reference_slow": []}
+           "fast_over_reference_slow": [], "probe_median_fast_state": []}
     for r in runs:
         out["retimed_share"].append(sum(1 for p in r.values() if p.get("retimed")) / len(r)
                                     if r else math.nan)
-        med = q([p["probe"] for p in r.values()], 0.5)
-        slow = {k for k, p in r.items() if math.isfinite(med) and p["probe"] > SLOW_PROBE * med}
+        fast = fast_state({k: [p["probe"]] for k, p in r.items()}) or math.nan
+        out["probe_median_fast_state"].append([q([p["probe"] for p in r.values()], 0.5), fast])
+        slow = {k for k, p in r.items() if math.isfinite(fast) and p["probe"] > SLOW_STATE * fast}
         out["slow_share"].append(len(slow) / len(r) if r else math.nan)
         for state, keep in (("normal", lambda k: k not in slow), ("slow", lambda k: k in slow)):
             ratios = [r[k]["wall_fast_us"] / q([x[k]["wall_fast_us"] for x in refs], 0.5)
@@ -297,13 +295,14 @@ def fast_state_fast_us(docs: list[dict], fast_below: float) -> dict[str, float]:
 def probe_matched(base_docs: list[dict], head_docs: list[dict]) -> dict:
     """The fast path's wall time compared point by point between two builds' records, each side
     taking only the records whose host probe read the host's fast state there (below
-    ``SLOW_PROBE`` times the tenth percentile of every probe of both sides): how far apart
+    ``SLOW_STATE`` times the tenth percentile of every probe of both sides): how far apart
     they are where the host's state is the same on both sides; beside it, every record taken
     whatever its probe read; and what the gate's rule would say judging wall figures on the
     fast-state records alone, at points with one, or two, of them on each side."""
+    from mhabench.measure.retime import SLOW_STATE
     probes = [max(r["host_probe_us"]) for d in base_docs + head_docs for r in d["results"]
               if r["status"] == "ok" and r.get("host_probe_us")]
-    below = SLOW_PROBE * q(probes, 0.1)
+    below = SLOW_STATE * q(probes, 0.1)
     out = {"fast_below_us": round(below, 1)}
     for name, limit in (("fast_state", below), ("every_record", math.inf)):
         before = fast_state_fast_us(base_docs, limit)
@@ -453,10 +452,11 @@ def calibrate_loop(seconds: float) -> int:
 
 
 def cost(args, out: Path) -> dict:
-    grid = DRY["grid"] if args.dry_run else "seed/4"
-    res = {"ours_s": [], "reference_s": []}
-    if args.warm and args.reference and not args.dry_run:  # the lease's first run, not counted
-        res["warm_reference_s"] = reference(out, "cost-warm", args.reference, grid)["wall_s"]
+    grid = DRY["grid"] if args.dry_run else (args.grid or "seed/4")
+    res = {"grid": grid, "ours_s": [], "reference_s": []}
+    if args.warm and args.reference and not args.dry_run:  # the lease's first run, not counted:
+        # what a lease's first run pays (loading CUDA's modules, the files) is not per point
+        res["warm_reference_s"] = reference(out, "cost-warm", args.reference, "seed/8")["wall_s"]
     for i in range(args.pairs):
         for side in (("ours", "ref") if i % 2 == 0 else ("ref", "ours")):
             if side == "ours":

@@ -8,12 +8,14 @@ import subprocess
 import sys
 import textwrap
 
+import numpy as np
 import pytest
 
 from mhabench.measure.config import ConfigError, named_grid
 from mhabench.measure.protocol import Protocol, wall_timing
 from mhabench.measure.results import DONE, ERROR, WALL, Result
-from mhabench.measure.retime import MAX_SHARE, MIN_POINTS, SLOW_STATE, retime, slow_state
+from mhabench.measure.retime import (FAST_QUANTILE, MAX_SHARE, MIN_POINTS, SLOW_STATE, Retimer,
+                                     fast_state, retime, slow_state)
 
 POINTS = named_grid("smoke", "fp32", "cpu")
 
@@ -24,7 +26,7 @@ def _probes(n: int = 12, slow: dict | None = None) -> dict:
     return out
 
 
-def test_a_probe_well_above_the_sweeps_median_is_slow():
+def test_a_probe_well_above_the_sweeps_fast_state_is_slow():
     got = slow_state(_probes(slow={"p3": [100.0, 180.0], "p7": [250.0, 90.0]}))
     assert got == ["p7", "p3"], "slowest first, the slower of the two probes counting"
 
@@ -35,7 +37,14 @@ def test_a_probe_at_the_threshold_is_not_slow():
     assert slow_state(_probes(slow={"p1": [edge * 1.01, 1.0]})) == ["p1"]
 
 
-def test_too_few_points_give_no_median_to_judge_against():
+def test_the_fast_state_is_the_low_tail_of_the_probes():
+    probes = {f"p{i}": [60.0 + i, 50.0] for i in range(20)}
+    assert fast_state(probes) == pytest.approx(np.quantile([60.0 + i for i in range(20)],
+                                                           FAST_QUANTILE))
+    assert fast_state(dict(list(probes.items())[:MIN_POINTS - 1])) is None
+
+
+def test_too_few_points_give_no_fast_state_to_judge_against():
     assert slow_state(_probes(MIN_POINTS - 1, {"p0": [900.0, 900.0]})) == []
     assert slow_state(_probes(MIN_POINTS, {"p0": [900.0, 900.0]})) == ["p0"]
 
@@ -47,14 +56,22 @@ def test_points_without_a_probe_are_left_out():
 
 
 def test_at_most_a_share_of_the_sweep_is_timed_again():
-    slow = {f"p{i}": [300.0 + i, 300.0] for i in range(8)}
-    got = slow_state(_probes(20, slow))  # 8 slow of 20, the median still fast
-    assert len(got) == int(MAX_SHARE * 20) == 5
-    assert got == ["p7", "p6", "p5", "p4", "p3"]
+    slow = {f"p{i}": [300.0 + i, 300.0] for i in range(12)}
+    got = slow_state(_probes(20, slow))  # 12 slow of 20
+    assert len(got) == int(MAX_SHARE * 20)
+    assert got == [f"p{i}" for i in range(11, 11 - int(MAX_SHARE * 20), -1)]
 
 
-def test_a_host_slow_for_most_of_the_sweep_is_its_level():
-    assert slow_state({f"p{i}": [200.0 if i < 7 else 100.0] * 2 for i in range(12)}) == []
+def test_a_host_slow_for_most_of_the_sweep_still_shows_its_fast_state():
+    """Seven of twelve points slow: the median is the slow state, the low tail is not."""
+    probes = {f"p{i}": [200.0 if i < 7 else 100.0] * 2 for i in range(12)}
+    assert slow_state(probes) == [f"p{i}" for i in range(int(MAX_SHARE * 12))], \
+        "the seven slow points, ties in sweep order, capped at half the sweep"
+
+
+def test_a_host_fast_for_under_a_tenth_of_the_sweep_is_at_its_level():
+    probes = {f"p{i}": [200.0 if i else 100.0] * 2 for i in range(20)}
+    assert slow_state(probes) == [], "one fast point of twenty: the slow state is the level"
 
 
 def _result(probe: float, stage: str = WALL, status: str = "ok") -> Result:
@@ -91,13 +108,6 @@ def test_a_try_that_reads_slower_keeps_the_timing_before():
     assert kept[0].rounds == {"fast": [300.0]}
 
 
-def test_tries_go_on_until_the_probe_reads_normal():
-    measured, probes = _measured(), iter([400.0, 250.0, 105.0, 100.0])
-    kept = list(retime(measured, 5, lambda before: _result(next(probes))))
-    assert kept[0].host_probe_us == [100.0, 105.0] and kept[0].retimed == 3, \
-        "the first try read slower, the second slow still, the third normal: no fourth"
-
-
 def test_a_failed_try_keeps_the_timing_before():
     measured = _measured()
     kept = list(retime(measured, 2, lambda before: _result(0.0, stage=DONE, status=ERROR)))
@@ -108,6 +118,80 @@ def test_a_failed_try_keeps_the_timing_before():
 def test_retime_zero_times_nothing_again():
     measured = _measured()
     assert list(retime(measured, 0, lambda before: pytest.fail("timed again"))) == []
+
+
+def _sweep(probes: list[float], again_probe=100.0, times: int = 1):
+    """Feed a Retimer the sweep's results in order (``again_probe``: what every try's probe
+    reads, or an iterator of readings); per point added, the labels timed again right after
+    it; and the labels timed again at the end."""
+    calls: list[str] = []
+    readings = again_probe if hasattr(again_probe, "__next__") else None
+
+    def again(before):
+        calls.append(before.point_label)
+        r = _result(next(readings) if readings else again_probe)
+        r.point_label = before.point_label
+        return r
+
+    timer = Retimer(times, again, planned=len(probes))
+    after = []
+    for i, p in enumerate(probes):
+        r = _result(p)
+        r.point_label = f"p{i}"
+        list(timer.add(f"p{i}", r))
+        after.append(list(calls))
+        calls.clear()
+    list(timer.finish())
+    return timer, after, calls
+
+
+def test_a_slow_point_is_timed_again_at_the_first_point_that_reads_fast():
+    probes = [100.0] * 8 + [300.0, 300.0, 100.0, 100.0]
+    timer, after, at_end = _sweep(probes)
+    assert after[10] == ["p8", "p9"], "slowest first, ties in sweep order"
+    assert all(not a for i, a in enumerate(after) if i != 10) and at_end == []
+    assert timer.measured["p8"].host_probe_us == [100.0, 100.0]
+    assert timer.measured["p8"].retimed == 1 and timer.measured["p0"].retimed == 0
+
+
+def test_no_point_is_timed_again_while_the_host_reads_slow():
+    """A sweep that ends in the slow state: its slow points wait for the end of its wall
+    passes, not timed again after each slow point."""
+    probes = [100.0] * 8 + [300.0] * 4
+    timer, after, at_end = _sweep(probes)
+    assert not any(after), "never timed again after a point that read slow"
+    assert at_end == [f"p{i}" for i in range(8, 8 + int(MAX_SHARE * 12))], \
+        "at the end, ties in sweep order, within the share"
+
+
+def test_the_share_timed_again_counts_the_whole_sweep():
+    """Half of the twenty planned points at most, those timed again mid-sweep included."""
+    probes = [100.0] * 8 + [300.0] * 8 + [100.0] + [300.0] * 3
+    timer, after, at_end = _sweep(probes)
+    room = int(MAX_SHARE * 20)
+    assert len(after[16]) == min(8, room) and len(at_end) == room - min(8, room)
+    assert sum(r.retimed for r in timer.measured.values()) == room
+
+
+def test_a_try_that_reads_slow_ends_the_stretch():
+    """The host went slow again: the other points due wait for its next fast reading, and
+    the point tried keeps its due tries for then."""
+    probes = [100.0] * 8 + [300.0, 290.0, 100.0, 280.0, 100.0]
+    readings = iter([400.0, 105.0, 110.0, 100.0])
+    timer, after, at_end = _sweep(probes, readings, times=2)
+    assert after[10] == ["p8"], "one try, read slow: the stretch ends"
+    assert after[12] == ["p8", "p9", "p11"], "the next fast point: p8's second try, then the rest"
+    assert at_end == []
+    assert [timer.measured[k].retimed for k in ("p8", "p9", "p11")] == [2, 1, 1]
+    assert [max(timer.measured[k].host_probe_us) for k in ("p8", "p9", "p11")] == \
+        [105.0, 110.0, 100.0]
+
+
+def test_tries_stop_at_the_share_and_the_tries_a_point_is_given():
+    probes = [100.0] * 8 + [300.0, 100.0, 100.0]
+    timer, after, at_end = _sweep(probes, iter([400.0, 450.0] + [999.0] * 5), times=2)
+    assert after[9] == ["p8"] and after[10] == ["p8"] and at_end == []
+    assert timer.measured["p8"].retimed == 2 and max(timer.measured["p8"].host_probe_us) == 300.0
 
 
 def test_retime_is_a_whole_number_knob_that_sets_the_wall_level():

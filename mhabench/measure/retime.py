@@ -1,12 +1,15 @@
-"""Points timed in the host's slow state, timed again at the end of the sweep's wall pass.
+"""Points timed in the host's slow state, timed again while the host reads its fast state.
 
-A lease's host switches between a fast state and one about 1.7x slower for seconds at a time
-(docs/lab/2026-12-03.md). A point's rounds take some 60 ms in one stretch, so an episode takes
-whole points with it, and no median over rounds can reject it. Each point's rounds are
-bracketed by a short probe of the host's speed (:func:`mhabench.measure.machine.host_probe`);
-a point whose probe read slow against the sweep's other points is timed again, and the timing
-whose probe read faster is kept. The probe decides, never the figure, so the choice cannot
-bias the figure toward low values.
+A lease's host switches between a fast state and one about 1.7x slower for seconds at a time,
+sometimes for most of a sweep (docs/lab/2026-12-03.md). A point's rounds take some 60 ms in one
+stretch, so an episode takes whole points with it, and no median over rounds can reject it.
+Each point's rounds are bracketed by a short probe of the host's speed
+(:func:`mhabench.measure.machine.host_probe`). The sweep's fast state is the low tail of its
+points' probes, not their median: a sweep that spent most of its time slow has a slow median,
+and nothing would read slow against it. A point whose probe read slow against the fast state
+is timed again at the first point whose probe reads fast, or when the sweep's wall passes are
+done, and the timing whose probe read faster is kept. The probe decides, never the figure, so
+the choice cannot bias the figure toward low values.
 """
 from __future__ import annotations
 
@@ -14,45 +17,113 @@ import math
 from typing import Callable, Iterator, Mapping, Sequence
 
 from .results import WALL, Result
-from .stats import median
+from .stats import quantile
 
-#: A point whose probe read this much above the sweep's median probe was timed in the host's
+#: A point whose probe read this much above the sweep's fast state was timed in the host's
 #: slow state (about 1.7x on the H200 leases' hosts).
 SLOW_STATE = 1.3
-#: Fewer points than this give no median to call a probe slow against.
+#: The sweep's fast state: this quantile of its points' probes. A tenth of a sweep in the fast
+#: state is enough to find it; the probe's own noise in that state is a few percent.
+FAST_QUANTILE = 0.1
+#: Fewer points than this give no fast state to call a probe slow against.
 MIN_POINTS = 8
-#: At most this share of a sweep's points is timed again: a host slow for longer than that is
-#: the sweep's level, which the gate reads from the calibrations, not a stretch to step around.
+#: At most this share of a sweep's points is timed again: a try costs what the point's rounds
+#: cost (some 56 ms on an H200 lease), and a host slow for most of a sweep would otherwise add
+#: a sixth to the run. The gate reads such a sweep's level from its calibrations.
 MAX_SHARE = 0.25
 
 
-def slow_state(probes: Mapping[str, Sequence[float]]) -> list[str]:
-    """The points (labels, slowest first) whose probe, the slower of the two bracketing their
-    rounds, read above :data:`SLOW_STATE` times the median of all the points', at most
-    :data:`MAX_SHARE` of them."""
-    worst = {k: max(v) for k, v in probes.items() if v and all(math.isfinite(x) for x in v)}
-    if len(worst) < MIN_POINTS:
+def _worst(probes: Mapping[str, Sequence[float]]) -> dict[str, float]:
+    return {k: max(v) for k, v in probes.items() if v and all(math.isfinite(x) for x in v)}
+
+
+def fast_state(probes: Mapping[str, Sequence[float]]) -> float | None:
+    """The probe's reading in the host's fast state, from the points' probes (label: the two
+    bracketing its rounds, the slower counting): :data:`FAST_QUANTILE` of them, or None with
+    fewer than :data:`MIN_POINTS` points."""
+    worst = list(_worst(probes).values())
+    return quantile(worst, FAST_QUANTILE) if len(worst) >= MIN_POINTS else None
+
+
+def _slow(probes: Mapping[str, Sequence[float]]) -> list[str]:
+    worst, fast = _worst(probes), fast_state(probes)
+    if fast is None:
         return []
-    med = median(list(worst.values()))
-    slow = sorted((k for k, v in worst.items() if v > SLOW_STATE * med), key=lambda k: -worst[k])
-    return slow[:int(MAX_SHARE * len(worst))]
+    return sorted((k for k, v in worst.items() if v > SLOW_STATE * fast), key=lambda k: -worst[k])
+
+
+def slow_state(probes: Mapping[str, Sequence[float]]) -> list[str]:
+    """The points (labels, slowest first) whose probe read above :data:`SLOW_STATE` times the
+    sweep's :func:`fast_state`, at most :data:`MAX_SHARE` of the points probed."""
+    return _slow(probes)[:int(MAX_SHARE * len(_worst(probes)))]
+
+
+class Retimer:
+    """A sweep's wall-pass results as they come (:meth:`add`); the points the host's slow state
+    took are timed again by ``time_again``, slowest first, while the host reads its fast state:
+    after a point whose probe reads it, and at :meth:`finish`. A point gets up to ``times``
+    tries, until its probe no longer reads slow; a try whose probe reads slow ends the stretch
+    (the host is slow now: tries in it would read slow too). At most :data:`MAX_SHARE` of the
+    sweep's points (``planned``, or those added) are timed again. ``measured`` (label: the
+    timing kept) holds every result added."""
+
+    def __init__(self, times: int, time_again: Callable[[Result], Result],
+                 planned: int | None = None):
+        self.times, self.time_again, self.planned = times, time_again, planned
+        self.measured: dict[str, Result] = {}
+        self.tries: dict[str, int] = {}
+
+    def _probes(self) -> dict[str, list[float]]:
+        return {k: r.host_probe_us for k, r in self.measured.items()}
+
+    def _reads_slow(self, probe: Sequence[float]) -> bool:
+        fast = fast_state(self._probes())
+        return fast is None or not probe or max(probe) > SLOW_STATE * fast
+
+    def _next(self) -> str | None:
+        """The slowest point still due, within the share of points timed again."""
+        room = int(MAX_SHARE * (self.planned if self.planned is not None
+                                else len(self.measured)))
+        for k in _slow(self._probes()):
+            if self.tries.get(k, 0) < self.times and (k in self.tries or len(self.tries) < room):
+                return k
+        return None
+
+    def add(self, label: str, result: Result) -> Iterator[Result]:
+        """Take ``label``'s wall-pass result; if its probe read the fast state, time the points
+        due again now, yielding each one's timing kept."""
+        self.measured[label] = result
+        if not self._reads_slow(result.host_probe_us):
+            yield from self._again()
+
+    def finish(self) -> Iterator[Result]:
+        """The sweep's wall passes are done: time the points still due again."""
+        yield from self._again()
+
+    def _again(self) -> Iterator[Result]:
+        while (label := self._next()) is not None:
+            kept = self.measured[label]
+            while True:
+                self.tries[label] = kept.retimed = self.tries.get(label, 0) + 1
+                again = self.time_again(kept)
+                if again.stage == WALL and again.host_probe_us \
+                        and max(again.host_probe_us) < max(kept.host_probe_us):
+                    again.retimed, kept = kept.retimed, again
+                self.measured[label] = kept
+                if label not in _slow(self._probes()) or self.tries[label] >= self.times \
+                        or (again.stage == WALL and self._reads_slow(again.host_probe_us)):
+                    break
+            yield kept
+            if again.stage == WALL and self._reads_slow(again.host_probe_us):
+                return
 
 
 def retime(measured: dict[str, Result], times: int,
            time_again: Callable[[Result], Result]) -> Iterator[Result]:
     """Time each point of ``measured`` (label: its wall-pass result) that :func:`slow_state`
-    names again, up to ``times`` times or until its probe no longer reads slow; yields, per
-    such point, the timing kept (the one whose probe read fastest) with ``retimed`` set to the
-    tries made, and puts it in ``measured``. A try that fails keeps the timing before it."""
-    for label in slow_state({k: r.host_probe_us for k, r in measured.items()}) if times else []:
-        kept = measured[label]
-        for tries in range(1, times + 1):
-            again = time_again(kept)
-            if again.stage == WALL and again.host_probe_us \
-                    and max(again.host_probe_us) < max(kept.host_probe_us):
-                kept = again
-            kept.retimed = tries
-            measured[label] = kept
-            if label not in slow_state({k: r.host_probe_us for k, r in measured.items()}):
-                break
-        yield kept
+    names again, as :class:`Retimer` does at the end of a sweep; yields, per such point, the
+    timing kept (the one whose probe read fastest) with ``retimed`` set to the tries made, and
+    puts it in ``measured``. A try that fails keeps the timing before it."""
+    timer = Retimer(times, time_again)
+    timer.measured = measured
+    yield from timer.finish()

@@ -5,11 +5,11 @@ and warms up (one tiny attention call), says ``R``, reads the job (``{"points", 
 says ``K {host calibration}``, then:
 
 1. for each point: ``S label``, its wall pass (:func:`mhabench.measure.passes.wall_pass`),
-   ``C {cost}`` and ``W {record}``;
-2. for each point whose host probe read the slow state (:mod:`mhabench.measure.retime`):
-   ``S label``, its wall pass again, ``C``, up to the protocol's ``retime`` times, then ``W``
-   with the timing kept;
-3. for the points whose wall pass was measured (this run's and the job's ``partials``), in
+   ``C {cost}`` and ``W {record}``. A point whose host probe read the slow state
+   (:mod:`mhabench.measure.retime`) is timed again after the first point whose probe reads the
+   fast state, or after the last point: ``S label``, its wall pass again, ``C``, up to the
+   protocol's ``retime`` times, then ``W`` with the timing kept;
+2. for the points whose wall pass was measured (this run's and the job's ``partials``), in
    chunks whose device calls share a profiler session
    (:func:`mhabench.measure.passes.counts_passes`): ``T label`` whenever work on a point
    begins, then per point of the chunk ``C`` and ``E {record}``;
@@ -66,7 +66,7 @@ def main() -> int:
     from ..measure.config import Point
     from ..measure.host_setup import apply
     from ..measure.machine import build_identity, host_calibration
-    from ..measure.retime import retime
+    from ..measure.retime import Retimer
     from ..measure.results import WALL, Result
     from .supervise import WorkerSpec
     line = sys.stdin.readline()
@@ -98,17 +98,6 @@ def main() -> int:
             sys.exit(0)  # the parent is gone
         owed = True
 
-    measured = {}
-    for d in job["points"]:
-        point = Point(**d)
-        send("S", point.label)
-        cost: dict = {}
-        result = passes.wall_pass(point, spec.protocol, cost, spec.extras, before_rounds=synced)
-        synced()  # a point that failed before its rounds
-        deliver("W", result, cost)
-        if result.stage == WALL:
-            measured[point.label] = result
-
     def time_again(before: Result) -> Result:
         """The point's wall pass again, without its extra: the fp32 drift of the same seeded
         inputs is the first pass's, which the timing kept carries either way."""
@@ -123,8 +112,20 @@ def main() -> int:
                                             if k != "wall_build_check")}))
         return again
 
-    for kept in retime(measured, spec.protocol.retime, time_again):
-        deliver("W", kept, {})  # the point's record again: the timing kept, and its tries
+    retimer = Retimer(spec.protocol.retime, time_again, planned=len(job["points"]))
+    for d in job["points"]:
+        point = Point(**d)
+        send("S", point.label)
+        cost: dict = {}
+        result = passes.wall_pass(point, spec.protocol, cost, spec.extras, before_rounds=synced)
+        synced()  # a point that failed before its rounds
+        deliver("W", result, cost)
+        if result.stage == WALL:
+            for kept in retimer.add(point.label, result):
+                deliver("W", kept, {})  # the point's record again: the timing kept, its tries
+    for kept in retimer.finish():
+        deliver("W", kept, {})
+    measured = retimer.measured
     todo = {label: Result.of_record(r) for label, r in job.get("partials", {}).items()}
     todo.update(measured)
     order = [Point(**d).label for d in job["points"]]
