@@ -214,3 +214,38 @@ def test_fast_state_values_keep_the_fast_probed_records_where_enough_are_left():
     two = gpu_round.fast_state_values(values, docs, 78.0, need=2)
     assert all(math.isnan(v) for v in two[wall]["B0-S8-E32-H4-b1"])
     assert two[wall]["B1-S8-E32-H4-b1"] == [100.0, 200.0]
+
+
+def _agree_folder(tmp_path: Path) -> Path:
+    """An ``agree`` sitting of two processes of ours and one of the reference, ten points: in
+    process 0, p0 read slow (300 us), was timed again and kept at the fast state; p1's figure
+    is slow while its probe read fast."""
+    labels = [f"B16-S64-E512-H8-b{i}" for i in range(10)]
+    (tmp_path / "agree-seed8-ref-0.json").write_text(json.dumps(
+        {"points": {k: {"wall_fast_us": 100.0, "wall_slow_us": 150.0} for k in labels}}))
+
+    def rec(k, fast, probe):
+        return {"label": k + "-float16-cuda", "status": "ok", "rounds": {"fast": [fast]},
+                "host_probe_us": [probe, probe],
+                "metrics": {"wall_fast_us": fast, "wall_slow_us": 150.0}}
+    for i in range(2):
+        kept = {k: rec(k, 200.0 if (i, k) == (0, labels[1]) else 100.0, 100.0) for k in labels}
+        lines = [{"journal": 2}] + [{"label": r["label"], "stage": "wall", "record": r}
+                                    for r in kept.values()]
+        if i == 0:
+            lines.insert(1, {"label": labels[0] + "-float16-cuda", "stage": "wall",
+                             "record": rec(labels[0], 200.0, 300.0)})
+        (tmp_path / f"agree-seed8-default-{i}.journal.jsonl").write_text(
+            "".join(json.dumps(e) + "\n" for e in lines))
+        (tmp_path / f"agree-seed8-default-{i}.json").write_text(
+            json.dumps({"results": list(kept.values())}))
+    return tmp_path
+
+
+def test_retime_check_reads_what_timing_again_did(tmp_path):
+    import retime_check
+    got = retime_check.check(_agree_folder(tmp_path), "seed8", "default")["processes"]
+    assert got[0]["timed_again"] == 1 and got[0]["kept"] == 1
+    assert got[0]["fast_over_reference_kept_before_after"] == [2.0, 1.0]
+    assert got[0]["missed"] == [1, 10], "p1's figure slow, its probe fast"
+    assert got[0]["idle"] == [0, 0] and got[1]["timed_again"] == 0
