@@ -239,3 +239,24 @@ def test_a_run_times_again_the_point_the_slow_state_took(tmp_path):
     assert walls[1]["record"]["max_abs_err_fp32"] == walls[0]["record"]["max_abs_err_fp32"]
     assert doc["meta"]["cost_s"]["retime"] > 0
     assert "1 point(s) timed again" in proc.stdout
+
+
+def test_the_running_ranking_agrees_with_the_sweep_wide_functions():
+    """The Retimer ranks probes as they come; a kept timing replaces its point's probe. At
+    every step its fast state and slow points are what the pure functions say of them all."""
+    from mhabench.measure.retime import _Ranked, _slow
+    rng = np.random.default_rng(7)
+    ranked, probes = _Ranked(), {}
+    for i in range(300):
+        label = f"p{rng.integers(0, 120)}" if i > 150 and i % 3 == 0 else f"p{i}"
+        probe = [float(rng.choice([60.0, 61.0, 110.0])) * float(rng.uniform(0.95, 1.05)),
+                 float(rng.uniform(55.0, 60.0))]
+        if i % 37 == 0:
+            probe = [math.nan, 60.0]
+        ranked.set(label, probe)
+        probes[label] = probe  # a kept timing replaces its point's probe
+        fast = fast_state(probes)
+        assert (ranked.fast() is None) == (fast is None)
+        if fast is not None:
+            assert ranked.fast() == pytest.approx(fast)
+        assert set(ranked.slow()) == set(_slow(probes))

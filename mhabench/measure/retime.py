@@ -13,6 +13,7 @@ the choice cannot bias the figure toward low values.
 """
 from __future__ import annotations
 
+import bisect
 import math
 from typing import Callable, Iterator, Mapping, Sequence
 
@@ -58,6 +59,52 @@ def slow_state(probes: Mapping[str, Sequence[float]]) -> list[str]:
     return _slow(probes)[:int(MAX_SHARE * len(_worst(probes)))]
 
 
+class _Ranked:
+    """The points' probes (the slower of each point's two) kept in order as they come, so that a
+    sweep's fast state and its slow points are read in time that does not grow with the points
+    measured before (:func:`fast_state` and :func:`slow_state` sort them all each time)."""
+
+    def __init__(self):
+        self.worst: dict[str, tuple[float, int]] = {}
+        self.order: list[tuple[float, int, str]] = []   # (probe, -arrival, label), ascending
+        self.arrived = 0
+
+    def set(self, label: str, probe: Sequence[float]) -> None:
+        if label in self.worst:
+            w, neg = self.worst.pop(label)
+            del self.order[bisect.bisect_left(self.order, (w, neg, label))]
+        else:
+            self.arrived += 1
+            neg = -self.arrived  # of two equal probes, the earlier point's ranks slower
+        if probe and all(math.isfinite(x) for x in probe):
+            self.worst[label] = (max(probe), neg)
+            bisect.insort(self.order, (max(probe), neg, label))
+
+    def fast(self) -> float | None:
+        """:func:`fast_state` of the probes set (numpy's linear quantile)."""
+        n = len(self.order)
+        if n < MIN_POINTS:
+            return None
+        pos = FAST_QUANTILE * (n - 1)
+        lo, hi = int(math.floor(pos)), int(math.ceil(pos))
+        a, b = self.order[lo][0], self.order[hi][0]
+        return a + (b - a) * (pos - lo)
+
+    def slow(self) -> Iterator[str]:
+        """The points above :data:`SLOW_STATE` times the fast state, slowest first."""
+        fast = self.fast()
+        if fast is None:
+            return
+        for w, _, label in reversed(self.order):
+            if w <= SLOW_STATE * fast:
+                return
+            yield label
+
+    def reads_slow(self, probe: Sequence[float]) -> bool:
+        fast = self.fast()
+        return fast is None or not probe or max(probe) > SLOW_STATE * fast
+
+
 class Retimer:
     """A sweep's wall-pass results as they come (:meth:`add`); the points the host's slow state
     took are timed again by ``time_again``, slowest first, while the host reads its fast state:
@@ -72,19 +119,17 @@ class Retimer:
         self.times, self.time_again, self.planned = times, time_again, planned
         self.measured: dict[str, Result] = {}
         self.tries: dict[str, int] = {}
+        self.ranked = _Ranked()
 
-    def _probes(self) -> dict[str, list[float]]:
-        return {k: r.host_probe_us for k, r in self.measured.items()}
-
-    def _reads_slow(self, probe: Sequence[float]) -> bool:
-        fast = fast_state(self._probes())
-        return fast is None or not probe or max(probe) > SLOW_STATE * fast
+    def _keep(self, label: str, result: Result) -> None:
+        self.measured[label] = result
+        self.ranked.set(label, result.host_probe_us)
 
     def _next(self) -> str | None:
         """The slowest point still due, within the share of points timed again."""
         room = int(MAX_SHARE * (self.planned if self.planned is not None
                                 else len(self.measured)))
-        for k in _slow(self._probes()):
+        for k in self.ranked.slow():
             if self.tries.get(k, 0) < self.times and (k in self.tries or len(self.tries) < room):
                 return k
         return None
@@ -92,8 +137,8 @@ class Retimer:
     def add(self, label: str, result: Result) -> Iterator[Result]:
         """Take ``label``'s wall-pass result; if its probe read the fast state, time the points
         due again now, yielding each one's timing kept."""
-        self.measured[label] = result
-        if not self._reads_slow(result.host_probe_us):
+        self._keep(label, result)
+        if not self.ranked.reads_slow(result.host_probe_us):
             yield from self._again()
 
     def finish(self) -> Iterator[Result]:
@@ -109,12 +154,13 @@ class Retimer:
                 if again.stage == WALL and again.host_probe_us \
                         and max(again.host_probe_us) < max(kept.host_probe_us):
                     again.retimed, kept = kept.retimed, again
-                self.measured[label] = kept
-                if label not in _slow(self._probes()) or self.tries[label] >= self.times \
-                        or (again.stage == WALL and self._reads_slow(again.host_probe_us)):
+                self._keep(label, kept)
+                if not self.ranked.reads_slow(kept.host_probe_us) \
+                        or self.tries[label] >= self.times \
+                        or (again.stage == WALL and self.ranked.reads_slow(again.host_probe_us)):
                     break
             yield kept
-            if again.stage == WALL and self._reads_slow(again.host_probe_us):
+            if again.stage == WALL and self.ranked.reads_slow(again.host_probe_us):
                 return
 
 
@@ -125,5 +171,7 @@ def retime(measured: dict[str, Result], times: int,
     timing kept (the one whose probe read fastest) with ``retimed`` set to the tries made, and
     puts it in ``measured``. A try that fails keeps the timing before it."""
     timer = Retimer(times, time_again)
-    timer.measured = measured
+    timer.measured = measured  # the timings kept go straight into it
+    for label, result in measured.items():
+        timer.ranked.set(label, result.host_probe_us)
     yield from timer.finish()
