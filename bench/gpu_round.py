@@ -44,6 +44,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "tests"))
+sys.path.insert(0, str(REPO / "bench"))
 
 GATE_GRID = "seed;batch=16,64,256;seq=64,256;b=1,31,61"      # 72 points
 AGREE_GRIDS = {"seed8": "seed/8", "gate72": GATE_GRID}
@@ -183,7 +184,9 @@ VARIANTS = {"seed8": {"no_counts_pass": {"device_calls": 0}, "long_windows": LON
 
 
 def agree(args, out: Path) -> dict:
-    """Level, spread and agreement with the reference, per variant and point set."""
+    """Level, spread and agreement with the reference, per variant and point set; with the
+    reference, what timing points again did (``bench/retime_check.py``)."""
+    import retime_check
     summary = {}
     for gname, grid in AGREE_GRIDS.items():
         if args.sets and gname not in args.sets.split(","):
@@ -226,6 +229,7 @@ def agree(args, out: Path) -> dict:
                     row[f"{path}_within_10pct_of_reference"] = [len(near), len(steady)]
                     row[f"{path}_median_deviation"] = q(devs, 0.5)
                 row["host_probe"] = probe_states(rs, refs, steady)
+                row["retime_check"] = retime_check.check(out, gname, v)["processes"]
             res[v] = row
         summary[gname] = res
     return summary

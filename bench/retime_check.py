@@ -61,11 +61,12 @@ def check(folder: Path, sset: str, variant: str) -> dict:
         again = [k for k in first if last[k] is not first[k]]
         kept = [k for k in again if max(last[k]["host_probe_us"]) < max(first[k]["host_probe_us"])]
         fast = fast_state({k: r["host_probe_us"] for k, r in run.items()})
-        probe_slow = {k for k, r in run.items() if max(r["host_probe_us"]) > SLOW_STATE * fast}
+        probe_slow = {k for k, r in run.items() if fast is not None and r["host_probe_us"]
+                      and max(r["host_probe_us"]) > SLOW_STATE * fast}
         fig_slow = {k for k, r in run.items() if any(
             r["metrics"][p] > SLOW_FIGURE * best[p][k] for p in best)}
         row = {"points": len(run), "timed_again": len(again), "kept": len(kept),
-               "probe_fast_state_us": round(fast, 1)}
+               "probe_fast_state_us": round(fast, 1) if fast is not None else None}
         if ref and kept:
             row["fast_over_reference_kept_before_after"] = [
                 round(statistics.median(fast_us(first[k]) / ref[k] for k in kept), 3),

@@ -216,11 +216,11 @@ def test_fast_state_values_keep_the_fast_probed_records_where_enough_are_left():
     assert two[wall]["B1-S8-E32-H4-b1"] == [100.0, 200.0]
 
 
-def _agree_folder(tmp_path: Path) -> Path:
+def _agree_folder(tmp_path: Path, n: int = 10) -> Path:
     """An ``agree`` sitting of two processes of ours and one of the reference, ten points: in
     process 0, p0 read slow (300 us), was timed again and kept at the fast state; p1's figure
     is slow while its probe read fast."""
-    labels = [f"B16-S64-E512-H8-b{i}" for i in range(10)]
+    labels = [f"B16-S64-E512-H8-b{i}" for i in range(n)]
     (tmp_path / "agree-seed8-ref-0.json").write_text(json.dumps(
         {"points": {k: {"wall_fast_us": 100.0, "wall_slow_us": 150.0} for k in labels}}))
 
@@ -249,3 +249,10 @@ def test_retime_check_reads_what_timing_again_did(tmp_path):
     assert got[0]["fast_over_reference_kept_before_after"] == [2.0, 1.0]
     assert got[0]["missed"] == [1, 10], "p1's figure slow, its probe fast"
     assert got[0]["idle"] == [0, 0] and got[1]["timed_again"] == 0
+
+
+def test_retime_check_of_a_sweep_too_short_for_a_fast_state(tmp_path):
+    import retime_check
+    got = retime_check.check(_agree_folder(tmp_path, n=4), "seed8", "default")["processes"]
+    assert got[0]["probe_fast_state_us"] is None and got[0]["idle"] == [0, 0]
+    assert got[0]["timed_again"] == 1, "the journal still tells what was timed again"
