@@ -18,7 +18,6 @@ import math
 from typing import Callable, Iterator, Mapping, Sequence
 
 from .results import WALL, Result
-from .stats import quantile
 
 #: A point whose probe read this much above the sweep's fast state was timed in the host's
 #: slow state (about 1.7x on the H200 leases' hosts).
@@ -34,35 +33,10 @@ MIN_POINTS = 8
 MAX_SHARE = 0.25
 
 
-def _worst(probes: Mapping[str, Sequence[float]]) -> dict[str, float]:
-    return {k: max(v) for k, v in probes.items() if v and all(math.isfinite(x) for x in v)}
-
-
-def fast_state(probes: Mapping[str, Sequence[float]]) -> float | None:
-    """The probe's reading in the host's fast state, from the points' probes (label: the two
-    bracketing its rounds, the slower counting): :data:`FAST_QUANTILE` of them, or None with
-    fewer than :data:`MIN_POINTS` points."""
-    worst = list(_worst(probes).values())
-    return quantile(worst, FAST_QUANTILE) if len(worst) >= MIN_POINTS else None
-
-
-def _slow(probes: Mapping[str, Sequence[float]]) -> list[str]:
-    worst, fast = _worst(probes), fast_state(probes)
-    if fast is None:
-        return []
-    return sorted((k for k, v in worst.items() if v > SLOW_STATE * fast), key=lambda k: -worst[k])
-
-
-def slow_state(probes: Mapping[str, Sequence[float]]) -> list[str]:
-    """The points (labels, slowest first) whose probe read above :data:`SLOW_STATE` times the
-    sweep's :func:`fast_state`, at most :data:`MAX_SHARE` of the points probed."""
-    return _slow(probes)[:int(MAX_SHARE * len(_worst(probes)))]
-
-
 class _Ranked:
-    """The points' probes (the slower of each point's two) kept in order as they come, so that a
-    sweep's fast state and its slow points are read in time that does not grow with the points
-    measured before (:func:`fast_state` and :func:`slow_state` sort them all each time)."""
+    """The points' probes (the slower of each point's two) kept in order as they come: a sweep
+    reads its fast state and its slow points after every point, in time that must not grow
+    with the points measured before."""
 
     def __init__(self):
         self.worst: dict[str, tuple[float, int]] = {}
@@ -81,7 +55,7 @@ class _Ranked:
             bisect.insort(self.order, (max(probe), neg, label))
 
     def fast(self) -> float | None:
-        """:func:`fast_state` of the probes set (numpy's linear quantile)."""
+        """:data:`FAST_QUANTILE` of the probes set, interpolated as numpy's default quantile."""
         n = len(self.order)
         if n < MIN_POINTS:
             return None
@@ -103,6 +77,28 @@ class _Ranked:
     def reads_slow(self, probe: Sequence[float]) -> bool:
         fast = self.fast()
         return fast is None or not probe or max(probe) > SLOW_STATE * fast
+
+
+def _ranked(probes: Mapping[str, Sequence[float]]) -> _Ranked:
+    ranked = _Ranked()
+    for label, probe in probes.items():
+        ranked.set(label, probe)
+    return ranked
+
+
+def fast_state(probes: Mapping[str, Sequence[float]]) -> float | None:
+    """The probe's reading in the host's fast state, from the points' probes (label: the two
+    bracketing its rounds, the slower counting; those with none, or not finite, left out):
+    :data:`FAST_QUANTILE` of them, or None with fewer than :data:`MIN_POINTS` points."""
+    return _ranked(probes).fast()
+
+
+def slow_state(probes: Mapping[str, Sequence[float]]) -> list[str]:
+    """The points (labels, slowest first, ties in the order given) whose probe read above
+    :data:`SLOW_STATE` times the sweep's :func:`fast_state`, at most :data:`MAX_SHARE` of the
+    points probed."""
+    ranked = _ranked(probes)
+    return list(ranked.slow())[:int(MAX_SHARE * len(ranked.order))]
 
 
 class Retimer:
