@@ -15,7 +15,7 @@ from mhabench.measure.config import ConfigError, named_grid
 from mhabench.measure.protocol import Protocol, wall_timing
 from mhabench.measure.results import DONE, ERROR, WALL, Result
 from mhabench.measure.retime import (FAST_QUANTILE, MAX_SHARE, MIN_POINTS, SLOW_STATE, Retimer,
-                                     fast_state, retime, slow_state)
+                                     fast_state, slow_state)
 
 POINTS = named_grid("smoke", "fp32", "cpu")
 
@@ -72,6 +72,15 @@ def test_a_host_slow_for_most_of_the_sweep_still_shows_its_fast_state():
 def test_a_host_fast_for_under_a_tenth_of_the_sweep_is_at_its_level():
     probes = {f"p{i}": [200.0 if i else 100.0] * 2 for i in range(20)}
     assert slow_state(probes) == [], "one fast point of twenty: the slow state is the level"
+
+
+def retime(measured: dict, times: int, time_again):
+    """A Retimer over a sweep already measured, at its end: ``measured`` takes the timings kept."""
+    timer = Retimer(times, time_again)
+    timer.measured = measured
+    for label, result in measured.items():
+        timer.ranked.set(label, result.host_probe_us)
+    return timer.finish()
 
 
 def _result(probe: float, stage: str = WALL, status: str = "ok") -> Result:

@@ -158,16 +158,3 @@ class Retimer:
             yield kept
             if again.stage == WALL and self.ranked.reads_slow(again.host_probe_us):
                 return
-
-
-def retime(measured: dict[str, Result], times: int,
-           time_again: Callable[[Result], Result]) -> Iterator[Result]:
-    """Time each point of ``measured`` (label: its wall-pass result) that :func:`slow_state`
-    names again, as :class:`Retimer` does at the end of a sweep; yields, per such point, the
-    timing kept (the one whose probe read fastest) with ``retimed`` set to the tries made, and
-    puts it in ``measured``. A try that fails keeps the timing before it."""
-    timer = Retimer(times, time_again)
-    timer.measured = measured  # the timings kept go straight into it
-    for label, result in measured.items():
-        timer.ranked.set(label, result.host_probe_us)
-    yield from timer.finish()
