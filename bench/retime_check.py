@@ -1,16 +1,14 @@
 """What timing points again did in an ``agree`` sitting (``bench/gpu_round.py agree``'s folder):
-per process of ours, from its journal, the points timed again, those whose second timing was
-kept (its probes read faster), and ours / the reference's fast time at those points before and
+per process of ours, from its journal, the points timed again, those whose second probe read
+faster (the timing kept), and ours / the reference's fast time at those points before and
 after; then how well the probe tells a point's figure, on the records as kept.
 
     python bench/retime_check.py DIR [--set seed8] [--variant default]
 
 A point's figure counts as slow where its fast or slow wall time is above 1.3x the lowest of
 our processes' at that point; its probe as slow where it read above 1.3x the process's fast
-state (:func:`mhabench.measure.retime.fast_state`), for each probe the record carries (the
-Python loop's; on CUDA the launches') and for either. Prints JSON: per process the counts, and
-per probe ``missed_*`` (figure slow, probe fast) and ``idle_*`` (probe slow, figure fine) out of
-their totals.
+state (:func:`mhabench.measure.retime.fast_state`). Prints JSON: per process the counts, and
+``missed`` (figure slow, probe fast) and ``idle`` (probe slow, figure fine) out of their totals.
 """
 from __future__ import annotations
 
@@ -26,8 +24,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from mhabench.measure.retime import SLOW_STATE, fast_state  # noqa: E402
 
 SLOW_FIGURE = 1.3
-#: The probes a record carries (field: name in the output); the launch probe on CUDA only.
-PROBES = {"host_probe_us": "python", "launch_probe_us": "launch"}
 
 
 def short(label: str) -> str:
@@ -63,27 +59,20 @@ def check(folder: Path, sset: str, variant: str) -> dict:
         journal = folder / f"agree-{sset}-{variant}-{i}.journal.jsonl"
         first, last = walls(journal)
         again = [k for k in first if last[k] is not first[k]]
-        kept = [k for k in again if any(last[k].get(p) != first[k].get(p) for p in PROBES)]
+        kept = [k for k in again if max(last[k]["host_probe_us"]) < max(first[k]["host_probe_us"])]
+        fast = fast_state({k: r["host_probe_us"] for k, r in run.items()})
+        probe_slow = {k for k, r in run.items() if fast is not None and r["host_probe_us"]
+                      and max(r["host_probe_us"]) > SLOW_STATE * fast}
         fig_slow = {k for k, r in run.items() if any(
             r["metrics"][p] > SLOW_FIGURE * best[p][k] for p in best)}
-        row = {"points": len(run), "timed_again": len(again), "kept": len(kept)}
+        row = {"points": len(run), "timed_again": len(again), "kept": len(kept),
+               "probe_fast_state_us": round(fast, 1) if fast is not None else None}
         if ref and kept:
             row["fast_over_reference_kept_before_after"] = [
                 round(statistics.median(fast_us(first[k]) / ref[k] for k in kept), 3),
                 round(statistics.median(fast_us(last[k]) / ref[k] for k in kept), 3)]
-        slow_by = {}
-        for kind, name in PROBES.items():
-            fast = fast_state({k: r.get(kind) or [] for k, r in run.items()})
-            if fast is None:
-                continue
-            row[f"{name}_fast_state_us"] = round(fast, 1)
-            slow_by[name] = {k for k, r in run.items()
-                             if r.get(kind) and max(r[kind]) > SLOW_STATE * fast}
-        if len(slow_by) > 1:
-            slow_by["either"] = set().union(*slow_by.values())
-        for name, probe_slow in slow_by.items():
-            row[f"missed_{name}"] = [len(fig_slow - probe_slow), len(run) - len(probe_slow)]
-            row[f"idle_{name}"] = [len(probe_slow - fig_slow), len(probe_slow)]
+        row["missed"] = [len(fig_slow - probe_slow), len(run) - len(probe_slow)]
+        row["idle"] = [len(probe_slow - fig_slow), len(probe_slow)]
         out.append(row)
     return {"set": sset, "variant": variant, "processes": out}
 

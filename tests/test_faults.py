@@ -185,7 +185,7 @@ def _untimed(result: dict) -> dict:
                if not any(k.endswith(t) or k.startswith(t) for t in TIMINGS)}
     keep = {k: v for k, v in result.items() if k not in ("metrics", "rounds_us", "device_calls_us",
                                                         "window_calls", "host_probe_us",
-                                                        "launch_probe_us", "retimed")}
+                                                        "retimed")}
     return {**keep, "metrics": metrics, "paths": sorted(result["rounds_us"]),
             "rounds": {k: len(v) for k, v in result["rounds_us"].items()}}
 

@@ -219,19 +219,17 @@ def test_fast_state_values_keep_the_fast_probed_records_where_enough_are_left():
 def _agree_folder(tmp_path: Path, n: int = 10) -> Path:
     """An ``agree`` sitting of two processes of ours and one of the reference, ten points: in
     process 0, p0 read slow (300 us), was timed again and kept at the fast state; p1's figure
-    is slow while its Python probe read fast and its launch probe slow (100 against 50 us)."""
+    is slow while its probe read fast."""
     labels = [f"B16-S64-E512-H8-b{i}" for i in range(n)]
     (tmp_path / "agree-seed8-ref-0.json").write_text(json.dumps(
         {"points": {k: {"wall_fast_us": 100.0, "wall_slow_us": 150.0} for k in labels}}))
 
-    def rec(k, fast, probe, launch=50.0):
+    def rec(k, fast, probe):
         return {"label": k + "-float16-cuda", "status": "ok", "rounds": {"fast": [fast]},
-                "host_probe_us": [probe, probe], "launch_probe_us": [launch, launch],
+                "host_probe_us": [probe, probe],
                 "metrics": {"wall_fast_us": fast, "wall_slow_us": 150.0}}
     for i in range(2):
-        p1 = i == 0
-        kept = {k: rec(k, 200.0 if p1 and k == labels[1] else 100.0, 100.0,
-                       100.0 if p1 and k == labels[1] else 50.0) for k in labels}
+        kept = {k: rec(k, 200.0 if (i, k) == (0, labels[1]) else 100.0, 100.0) for k in labels}
         lines = [{"journal": 2}] + [{"label": r["label"], "stage": "wall", "record": r}
                                     for r in kept.values()]
         if i == 0:
@@ -249,15 +247,12 @@ def test_retime_check_reads_what_timing_again_did(tmp_path):
     got = retime_check.check(_agree_folder(tmp_path), "seed8", "default")["processes"]
     assert got[0]["timed_again"] == 1 and got[0]["kept"] == 1
     assert got[0]["fast_over_reference_kept_before_after"] == [2.0, 1.0]
-    assert got[0]["missed_python"] == [1, 10], "p1's figure slow, its Python probe fast"
-    assert got[0]["missed_launch"] == [0, 9] and got[0]["missed_either"] == [0, 9], \
-        "its launch probe read slow"
-    assert got[0]["idle_python"] == [0, 0] and got[0]["idle_launch"] == [0, 1]
-    assert got[0]["launch_fast_state_us"] == 50.0 and got[1]["timed_again"] == 0
+    assert got[0]["missed"] == [1, 10], "p1's figure slow, its probe fast"
+    assert got[0]["idle"] == [0, 0] and got[1]["timed_again"] == 0
 
 
 def test_retime_check_of_a_sweep_too_short_for_a_fast_state(tmp_path):
     import retime_check
     got = retime_check.check(_agree_folder(tmp_path, n=4), "seed8", "default")["processes"]
-    assert "python_fast_state_us" not in got[0] and "idle_python" not in got[0]
+    assert got[0]["probe_fast_state_us"] is None and got[0]["idle"] == [0, 0]
     assert got[0]["timed_again"] == 1, "the journal still tells what was timed again"

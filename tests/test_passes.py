@@ -433,20 +433,3 @@ def test_the_host_is_probed_just_before_and_just_after_a_points_rounds(padded_po
     assert r.status == OK and order == ["probe", "rounds", "probe"]
     assert len(r.host_probe_us) == 2 and all(us > 0 for us in r.host_probe_us)
     assert r.doc()["host_probe_us"] == r.host_probe_us
-    assert r.launch_probe_us == [], "no launch probe off CUDA"
-
-
-def test_on_cuda_the_launches_are_probed_around_the_rounds_too(padded_point, small_proto,
-                                                              monkeypatch):
-    order = []
-    real_rounds = passes.wall_rounds
-    monkeypatch.setattr(passes, "wall_rounds",
-                        lambda *a: (order.append("rounds"), real_rounds(*a))[1])
-    monkeypatch.setattr(passes, "launch_probe",
-                        lambda device: (order.append(device), 40.0 + len(order))[1])
-    r = passes.wall_pass(padded_point, small_proto)
-    assert order == ["cpu", "rounds", "cpu"] and r.launch_probe_us == [41.0, 43.0]
-
-
-def test_the_launch_probe_reads_nothing_off_cuda():
-    assert machine.launch_probe("cpu") is None

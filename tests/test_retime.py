@@ -79,7 +79,7 @@ def retime(measured: dict, times: int, time_again):
     timer = Retimer(times, time_again)
     timer.measured = measured
     for label, result in measured.items():
-        timer.state.set(label, result)
+        timer.ranked.set(label, result.host_probe_us)
     return timer.finish()
 
 
@@ -201,74 +201,6 @@ def test_tries_stop_at_the_share_and_the_tries_a_point_is_given():
     timer, after, at_end = _sweep(probes, iter([400.0, 450.0] + [999.0] * 5), times=2)
     assert after[9] == ["p8"] and after[10] == ["p8"] and at_end == []
     assert timer.measured["p8"].retimed == 2 and max(timer.measured["p8"].host_probe_us) == 300.0
-
-
-def _launch_sweep(launch: list[float], host: list[float] | None = None, again=(100.0, 50.0),
-                  times: int = 1):
-    """A sweep whose points carry both probes (``launch``: the launch probe's readings, the
-    Python probe 100 us unless ``host``); every try reads ``again`` (Python, launch)."""
-    calls: list[str] = []
-
-    def result(h: float, lp: float) -> Result:
-        r = _result(h)
-        r.launch_probe_us = [50.0, lp]
-        return r
-
-    def try_again(before):
-        calls.append(before.point_label)
-        r = result(*again)
-        r.point_label = before.point_label
-        return r
-
-    timer, after = Retimer(times, try_again, planned=len(launch)), []
-    for i, lp in enumerate(launch):
-        r = result(host[i] if host else 100.0, lp)
-        r.point_label = f"p{i}"
-        list(timer.add(f"p{i}", r))
-        after.append(list(calls))
-        calls.clear()
-    list(timer.finish())
-    return timer, after, calls
-
-
-def test_a_slow_launch_probe_alone_has_the_point_timed_again():
-    """The Python loop read normal, the CUDA launches 2x: the point was timed in a slow state
-    all the same, and the try whose launches read fast is kept."""
-    timer, after, at_end = _launch_sweep([50.0] * 8 + [100.0, 50.0])
-    assert after[9] == ["p8"] and at_end == []
-    assert timer.measured["p8"].launch_probe_us == [50.0, 50.0]
-    assert timer.measured["p8"].retimed == 1
-
-
-def test_a_point_whose_launch_probe_reads_slow_does_not_start_a_stretch():
-    timer, after, at_end = _launch_sweep([50.0] * 8 + [100.0, 100.0],
-                                         host=[100.0] * 8 + [300.0, 100.0])
-    assert not any(after), "p9's Python probe read fast, its launches slow: no tries after it"
-    assert sorted(at_end) == ["p8", "p9"]
-
-
-def test_points_are_tried_slowest_first_by_either_probe():
-    """p8 read 1.5x on the Python probe, p9 3x on the launches: p9 goes first."""
-    timer, after, _ = _launch_sweep([50.0] * 8 + [50.0, 150.0, 50.0],
-                                    host=[100.0] * 8 + [150.0, 100.0, 100.0])
-    assert after[10] == ["p9", "p8"]
-
-
-def test_a_try_whose_launches_read_slow_ends_the_stretch():
-    timer, after, at_end = _launch_sweep([50.0] * 8 + [100.0, 100.0, 50.0],
-                                         again=(100.0, 100.0))
-    assert after[10] == ["p8"], "the try's launches read slow: the host is slow again"
-    assert at_end == ["p9"]
-
-
-def test_a_sweep_without_launch_probes_is_judged_by_the_python_probe():
-    """On a CPU no launch probe is taken; the Python probe alone decides, as before."""
-    from mhabench.measure.retime import _State
-    state = _State()
-    for i in range(10):
-        state.set(f"p{i}", _result(300.0 if i == 9 else 100.0))
-    assert state.slow({f"p{i}": _result(300.0 if i == 9 else 100.0) for i in range(10)}) == ["p9"]
-    assert state.score(_result(100.0)) == pytest.approx(1.0)
 
 
 def test_retime_is_a_whole_number_knob_that_sets_the_wall_level():

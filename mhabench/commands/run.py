@@ -177,7 +177,7 @@ def summary(args, run, out) -> int:
     print(f"Total errors: {sum(errors.values())}")
     retimed = sum(1 for r in results if r.retimed)
     if retimed:
-        print(run_table.wrapped(f"{retimed} point(s) timed again: a host probe read its slow "
+        print(run_table.wrapped(f"{retimed} point(s) timed again: the host probe read its slow "
                                 f"state around their rounds"))
     print(run_table.cost_line(out.meta.get("cost_s", {}), len(results),
                               out.meta.get("seconds", 0.0), time.perf_counter() - args.started))

@@ -104,33 +104,6 @@ def host_probe() -> float:
     return host_calibration(PROBE_REPS, PROBE_LOOP)["median_us"]
 
 
-#: The launch probe: this many launches of a one-element kernel between two synchronisations.
-LAUNCH_CALLS = 32
-_launch_buf: dict[str, object] = {}
-
-
-def launch_probe(device: str) -> float | None:
-    """Median µs (of :data:`PROBE_REPS`) of :data:`LAUNCH_CALLS` back-to-back launches of a
-    one-element kernel between two synchronisations, or None off CUDA: the speed of the path
-    every CUDA call takes (dispatch, the driver, the queue). Some episodes slow the CUDA calls
-    2x while :func:`host_probe`'s Python loop reads normal (docs/lab/2026-12-03.md)."""
-    if not device.startswith("cuda"):
-        return None
-    import torch
-    buf = _launch_buf.get(device)
-    if buf is None:
-        buf = _launch_buf[device] = torch.zeros(1, device=device)
-    times = []
-    for _ in range(PROBE_REPS):
-        torch.cuda.synchronize()
-        t0 = time.perf_counter_ns()
-        for _ in range(LAUNCH_CALLS):
-            buf.add_(1.0)
-        torch.cuda.synchronize()
-        times.append((time.perf_counter_ns() - t0) / 1000.0)
-    return round(median(times), 2)
-
-
 def run_meta(device: str, proto: Protocol, grid: str, instructions: bool = False) -> dict:
     """What a result file needs to be read later: the build, the device, the protocol, and the
     figures that are n/a here (the instruction counts unless ``instructions``)."""

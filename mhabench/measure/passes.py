@@ -29,7 +29,7 @@ from .check import compare
 from .config import Point
 from .cost import add_seconds
 from .inputs import build, input_bytes
-from .machine import host_probe, launch_probe
+from .machine import host_probe
 from .memory import peak_memory
 from .paths import FastPathNotTaken, backend_paths, make_paths, run_fast_checked
 from .protocol import Protocol
@@ -97,11 +97,9 @@ def wall_pass(point: Point, proto: Protocol, cost: dict | None = None, extras: b
             t1 = time.perf_counter()
             before_rounds()
             t0 += add_seconds(cost, "journal_wait", time.perf_counter() - t1)
-        probe, launch = host_probe(), launch_probe(point.device)
+        probe = host_probe()
         res.rounds, res.window_calls = wall_rounds(paths, proto, point.device)
         res.host_probe_us = [probe, host_probe()]
-        if launch is not None:
-            res.launch_probe_us = [launch, launch_probe(point.device)]
     except FastPathNotTaken as exc:
         res.status, res.message = NO_FASTPATH, str(exc)
     except Exception as exc:  # OOM, kernel refusals, anything: this point fails, the sweep goes on

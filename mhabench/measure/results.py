@@ -44,7 +44,6 @@ class Result:
     rounds: dict[str, list[float]] = field(default_factory=dict)
     window_calls: dict[str, int] = field(default_factory=dict)  # calls behind each round's sample
     host_probe_us: list[float] = field(default_factory=list)  # host speed before, after the rounds
-    launch_probe_us: list[float] = field(default_factory=list)  # CUDA launches, likewise
     retimed: int = 0  # times the point was timed again, its probe having read the slow state
     device_calls: dict[str, list[float]] = field(default_factory=dict)
     lengths: list[int] = field(default_factory=list)   # real tokens per row: the useful FLOPs
@@ -208,7 +207,7 @@ class Result:
                 "metrics": {k: _json_num(v) for k, v in self.metrics().items()},
                 "lengths": list(self.lengths), "rounds_us": self.rounds,
                 "window_calls": self.window_calls, "host_probe_us": self.host_probe_us,
-                "launch_probe_us": self.launch_probe_us, "retimed": self.retimed,
+                "retimed": self.retimed,
                 "device_calls_us": self.device_calls,
                 "host_work": self.host_work, "instructions": self.instructions}
 

@@ -4,9 +4,7 @@ A lease's host switches between a fast state and one about 1.7x slower for secon
 sometimes for most of a sweep (docs/lab/2026-12-03.md). A point's rounds take some 60 ms in one
 stretch, so an episode takes whole points with it, and no median over rounds can reject it.
 Each point's rounds are bracketed by a short probe of the host's speed
-(:func:`mhabench.measure.machine.host_probe`) and, on CUDA, of its launches
-(:func:`~mhabench.measure.machine.launch_probe`); each probe is judged against its own kind,
-and a point read slow where either did. The sweep's fast state is the low tail of its
+(:func:`mhabench.measure.machine.host_probe`). The sweep's fast state is the low tail of its
 points' probes, not their median: a sweep that spent most of its time slow has a slow median,
 and nothing would read slow against it. A point whose probe read slow against the fast state
 is timed again at the first point whose probe reads fast, or when the sweep's wall passes are
@@ -17,7 +15,7 @@ from __future__ import annotations
 
 import bisect
 import math
-from typing import Callable, Iterable, Iterator, Mapping, Sequence
+from typing import Callable, Iterator, Mapping, Sequence
 
 from .results import WALL, Result
 
@@ -103,89 +101,40 @@ def slow_state(probes: Mapping[str, Sequence[float]]) -> list[str]:
     return list(ranked.slow())[:int(MAX_SHARE * len(ranked.order))]
 
 
-#: The probes a result carries, each ranked on its own: the Python loop's and, on CUDA, the
-#: launches' (:func:`mhabench.measure.machine.launch_probe`). A point read slow if either did.
-PROBES = ("host_probe_us", "launch_probe_us")
-
-
-class _State:
-    """Every probe kind's ranking over a sweep, and a point's reading against them: its
-    ``score`` is the largest of its probes over their kind's fast state."""
-
-    def __init__(self):
-        self.kinds = {kind: _Ranked() for kind in PROBES}
-        self.arrival: dict[str, int] = {}
-
-    def set(self, label: str, result: Result) -> None:
-        self.arrival.setdefault(label, len(self.arrival))
-        for kind, ranked in self.kinds.items():
-            ranked.set(label, getattr(result, kind))
-
-    def _used(self) -> list[tuple[str, _Ranked]]:
-        return [(k, r) for k, r in self.kinds.items() if r.worst]
-
-    def score(self, result: Result) -> float:
-        """The largest probe over its kind's fast state; infinite where a kind the sweep reads
-        has no fast state yet or no finite reading here (nothing says the host was fast)."""
-        out = 0.0
-        for kind, ranked in self._used() or [(PROBES[0], self.kinds[PROBES[0]])]:
-            probe, fast = getattr(result, kind), ranked.fast()
-            if fast is None or not probe or not all(math.isfinite(x) for x in probe):
-                return math.inf
-            out = max(out, max(probe) / fast)
-        return out
-
-    def reads_slow(self, result: Result) -> bool:
-        return self.score(result) > SLOW_STATE
-
-    def slow(self, measured: Mapping[str, Result], among: Iterable[str] | None = None) -> list[str]:
-        """The points read slow by any kind (or those of ``among`` that are), by score, slowest
-        first (ties: earlier first)."""
-        if among is None:
-            due = {label for _, ranked in self._used() for label in ranked.slow()}
-        else:
-            due = {k for k in among if SLOW_STATE < self.score(measured[k]) < math.inf}
-        return sorted(due, key=lambda k: (-self.score(measured[k]), self.arrival[k]))
-
-
 class Retimer:
     """A sweep's wall-pass results as they come (:meth:`add`); the points the host's slow state
     took are timed again by ``time_again``, slowest first, while the host reads its fast state:
-    after a point whose probes read it, and at :meth:`finish`. A point gets up to ``times``
-    tries, until its probes no longer read slow; a try whose probes read slow ends the stretch
-    (the host is slow now: tries in it would read slow too). Of two timings the one whose
-    probes read faster is kept. At most :data:`MAX_SHARE` of the sweep's points (``planned``,
-    or those added) are timed again. ``measured`` (label: the timing kept) holds every result
-    added."""
+    after a point whose probe reads it, and at :meth:`finish`. A point gets up to ``times``
+    tries, until its probe no longer reads slow; a try whose probe reads slow ends the stretch
+    (the host is slow now: tries in it would read slow too). At most :data:`MAX_SHARE` of the
+    sweep's points (``planned``, or those added) are timed again. ``measured`` (label: the
+    timing kept) holds every result added."""
 
     def __init__(self, times: int, time_again: Callable[[Result], Result],
                  planned: int | None = None):
         self.times, self.time_again, self.planned = times, time_again, planned
         self.measured: dict[str, Result] = {}
         self.tries: dict[str, int] = {}
-        self.state = _State()
+        self.ranked = _Ranked()
 
     def _keep(self, label: str, result: Result) -> None:
         self.measured[label] = result
-        self.state.set(label, result)
+        self.ranked.set(label, result.host_probe_us)
 
     def _next(self) -> str | None:
         """The slowest point still due, within the share of points timed again."""
         room = int(MAX_SHARE * (self.planned if self.planned is not None
                                 else len(self.measured)))
-        # the share spent, only the points tried already can be due: no need to rank the rest
-        among = None if len(self.tries) < room else [
-            k for k, n in self.tries.items() if n < self.times]
-        for k in self.state.slow(self.measured, among):
+        for k in self.ranked.slow():
             if self.tries.get(k, 0) < self.times and (k in self.tries or len(self.tries) < room):
                 return k
         return None
 
     def add(self, label: str, result: Result) -> Iterator[Result]:
-        """Take ``label``'s wall-pass result; if its probes read the fast state, time the
-        points due again now, yielding each one's timing kept."""
+        """Take ``label``'s wall-pass result; if its probe read the fast state, time the points
+        due again now, yielding each one's timing kept."""
         self._keep(label, result)
-        if not self.state.reads_slow(result):
+        if not self.ranked.reads_slow(result.host_probe_us):
             yield from self._again()
 
     def finish(self) -> Iterator[Result]:
@@ -198,13 +147,14 @@ class Retimer:
             while True:
                 self.tries[label] = kept.retimed = self.tries.get(label, 0) + 1
                 again = self.time_again(kept)
-                slow_again = again.stage == WALL and self.state.reads_slow(again)
-                if again.stage == WALL and self.state.score(again) < self.state.score(kept):
+                if again.stage == WALL and again.host_probe_us \
+                        and max(again.host_probe_us) < max(kept.host_probe_us):
                     again.retimed, kept = kept.retimed, again
                 self._keep(label, kept)
-                if not self.state.reads_slow(kept) or self.tries[label] >= self.times \
-                        or slow_again:
+                if not self.ranked.reads_slow(kept.host_probe_us) \
+                        or self.tries[label] >= self.times \
+                        or (again.stage == WALL and self.ranked.reads_slow(again.host_probe_us)):
                     break
             yield kept
-            if slow_again:
+            if again.stage == WALL and self.ranked.reads_slow(again.host_probe_us):
                 return
