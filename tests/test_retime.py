@@ -1,6 +1,7 @@
 """Points timed in the host's slow state are timed again, the probe deciding which timing stays."""
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import os
@@ -269,3 +270,27 @@ def test_the_running_ranking_agrees_with_the_sweep_wide_functions():
         if fast is not None:
             assert ranked.fast() == pytest.approx(fast)
         assert list(ranked.slow()) == list(_ranked(probes).slow())
+
+
+def test_read_slow_names_every_slow_point_the_share_does_not_cap():
+    from mhabench.measure.retime import read_slow
+    probes = {f"p{i}": [300.0 if i >= 10 else 100.0] * 2 for i in range(20)}
+    assert read_slow(probes) == [f"p{i}" for i in range(10, 20)]
+    assert len(slow_state(probes)) == int(MAX_SHARE * 20) < 10
+
+
+def test_the_run_names_the_points_whose_kept_timing_read_slow():
+    """Past the share, or every try slow too: the user learns which wall figures may be high."""
+    from mhabench.commands.run import NAMED, retime_lines
+    results = []
+    for i in range(20):
+        r = _result(300.0 if i >= 12 else 100.0)
+        r.point = dataclasses.replace(POINTS[0], batch_size=i + 1)
+        r.retimed = 1 if i in (12, 13) else 0
+        results.append(r)
+    lines = retime_lines(results)
+    assert lines[0].startswith("2 point(s) timed again")
+    assert lines[1].startswith("8 point(s) kept a timing whose host probe read the slow state")
+    assert lines[1].endswith(f"and {8 - NAMED} more")
+    assert results[12].point.label in lines[1]
+    assert retime_lines(results[:12]) == [], "a calm sweep: nothing to say"

@@ -175,10 +175,8 @@ def summary(args, run, out) -> int:
         if r.status != "ok":
             print(run_table.wrapped(f"{r.point.label}: {r.status}: {r.message}"))
     print(f"Total errors: {sum(errors.values())}")
-    retimed = sum(1 for r in results if r.retimed)
-    if retimed:
-        print(run_table.wrapped(f"{retimed} point(s) timed again: the host probe read its slow "
-                                f"state around their rounds"))
+    for line in retime_lines(results):
+        print(run_table.wrapped(line))
     print(run_table.cost_line(out.meta.get("cost_s", {}), len(results),
                               out.meta.get("seconds", 0.0), time.perf_counter() - args.started))
     return 1 if errors else 0
@@ -233,3 +231,26 @@ class Printer:
     def close(self) -> None:
         if self.bar is not None:
             self.bar.close()
+
+
+#: Points named at most in the line on timings that kept the host's slow state.
+NAMED = 5
+
+
+def retime_lines(results: list) -> list[str]:
+    """What timing again did, and the points whose timing kept still read the host's slow
+    state (past the share timed again, or every try slow too): their wall figures may read
+    high, and a user should know which."""
+    from ..measure.retime import read_slow
+    out = []
+    retimed = sum(1 for r in results if r.retimed)
+    if retimed:
+        out.append(f"{retimed} point(s) timed again: the host probe read its slow state around "
+                   f"their rounds")
+    still = read_slow({r.point.label: r.host_probe_us for r in results if r.timed})
+    if still:
+        names = ", ".join(still[:NAMED]) + (f" and {len(still) - NAMED} more"
+                                            if len(still) > NAMED else "")
+        out.append(f"{len(still)} point(s) kept a timing whose host probe read the slow state; "
+                   f"their wall figures may read high: {names}")
+    return out
