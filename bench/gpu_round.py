@@ -303,10 +303,10 @@ def probe_matched(base_docs: list[dict], head_docs: list[dict]) -> dict:
     they are where the host's state is the same on both sides; beside it, every record taken
     whatever its probe read; and what the gate's rule would say judging wall figures on the
     fast-state records alone, at points with one, or two, of them on each side."""
-    from mhabench.measure.retime import SLOW_STATE
-    probes = [max(r["host_probe_us"]) for d in base_docs + head_docs for r in d["results"]
+    from mhabench.measure.retime import SLOW_STATE, fast_state
+    probes = [r["host_probe_us"] for d in base_docs + head_docs for r in d["results"]
               if r["status"] == "ok" and r.get("host_probe_us")]
-    below = SLOW_STATE * q(probes, 0.1)
+    below = SLOW_STATE * (fast_state(dict(enumerate(probes))) or math.nan)
     out = {"fast_below_us": round(below, 1)}
     for name, limit in (("fast_state", below), ("every_record", math.inf)):
         before = fast_state_fast_us(base_docs, limit)

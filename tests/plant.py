@@ -185,3 +185,21 @@ def install_dir(directory: Path, plant: Plant) -> Path:
         z.extract(f"{NAME}.py", directory)
     (directory / "sitecustomize.py").write_text(f"import {NAME}\n")
     return directory
+
+
+def fresh_json(code: str, repo: Path, work: Path, plant: Plant | None = None) -> object:
+    """Run ``code`` in a fresh Python (one intra-op thread, ``repo`` importable, ``plant``
+    installed under ``work`` if given) and read the JSON of its last line: a record of one
+    build, as the next build's record would be made."""
+    import json
+    import os
+    import subprocess
+    import sys
+    path = [str(repo)]
+    if plant is not None:
+        path.insert(0, str(install_dir(work / f"plant-{abs(hash(plant))}", plant)))
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(path), "OMP_NUM_THREADS": "1"}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                         timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    return json.loads(out.stdout.strip().splitlines()[-1])

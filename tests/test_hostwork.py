@@ -3,8 +3,6 @@ planted extra aten op must change the count and planted pure-Python work must no
 from __future__ import annotations
 
 import json
-import os
-import subprocess
 import sys
 from pathlib import Path
 
@@ -129,16 +127,7 @@ print(json.dumps({p: r.host_work[p]["ops"] for p in r.host_work}))
 
 
 def _counts(tmp_path: Path, p: plant.Plant | None) -> dict:
-    path = [str(REPO)]
-    if p is not None:
-        d = tmp_path / f"plant-{abs(hash(p))}"
-        plant.install_dir(d, p)
-        path.insert(0, str(d))
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(path), "OMP_NUM_THREADS": "1"}
-    out = subprocess.run([sys.executable, "-c", COUNT_CODE], env=env, capture_output=True,
-                         text=True, timeout=300)
-    assert out.returncode == 0, out.stderr[-2000:]
-    return json.loads(out.stdout.strip().splitlines()[-1])
+    return plant.fresh_json(COUNT_CODE, REPO, tmp_path, p)
 
 
 @pytest.mark.slow
