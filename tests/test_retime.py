@@ -16,7 +16,7 @@ from mhabench.measure.config import ConfigError, named_grid
 from mhabench.measure.protocol import Protocol, wall_timing
 from mhabench.measure.results import DONE, ERROR, WALL, Result
 from mhabench.measure.retime import (FAST_QUANTILE, MAX_SHARE, MIN_POINTS, SLOW_STATE, Retimer,
-                                     fast_state, slow_state)
+                                     fast_state, read_slow)
 
 POINTS = named_grid("smoke", "fp32", "cpu")
 
@@ -28,14 +28,14 @@ def _probes(n: int = 12, slow: dict | None = None) -> dict:
 
 
 def test_a_probe_well_above_the_sweeps_fast_state_is_slow():
-    got = slow_state(_probes(slow={"p3": [100.0, 180.0], "p7": [250.0, 90.0]}))
+    got = read_slow(_probes(slow={"p3": [100.0, 180.0], "p7": [250.0, 90.0]}))
     assert got == ["p7", "p3"], "slowest first, the slower of the two probes counting"
 
 
 def test_a_probe_at_the_threshold_is_not_slow():
     edge = SLOW_STATE * 101.0
-    assert slow_state(_probes(slow={"p1": [edge, edge]})) == []
-    assert slow_state(_probes(slow={"p1": [edge * 1.01, 1.0]})) == ["p1"]
+    assert read_slow(_probes(slow={"p1": [edge, edge]})) == []
+    assert read_slow(_probes(slow={"p1": [edge * 1.01, 1.0]})) == ["p1"]
 
 
 def test_the_fast_state_is_the_low_tail_of_the_probes():
@@ -46,33 +46,32 @@ def test_the_fast_state_is_the_low_tail_of_the_probes():
 
 
 def test_too_few_points_give_no_fast_state_to_judge_against():
-    assert slow_state(_probes(MIN_POINTS - 1, {"p0": [900.0, 900.0]})) == []
-    assert slow_state(_probes(MIN_POINTS, {"p0": [900.0, 900.0]})) == ["p0"]
+    assert read_slow(_probes(MIN_POINTS - 1, {"p0": [900.0, 900.0]})) == []
+    assert read_slow(_probes(MIN_POINTS, {"p0": [900.0, 900.0]})) == ["p0"]
 
 
 def test_points_without_a_probe_are_left_out():
     probes = _probes(MIN_POINTS - 1, {"p0": [900.0, 900.0]})
     probes.update({"old": [], "nan": [math.nan, 100.0]})
-    assert slow_state(probes) == [], "neither counts toward the points needed"
+    assert read_slow(probes) == [], "neither counts toward the points needed"
 
 
-def test_at_most_a_share_of_the_sweep_is_timed_again():
+def test_every_slow_point_is_read_slowest_first():
     slow = {f"p{i}": [300.0 + i, 300.0] for i in range(12)}
-    got = slow_state(_probes(20, slow))  # 12 slow of 20
-    assert len(got) == int(MAX_SHARE * 20)
-    assert got == [f"p{i}" for i in range(11, 11 - int(MAX_SHARE * 20), -1)]
+    assert read_slow(_probes(20, slow)) == [f"p{i}" for i in range(11, -1, -1)], \
+        "12 slow of 20: the share timed again is the Retimer's to keep"
 
 
 def test_a_host_slow_for_most_of_the_sweep_still_shows_its_fast_state():
     """Seven of twelve points slow: the median is the slow state, the low tail is not."""
     probes = {f"p{i}": [200.0 if i < 7 else 100.0] * 2 for i in range(12)}
-    assert slow_state(probes) == [f"p{i}" for i in range(int(MAX_SHARE * 12))], \
-        "the seven slow points, ties in sweep order, capped at half the sweep"
+    assert read_slow(probes) == [f"p{i}" for i in range(7)], \
+        "the seven slow points, ties in sweep order"
 
 
 def test_a_host_fast_for_under_a_tenth_of_the_sweep_is_at_its_level():
     probes = {f"p{i}": [200.0 if i else 100.0] * 2 for i in range(20)}
-    assert slow_state(probes) == [], "one fast point of twenty: the slow state is the level"
+    assert read_slow(probes) == [], "one fast point of twenty: the slow state is the level"
 
 
 def retime(measured: dict, times: int, time_again):
@@ -272,13 +271,6 @@ def test_the_running_ranking_agrees_with_the_sweep_wide_functions():
         assert list(ranked.slow()) == list(_ranked(probes).slow())
 
 
-def test_read_slow_names_every_slow_point_the_share_does_not_cap():
-    from mhabench.measure.retime import read_slow
-    probes = {f"p{i}": [300.0 if i >= 10 else 100.0] * 2 for i in range(20)}
-    assert read_slow(probes) == [f"p{i}" for i in range(10, 20)]
-    assert len(slow_state(probes)) == int(MAX_SHARE * 20) < 10
-
-
 def test_the_run_names_the_points_whose_kept_timing_read_slow():
     """Past the share, or every try slow too: the user learns which wall figures may be high."""
     from mhabench.commands.run import NAMED, retime_lines
@@ -294,3 +286,4 @@ def test_the_run_names_the_points_whose_kept_timing_read_slow():
     assert lines[1].endswith(f"and {8 - NAMED} more")
     assert results[12].point.label in lines[1]
     assert retime_lines(results[:12]) == [], "a calm sweep: nothing to say"
+

@@ -485,3 +485,20 @@ def test_the_commands_have_at_most_55_options_in_all():
         assert flag in run, flag
     total = sum(map(len, per.values()))
     assert total <= MAX_OPTIONS, {k: len(v) for k, v in per.items()}
+
+
+def test_a_note_during_the_run_starts_its_own_line_below_the_bar(monkeypatch):
+    """The peak line comes after the bar is drawn; on one terminal it must not run on from it."""
+    from tqdm import tqdm
+    from mhabench.commands.run import Printer
+    term = io.StringIO()
+    monkeypatch.setattr(sys, "stdout", term)
+    monkeypatch.setattr(sys, "stderr", term)
+    printer = Printer(quiet=False)
+    printer.bar = tqdm(total=4, file=sys.stderr, leave=False)
+    printer.bar.update(1)
+    printer.note("peak: 989 TFLOP/s matmul (cached)")
+    printer.close()
+    text = term.getvalue()
+    at = text.index("peak: 989")
+    assert text[at - 1] in "\r\n", repr(text[max(0, at - 40):at + 10])

@@ -194,9 +194,15 @@ class Printer:
         self.quiet, self.bar, self.walls = quiet, None, set()
 
     def note(self, text: str) -> None:
+        """A line for the user; with the bar drawn, written through it, so that the line starts
+        on its own and the bar is drawn again below it."""
         from ..report.run_table import wrapped
-        print(wrapped(text), file=sys.stderr if text.startswith("warning") else sys.stdout,
-              flush=True)
+        out = sys.stderr if text.startswith("warning") else sys.stdout
+        if self.bar is not None:
+            self.bar.write(wrapped(text), file=out)
+            out.flush()
+        else:
+            print(wrapped(text), file=out, flush=True)
 
     def started(self, meta: dict, run, journal, passes: int) -> None:
         from ..measure.host_setup import busy_warning

@@ -96,16 +96,9 @@ def fast_state(probes: Mapping[str, Sequence[float]]) -> float | None:
 def read_slow(probes: Mapping[str, Sequence[float]]) -> list[str]:
     """The points (labels, slowest first, ties in the order given) whose probe read above
     :data:`SLOW_STATE` times the sweep's :func:`fast_state`. Of a run's timings kept, the points
-    whose wall figures the slow state may still hold: those past the share, or whose tries
-    read slow too."""
+    whose wall figures the slow state may still hold: those past the share timed again, or
+    whose tries read slow too."""
     return list(_ranked(probes).slow())
-
-
-def slow_state(probes: Mapping[str, Sequence[float]]) -> list[str]:
-    """:func:`read_slow`'s points, at most :data:`MAX_SHARE` of the points probed: those a
-    sweep's end would time again."""
-    ranked = _ranked(probes)
-    return list(ranked.slow())[:int(MAX_SHARE * len(ranked.order))]
 
 
 class Retimer:
