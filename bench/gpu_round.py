@@ -1,6 +1,7 @@
 """The GPU's standing questions, in fresh processes on one machine, in one sitting.
 
     python bench/gpu_round.py agree  --reference REF.py --out DIR   # level, spread, agreement
+    python bench/gpu_round.py resummarise --out DIR [--sets seed8]  # a cut sitting's files
     python bench/gpu_round.py gate   --out DIR                       # A/A and plants, judged
     python bench/gpu_round.py cost   --reference REF.py --out DIR   # run vs the reference
     python bench/gpu_round.py probe  --out DIR                       # what the host offers
@@ -186,7 +187,6 @@ VARIANTS = {"seed8": {"no_counts_pass": {"device_calls": 0}, "long_windows": LON
 def agree(args, out: Path) -> dict:
     """Level, spread and agreement with the reference, per variant and point set; with the
     reference, what timing points again did (``bench/retime_check.py``)."""
-    import retime_check
     summary = {}
     for gname, grid in AGREE_GRIDS.items():
         if args.sets and gname not in args.sets.split(","):
@@ -194,45 +194,65 @@ def agree(args, out: Path) -> dict:
         chosen = args.variants.split(",") if args.variants else list(VARIANTS[gname])
         variants = {"default": {}, **{k: v for k, v in VARIANTS[gname].items() if k in chosen}}
         g = DRY["grid"] if args.dry_run else grid
-        runs: dict[str, list] = {v: [] for v in variants}
-        refs = []
         for i in range(3):
             if args.reference and not args.dry_run:
-                refs.append(reference(out, f"agree-{gname}-ref-{i}", args.reference, g)["points"])
+                reference(out, f"agree-{gname}-ref-{i}", args.reference, g)
             for v, proto in variants.items():
                 if v != "default" and i == 2:
                     continue  # two processes of each variant, three of the default
-                doc = measure(out, f"agree-{gname}-{v}-{i}", g, args.device, proto)
-                runs[v].append(ours_points(doc))
-        steady = [k for k in (refs[0] if refs else {})
-                  if rel_range([r[k]["wall_fast_us"] for r in refs]) <= 0.10]
-        res = {"reference": {
-            "fast_level_per_process": [q([p["wall_fast_us"] for p in r.values()], 0.5)
-                                       for r in refs],
-            "fast_spread_median_p90": [q(_spreads(refs, "wall_fast_us"), 0.5),
-                                       q(_spreads(refs, "wall_fast_us"), 0.9)],
-            "steady_points": len(steady), "points": len(refs[0]) if refs else 0}}
-        for v, rs in runs.items():
-            row = {"fast_level_per_process": [q([p["wall_fast_us"] for p in r.values()], 0.5)
-                                              for r in rs],
-                   "fast_spread_median_p90": [q(_spreads(rs, "wall_fast_us"), 0.5),
-                                              q(_spreads(rs, "wall_fast_us"), 0.9)],
-                   "speedup_spread_median_p90": [q(_spreads(rs, "speedup"), 0.5),
-                                                 q(_spreads(rs, "speedup"), 0.9)]}
-            if refs:
-                for path in ("wall_fast_us", "wall_slow_us"):
-                    near = [k for k in steady if all(k in r for r in rs) and abs(
-                        q([r[k][path] for r in rs], 0.5) / q([x[k][path] for x in refs], 0.5)
-                        - 1) <= 0.10]
-                    devs = [q([r[k][path] for r in rs], 0.5) / q([x[k][path] for x in refs], 0.5)
-                            - 1 for k in steady if all(k in r for r in rs)]
-                    row[f"{path}_within_10pct_of_reference"] = [len(near), len(steady)]
-                    row[f"{path}_median_deviation"] = q(devs, 0.5)
-                row["host_probe"] = probe_states(rs, refs, steady)
-                row["retime_check"] = retime_check.check(out, gname, v)["processes"]
-            res[v] = row
-        summary[gname] = res
+                measure(out, f"agree-{gname}-{v}-{i}", g, args.device, proto)
+        summary[gname] = agree_summary(out, gname, list(variants))
     return summary
+
+
+def resummarise(args, out: Path) -> dict:
+    """An ``agree`` sitting's summary from the files it left, however many processes each side
+    finished (a sitting cut by its time limit writes no summary of its own)."""
+    names = args.sets.split(",") if args.sets else list(AGREE_GRIDS)
+    variants = ["default"] + [v for v in args.variants.split(",") if v and v != "default"]
+    return {g: agree_summary(out, g, variants) for g in names
+            if (out / f"agree-{g}-default-0.json").exists()}
+
+
+def agree_summary(out: Path, gname: str, variants: list[str]) -> dict:
+    """The summary of one point set's sitting, from its files: the reference's processes and
+    each variant's, as many as finished (``processes`` says how many)."""
+    import retime_check
+
+    def docs(stem: str) -> list[dict]:
+        return [json.loads(p.read_text()) for p in sorted(out.glob(f"agree-{gname}-{stem}-[0-9].json"))]
+    refs = [d["points"] for d in docs("ref")]
+    runs = {v: [ours_points(d) for d in docs(v)] for v in variants}
+    steady = [k for k in (refs[0] if refs else {})
+              if rel_range([r[k]["wall_fast_us"] for r in refs]) <= 0.10]
+    res = {"reference": {
+        "processes": len(refs),
+        "fast_level_per_process": [q([p["wall_fast_us"] for p in r.values()], 0.5)
+                                   for r in refs],
+        "fast_spread_median_p90": [q(_spreads(refs, "wall_fast_us"), 0.5),
+                                   q(_spreads(refs, "wall_fast_us"), 0.9)],
+        "steady_points": len(steady), "points": len(refs[0]) if refs else 0}}
+    for v, rs in runs.items():
+        row = {"processes": len(rs),
+               "fast_level_per_process": [q([p["wall_fast_us"] for p in r.values()], 0.5)
+                                          for r in rs],
+               "fast_spread_median_p90": [q(_spreads(rs, "wall_fast_us"), 0.5),
+                                          q(_spreads(rs, "wall_fast_us"), 0.9)],
+               "speedup_spread_median_p90": [q(_spreads(rs, "speedup"), 0.5),
+                                             q(_spreads(rs, "speedup"), 0.9)]}
+        if refs and rs:
+            for path in ("wall_fast_us", "wall_slow_us"):
+                near = [k for k in steady if all(k in r for r in rs) and abs(
+                    q([r[k][path] for r in rs], 0.5) / q([x[k][path] for x in refs], 0.5)
+                    - 1) <= 0.10]
+                devs = [q([r[k][path] for r in rs], 0.5) / q([x[k][path] for x in refs], 0.5)
+                        - 1 for k in steady if all(k in r for r in rs)]
+                row[f"{path}_within_10pct_of_reference"] = [len(near), len(steady)]
+                row[f"{path}_median_deviation"] = q(devs, 0.5)
+            row["host_probe"] = probe_states(rs, refs, steady)
+            row["retime_check"] = retime_check.check(out, gname, v)["processes"]
+        res[v] = row
+    return res
 
 
 def _spreads(runs: list[dict], key: str) -> list[float]:
@@ -537,7 +557,8 @@ def probe(args, out: Path) -> dict:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("part", choices=("agree", "gate", "rejudge", "keep", "cost", "probe", "windows",
+    ap.add_argument("part", choices=("agree", "resummarise", "gate", "rejudge", "keep", "cost",
+                                     "probe", "windows",
                                      "hoststate", "tally", "sessions", "chunks", "child"))
     ap.add_argument("--out", default="gpu-round")
     ap.add_argument("--reference", default="")
@@ -560,13 +581,13 @@ def main() -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
-    parts = {"agree": agree, "gate": gate, "rejudge": rejudge, "keep": keep, "cost": cost,
+    parts = {"agree": agree, "resummarise": resummarise, "gate": gate, "rejudge": rejudge, "keep": keep, "cost": cost,
              "probe": probe, "windows": windows,
              "hoststate": hoststate, "tally": tally, "sessions": sessions, "chunks": chunks}
     result = parts[args.part](args, out)
     result["seconds"] = round(time.perf_counter() - t0, 1)
     print(json.dumps(result, indent=1))
-    if args.part in ("rejudge", "keep"):
+    if args.part in ("rejudge", "keep", "resummarise"):
         return 0  # read a round's records; the round's own files stay as they were
     (out / f"{args.part}.json").write_text(json.dumps(result, indent=1))
     with tarfile.open(out / f"round-{args.part}.tgz", "w:gz") as tar:

@@ -256,3 +256,18 @@ def test_retime_check_of_a_sweep_too_short_for_a_fast_state(tmp_path):
     got = retime_check.check(_agree_folder(tmp_path, n=4), "seed8", "default")["processes"]
     assert got[0]["probe_fast_state_us"] is None and got[0]["idle"] == [0, 0]
     assert got[0]["timed_again"] == 1, "the journal still tells what was timed again"
+
+
+def test_a_cut_sitting_is_summarised_from_the_processes_it_finished(tmp_path):
+    """Two of ours and two of the reference: what a sitting cut by its time limit leaves."""
+    import argparse
+    folder = _agree_folder(tmp_path)
+    (folder / "agree-seed8-ref-1.json").write_text((folder / "agree-seed8-ref-0.json").read_text())
+    got = gpu_round.resummarise(argparse.Namespace(sets="seed8", variants=""), folder)["seed8"]
+    assert got["reference"]["processes"] == 2 and got["reference"]["steady_points"] == 10
+    ours = got["default"]
+    assert ours["processes"] == 2
+    assert ours["wall_fast_us_within_10pct_of_reference"] == [9, 10], "p1: 200 and 100 us"
+    assert ours["wall_slow_us_within_10pct_of_reference"] == [10, 10]
+    assert ours["retime_check"][0]["timed_again"] == 1
+    assert gpu_round.resummarise(argparse.Namespace(sets="gate72", variants=""), folder) == {}
