@@ -151,10 +151,10 @@ class Retimer:
                         and max(again.host_probe_us) < max(kept.host_probe_us):
                     again.retimed, kept = kept.retimed, again
                 self._keep(label, kept)
-                if not self.ranked.reads_slow(kept.host_probe_us) \
-                        or self.tries[label] >= self.times \
-                        or (again.stage == WALL and self.ranked.reads_slow(again.host_probe_us)):
+                slow_now = again.stage == WALL and self.ranked.reads_slow(again.host_probe_us)
+                if slow_now or not self.ranked.reads_slow(kept.host_probe_us) \
+                        or self.tries[label] >= self.times:
                     break
             yield kept
-            if again.stage == WALL and self.ranked.reads_slow(again.host_probe_us):
+            if slow_now:
                 return
