@@ -270,4 +270,37 @@ def test_a_cut_sitting_is_summarised_from_the_processes_it_finished(tmp_path):
     assert ours["wall_fast_us_within_10pct_of_reference"] == [9, 10], "p1: 200 and 100 us"
     assert ours["wall_slow_us_within_10pct_of_reference"] == [10, 10]
     assert ours["retime_check"][0]["timed_again"] == 1
+    assert ours["targets"] == {"verdict": "not judged",
+                               "why": ["2 and 2 processes, not 3"]}
     assert gpu_round.resummarise(argparse.Namespace(sets="gate72", variants=""), folder) == {}
+
+
+def _sides(ref_spread=0.07, spread=(0.06, 0.19), fast=(40, 44), slow=(37, 44), n=(3, 3)):
+    ref = {"processes": n[0], "fast_spread_median_p90": [ref_spread, 0.36]}
+    row = {"processes": n[1], "fast_spread_median_p90": list(spread),
+           "wall_fast_us_within_10pct_of_reference": list(fast),
+           "wall_slow_us_within_10pct_of_reference": list(slow)}
+    return ref, row
+
+
+@pytest.mark.parametrize("change, verdict", [
+    ({}, "met"),                                   # lease f's gate72 sitting, round 10
+    ({"spread": (0.121, 0.294)}, "missed"),        # lease f's seed8: both spreads over
+    ({"spread": (0.09, 0.26)}, "missed"),          # p90 alone over 25%
+    ({"fast": (62, 81)}, "missed"),                # 77% fast
+    ({"slow": (35, 44)}, "missed"),                # 79.5% slow
+    ({"fast": (0, 0), "slow": (0, 0)}, "missed"),  # no steady point: nothing agrees
+])
+def test_a_calm_sitting_of_three_processes_is_judged_against_the_issues_targets(change, verdict):
+    got = gpu_round.issue_targets(*_sides(**change))
+    assert got["verdict"] == verdict
+    assert got["spread"] == (change.get("spread", (0, 0))[0] <= 0.10
+                             and change.get("spread", (0, 0.2))[1] <= 0.25)
+
+
+def test_a_noisy_or_short_sitting_is_not_judged_and_says_why():
+    noisy = gpu_round.issue_targets(*_sides(ref_spread=0.254))
+    assert noisy == {"verdict": "not judged", "why": [
+        "the reference's own spread 25.4% at the median point, above 10%"]}
+    short = gpu_round.issue_targets(*_sides(ref_spread=float("nan"), n=(1, 3)))
+    assert short == {"verdict": "not judged", "why": ["1 and 3 processes, not 3"]}
