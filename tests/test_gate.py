@@ -152,10 +152,11 @@ def test_vouch_says_the_smallest_change_seen_per_family():
 
 
 # --- records, proof and the command --------------------------------------------------------------
-def track_dir(tmp_path, builds, variant=None, calibration=0.01, protocols=None):
+def track_dir(tmp_path, builds, variant=None, calibration=0.01, protocols=None, levels=None):
     """A track dir: builds.json, asv results of each build (records r1..r3) and their record
     files. ``builds``: [(tag, commit, fast, ops, torch reported)]; ``protocols``: {tag: the
-    records' protocol}, where they say one."""
+    records' protocol}, where they say one; ``levels``: {tag: per record, the us its
+    calibrations read}, where they say one."""
     d = tmp_path / "t"
     res = d / "results"
     manifest = {"grid_family": "smoke", "builds": [], "commits": {}}
@@ -170,6 +171,9 @@ def track_dir(tmp_path, builds, variant=None, calibration=0.01, protocols=None):
                                                 WALL: fast / 200.0, OPS: ops, SLOW_OPS: 130})
             meta = {"torch": torch, "torch_git": "g" * 40, "variant": variant or "cpu",
                     "host_calibration": [{"rel_iqr": calibration}]}
+            if levels and tag in levels:
+                meta["host_calibration"] = [{"rel_iqr": calibration,
+                                             "median_us": levels[tag][r - 1]}] * 2
             if protocols and tag in protocols:
                 meta["protocol"] = protocols[tag]
             rec = d / "records" / machine / f"{commit}-virtualenv-py3.11.json"
@@ -274,6 +278,45 @@ def test_wall_figures_of_a_noisy_host_are_withheld_and_counts_still_judged(tmp_p
                       calibration=0.3)
     rc, text = run_gate(["gate", "2.1.0", "2.2.0", "--dir", str(extra)])
     assert rc == 1 and "+aten::neg x1" in text
+
+
+def test_wall_figures_of_builds_whose_hosts_ran_at_different_speeds_are_withheld(tmp_path):
+    """A process slow for its whole sweep calibrates steadily, at twice its peers' level: one
+    such record of three is outvoted, two withhold the step's wall figures."""
+    builds = [("torch-2.1.0", A, 100.0, 228, "2.1.0+cpu"),
+              ("torch-2.2.0", B, 130.0, 228, "2.2.0+cpu")]
+    one = track_dir(tmp_path / "one", builds,
+                    levels={"torch-2.1.0": [600, 610, 590], "torch-2.2.0": [600, 1200, 605]})
+    rc, text = run_gate(["gate", "2.1.0", "2.2.0", "--dir", str(one)])
+    assert rc == 1 and "different speeds" not in text
+    two = track_dir(tmp_path / "two", builds,
+                    levels={"torch-2.1.0": [600, 610, 590], "torch-2.2.0": [1200, 1210, 605]})
+    rc, text = run_gate(["gate", "2.1.0", "2.2.0", "--dir", str(two)])
+    assert rc == 0 and "the hosts ran at different speeds" in text
+    assert "read 600 and 1200 us at the median over their records, 100% apart" in text
+
+
+@pytest.mark.parametrize("levels, withheld", [
+    ([[600, 610, 590], [605, 640, 580]], False),      # one host, one speed
+    ([[600, 610, 590], [600, 1200, 605]], False),     # one slow record of three: outvoted
+    ([[600, 610, 590], [1200, 1210, 605]], True),     # most of a build's records slow
+    ([[600, 610, 590], [655, 670, 650]], False),      # 9% apart: still judged
+    ([[600, 610, 590], [680, 690, 675]], True),       # 13% apart
+    ([[600, 1200, 1200], [600, 1200, 1210]], False),  # both mostly slow: judged alike
+    ([[math.nan] * 3, [600, 1200, 1200]], False),     # records made before calibrations: no level
+    ([[600], []], False),
+])
+def test_uneven_hosts_outvotes_one_record_and_withholds_builds_at_other_speeds(levels,
+                                                                             withheld):
+    from mhabench.track.gate import uneven_hosts
+    assert bool(uneven_hosts(levels)) is withheld
+
+
+def test_host_levels_read_each_records_calibrations():
+    from mhabench.track.records import host_levels
+    got = host_levels([{"host_calibration": [{"median_us": 600.0}, {"median_us": 1200.0}]},
+                       {"host_calibration": [{"rel_iqr": 0.01}]}, {}])
+    assert got[0] == 900.0 and math.isnan(got[1]) and math.isnan(got[2])
 
 
 def test_wall_figures_timed_differently_are_withheld_and_say_how(tmp_path):

@@ -130,6 +130,22 @@ def test_steps_on_a_noisy_host_say_their_wall_figures_were_not_judged(history):
     assert text.splitlines()[1].startswith("the fast path is not worse: fast instructions -4.2%")
 
 
+def test_a_build_whose_records_mostly_ran_at_another_speed_has_no_wall_judged(history):
+    """2.3.1's records calibrated at 606, 1115 and 931 us, 2.1.2's at 591-635: two of three
+    processes ran slow for their whole sweep."""
+    rc, text, doc = gate(history, "2.1.2", "2.3.1")
+    assert not doc["steps"][0]["context"]["wall_judged"]
+    assert "the hosts ran at different speeds (the builds' calibrations read 628 and 931 us" \
+        in text
+
+
+def test_one_record_of_three_at_another_speed_is_outvoted(history):
+    """One of 2.13.0's records calibrated at 1200 us, its others at 589 and 667, 2.15.0's at
+    593-936: the medians, 667 and 629, are one speed, and the wall figures are judged."""
+    rc, text, doc = gate(history, "2.13.0", "2.15.0")
+    assert doc["steps"][0]["context"]["wall_judged"] and "different speeds" not in text
+
+
 # --- plants on the real 2.15.0 ------------------------------------------------------------------
 def test_one_more_fast_path_op_fails_at_every_point(history):
     name = "aten1"

@@ -70,6 +70,8 @@ def steps(directory: Path, names: list[str], machine: str = "", env: str = "",
             spread = rc.point_values(full.records)
         notes = [n for b in (base, head) for n in b.notes + [f"left out: {r}" for r in b.refused]]
         unjudged = [why for why in (noisy_host([rc.calibrations(base), rc.calibrations(head)]),
+                                    uneven_hosts([rc.host_levels(base.meta),
+                                                  rc.host_levels(head.meta)]),
                                     timed_differently([base, head])) if why]
         if unjudged:
             before, after = without_wall(before), without_wall(after)
@@ -107,6 +109,23 @@ def noisy_host(calibrations: list[list[float]]) -> str:
         return ""
     return (f"wall figures not judged: the host was noisy (its calibration moved {worst:.0%} "
             f"at the median over a build's records, above {NOISY_CALIBRATION:.0%}); {STILL_JUDGED}")
+
+
+def uneven_hosts(levels: list[list[float]]) -> str:
+    """"" where the builds' hosts ran at one speed, else why not: each build's level is the
+    median over its records of their calibration levels
+    (:func:`mhabench.track.records.host_levels`), and levels more than
+    :data:`NOISY_CALIBRATION` apart withhold the wall figures. A process slow for its whole
+    sweep calibrates steadily, so :func:`noisy_host` cannot see it; one such record of three is
+    outvoted by the median, as the replicates' median outvotes its figures."""
+    import statistics
+    meds = [statistics.median(xs) for side in levels if (xs := [x for x in side if x == x])]
+    if len(meds) < 2 or max(meds) <= (1 + NOISY_CALIBRATION) * min(meds):
+        return ""
+    return (f"wall figures not judged: the hosts ran at different speeds (the builds' "
+            f"calibrations read {min(meds):.0f} and {max(meds):.0f} us at the median over their "
+            f"records, {max(meds) / min(meds) - 1:.0%} apart, above {NOISY_CALIBRATION:.0%}); "
+            f"{STILL_JUDGED}")
 
 
 def timed_differently(builds: list) -> str:

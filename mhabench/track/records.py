@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import math
 import re
+import statistics
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -299,6 +300,18 @@ def calibrations(build: Build) -> list[float]:
     """Per record, how unsteady its host was (:func:`unsteadiness`), NaN where the record
     carries no calibration."""
     return [unsteadiness(meta.get("host_calibration")) for meta in build.meta]
+
+
+def host_levels(metas: list[dict]) -> list[float]:
+    """Per record, the speed its host ran the calibration loop at (the median of its
+    calibrations' medians, in us), NaN where the record carries none: a process slow for its
+    whole sweep calibrates steadily, at a level its build's other records do not share."""
+    out = []
+    for meta in metas:
+        xs = [c.get("median_us") for c in meta.get("host_calibration") or [] if isinstance(c, dict)]
+        xs = sorted(x for x in xs if isinstance(x, (int, float)) and math.isfinite(x) and x > 0)
+        out.append(statistics.median(xs) if xs else math.nan)
+    return out
 
 
 def unsteadiness(calibration) -> float:
