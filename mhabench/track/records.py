@@ -306,12 +306,14 @@ def host_levels(metas: list[dict]) -> list[float]:
     """Per record, the speed its host ran the calibration loop at (the median of its
     calibrations' medians, in us), NaN where the record carries none: a process slow for its
     whole sweep calibrates steadily, at a level its build's other records do not share."""
-    out = []
-    for meta in metas:
-        xs = [c.get("median_us") for c in meta.get("host_calibration") or [] if isinstance(c, dict)]
-        xs = sorted(x for x in xs if isinstance(x, (int, float)) and math.isfinite(x) and x > 0)
-        out.append(statistics.median(xs) if xs else math.nan)
-    return out
+    levels = [_medians(meta.get("host_calibration")) for meta in metas]
+    return [statistics.median(xs) if xs else math.nan for xs in levels]
+
+
+def _medians(calibration) -> list[float]:
+    """A record's calibrations' medians (us), those that were measured."""
+    xs = [c.get("median_us") for c in calibration or [] if isinstance(c, dict)]
+    return [x for x in xs if isinstance(x, (int, float)) and math.isfinite(x) and x > 0]
 
 
 def unsteadiness(calibration) -> float:
@@ -322,8 +324,7 @@ def unsteadiness(calibration) -> float:
     cal = [c for c in calibration or [] if isinstance(c, dict)]
     spreads = [c.get("rel_iqr") for c in cal]
     spreads = [x for x in spreads if isinstance(x, (int, float)) and math.isfinite(x)]
-    medians = [c.get("median_us") for c in cal]
-    medians = [x for x in medians if isinstance(x, (int, float)) and math.isfinite(x) and x > 0]
+    medians = _medians(cal)
     drift = max(medians) / min(medians) - 1 if len(medians) > 1 else math.nan
     found = [x for x in spreads + [drift] if math.isfinite(x)]
     return max(found) if found else math.nan
