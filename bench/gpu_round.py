@@ -453,13 +453,12 @@ def judge(base_docs: list[dict], head_docs: list[dict],
     with ``fast_below``, they are judged instead on the records whose probe read below it at
     each point, where ``need`` of them are left on each side (:func:`fast_state_values`)."""
     from mhabench import catalogue as cat
-    from mhabench.track.gate import noisy_host, uneven_hosts, without_wall
-    from mhabench.track.records import host_levels, run_values
+    from mhabench.track.gate import host_unjudged, without_wall
+    from mhabench.track.records import run_values
     from mhabench.track.rule import compare, findings, vouch
     before, after = run_values(base_docs), run_values(head_docs)
-    noisy = (noisy_host([calibrations(base_docs), calibrations(head_docs)])
-             or uneven_hosts([host_levels([d["meta"] for d in docs])
-                              for docs in (base_docs, head_docs)]))
+    noisy = "; ".join(host_unjudged([[d["meta"] for d in docs]
+                                     for docs in (base_docs, head_docs)]))
     if fast_below is not None:
         before = fast_state_values(before, base_docs, fast_below, need)
         after = fast_state_values(after, head_docs, fast_below, need)

@@ -69,10 +69,8 @@ def steps(directory: Path, names: list[str], machine: str = "", env: str = "",
                                  commits, manifest, known, env)
             spread = rc.point_values(full.records)
         notes = [n for b in (base, head) for n in b.notes + [f"left out: {r}" for r in b.refused]]
-        unjudged = [why for why in (noisy_host([rc.calibrations(base), rc.calibrations(head)]),
-                                    uneven_hosts([rc.host_levels(base.meta),
-                                                  rc.host_levels(head.meta)]),
-                                    timed_differently([base, head])) if why]
+        unjudged = host_unjudged([base.meta, head.meta])
+        unjudged += [why for why in (timed_differently([base, head]),) if why]
         if unjudged:
             before, after = without_wall(before), without_wall(after)
             spread = without_wall(spread) if spread else None
@@ -92,6 +90,16 @@ def steps(directory: Path, names: list[str], machine: str = "", env: str = "",
         steps.append(Step(base.name, head.name, context, judged,
                           findings(judged, fails, work), work, vouch(judged), notes))
     return steps
+
+
+def host_unjudged(metas: list[list[dict]]) -> list[str]:
+    """Why the builds' hosts cannot have their wall figures judged (none where they can), from
+    each build's records' meta: a host that moved within its records (:func:`noisy_host`), or
+    builds whose hosts ran at different speeds (:func:`uneven_hosts`)."""
+    why = (noisy_host([[rc.unsteadiness(m.get("host_calibration")) for m in side]
+                       for side in metas]),
+           uneven_hosts([rc.host_levels(side) for side in metas]))
+    return [w for w in why if w]
 
 
 def noisy_host(calibrations: list[list[float]]) -> str:

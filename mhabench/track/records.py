@@ -296,12 +296,6 @@ def work_changes(directory: Path, base: Build, head: Build) -> dict[tuple[str, s
     return out
 
 
-def calibrations(build: Build) -> list[float]:
-    """Per record, how unsteady its host was (:func:`unsteadiness`), NaN where the record
-    carries no calibration."""
-    return [unsteadiness(meta.get("host_calibration")) for meta in build.meta]
-
-
 def host_levels(metas: list[dict]) -> list[float]:
     """Per record, the speed its host ran the calibration loop at (the median of its
     calibrations' medians, in us), NaN where the record carries none: a process slow for its
