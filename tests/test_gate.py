@@ -152,11 +152,12 @@ def test_vouch_says_the_smallest_change_seen_per_family():
 
 
 # --- records, proof and the command --------------------------------------------------------------
-def track_dir(tmp_path, builds, variant=None, calibration=0.01, protocols=None, levels=None):
+def track_dir(tmp_path, builds, variant=None, calibration=0.01, protocols=None, levels=None,
+              pythons=None):
     """A track dir: builds.json, asv results of each build (records r1..r3) and their record
     files. ``builds``: [(tag, commit, fast, ops, torch reported)]; ``protocols``: {tag: the
     records' protocol}, where they say one; ``levels``: {tag: per record, the us its
-    calibrations read}, where they say one."""
+    calibrations read}, where they say one; ``pythons``: {tag: the records' Python}."""
     d = tmp_path / "t"
     res = d / "results"
     manifest = {"grid_family": "smoke", "builds": [], "commits": {}}
@@ -176,6 +177,8 @@ def track_dir(tmp_path, builds, variant=None, calibration=0.01, protocols=None, 
                                              "median_us": levels[tag][r - 1]}] * 2
             if protocols and tag in protocols:
                 meta["protocol"] = protocols[tag]
+            if pythons and tag in pythons:
+                meta["python"] = pythons[tag]
             rec = d / "records" / machine / f"{commit}-virtualenv-py3.11.json"
             rec.parent.mkdir(parents=True, exist_ok=True)
             rec.write_text(json.dumps({"meta": meta, "results": [
@@ -294,6 +297,37 @@ def test_wall_figures_of_builds_whose_hosts_ran_at_different_speeds_are_withheld
     rc, text = run_gate(["gate", "2.1.0", "2.2.0", "--dir", str(two)])
     assert rc == 0 and "the hosts ran at different speeds" in text
     assert "read 600 and 1200 us at the median over their records, 100% apart" in text
+
+
+def test_levels_under_different_pythons_are_not_compared_and_the_step_says_so(tmp_path):
+    """The calibration loop runs at the interpreter's speed: a build that moved from Python
+    3.11 to 3.12 calibrates higher on the same host, which is no sign of a slow host."""
+    builds = [("torch-2.1.0", A, 100.0, 228, "2.1.0+cpu"),
+              ("torch-2.2.0", B, 130.0, 228, "2.2.0+cpu")]
+    levels = {"torch-2.1.0": [700, 705, 690], "torch-2.2.0": [1080, 1075, 1090]}
+    other = track_dir(tmp_path / "other", builds, levels=levels,
+                      pythons={"torch-2.1.0": "3.11.7", "torch-2.2.0": "3.12.1"})
+    rc, text = run_gate(["gate", "2.1.0", "2.2.0", "--dir", str(other)])
+    assert rc == 1 and "different speeds" not in text, "the wall figure is judged"
+    assert "the builds ran under different Pythons (3.11 and 3.12)" in text
+    same = track_dir(tmp_path / "same", builds, levels=levels,
+                     pythons={"torch-2.1.0": "3.12.1", "torch-2.2.0": "3.12.4"})
+    rc, text = run_gate(["gate", "2.1.0", "2.2.0", "--dir", str(same)])
+    assert rc == 0 and "the hosts ran at different speeds" in text
+    assert "different Pythons" not in text
+
+
+@pytest.mark.parametrize("pythons, note", [
+    ([["3.11.7"] * 3, ["3.11.7"] * 3], False),
+    ([["3.12.1"] * 3, ["3.12.4"] * 3], False),          # one minor version: one interpreter
+    ([["3.11.7"] * 3, ["3.12.1"] * 3], True),
+    ([[None] * 3, ["3.12.1"] * 3], False),              # a side that does not say
+    ([["3.11.7", "3.12.1", "3.12.1"], ["3.12.1"] * 3], True),
+])
+def test_other_pythons_reads_each_sides_interpreters(pythons, note):
+    from mhabench.track.gate import other_pythons
+    metas = [[{"python": v} if v else {} for v in side] for side in pythons]
+    assert bool(other_pythons(metas)) is note
 
 
 @pytest.mark.parametrize("levels, withheld", [

@@ -70,6 +70,7 @@ def steps(directory: Path, names: list[str], machine: str = "", env: str = "",
             spread = rc.point_values(full.records)
         notes = [n for b in (base, head) for n in b.notes + [f"left out: {r}" for r in b.refused]]
         unjudged = host_unjudged([base.meta, head.meta])
+        notes.extend(n for n in (other_pythons([base.meta, head.meta]),) if n)
         unjudged += [why for why in (timed_differently([base, head]),) if why]
         if unjudged:
             before, after = without_wall(before), without_wall(after)
@@ -95,11 +96,27 @@ def steps(directory: Path, names: list[str], machine: str = "", env: str = "",
 def host_unjudged(metas: list[list[dict]]) -> list[str]:
     """Why the builds' hosts cannot have their wall figures judged (none where they can), from
     each build's records' meta: a host that moved within its records (:func:`noisy_host`), or
-    builds whose hosts ran at different speeds (:func:`uneven_hosts`)."""
-    why = (noisy_host([[rc.unsteadiness(m.get("host_calibration")) for m in side]
-                       for side in metas]),
-           uneven_hosts([rc.host_levels(side) for side in metas]))
+    builds whose hosts ran at different speeds (:func:`uneven_hosts`), where they ran one
+    Python (:func:`other_pythons`)."""
+    why = [noisy_host([[rc.unsteadiness(m.get("host_calibration")) for m in side]
+                       for side in metas])]
+    if not other_pythons(metas):
+        why.append(uneven_hosts([rc.host_levels(side) for side in metas]))
     return [w for w in why if w]
+
+
+def other_pythons(metas: list[list[dict]]) -> str:
+    """"" where the builds' records ran one Python (or do not say), else a note naming them.
+    The calibration loop is the interpreter's own work (its fastest reading on one host was
+    696 us under Python 3.11 and 1078 under 3.12; docs/tracking.md), so levels under different
+    Pythons say nothing of the host, and :func:`uneven_hosts` is not asked."""
+    sides = [sorted({".".join(str(m["python"]).split(".")[:2]) for m in side if m.get("python")})
+             for side in metas]
+    if all(sides) and len({tuple(s) for s in sides}) > 1:
+        named = " and ".join("/".join(s) for s in sides)
+        return (f"the builds ran under different Pythons ({named}): their hosts' speeds are not "
+                f"compared, as the calibration loop is the interpreter's own work")
+    return ""
 
 
 def noisy_host(calibrations: list[list[float]]) -> str:
