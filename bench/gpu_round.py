@@ -195,14 +195,23 @@ def agree(args, out: Path) -> dict:
         chosen = args.variants.split(",") if args.variants else list(VARIANTS[gname])
         variants = {"default": {}, **{k: v for k, v in VARIANTS[gname].items() if k in chosen}}
         g = DRY["grid"] if args.dry_run else grid
+        noisy = None
         for i in range(3):
             if args.reference and not args.dry_run:
                 reference(out, f"agree-{gname}-ref-{i}", args.reference, g)
+                noisy = too_noisy([json.loads(p.read_text())["points"] for p in
+                                   sorted(out.glob(f"agree-{gname}-ref-[0-9].json"))])
+                if noisy:
+                    print(f"{gname}: stopped after {i + 1} reference processes: {noisy}",
+                          flush=True)
+                    break
             for v, proto in variants.items():
                 if v != "default" and i == 2:
                     continue  # two processes of each variant, three of the default
                 measure(out, f"agree-{gname}-{v}-{i}", g, args.device, proto)
         summary[gname] = agree_summary(out, gname, list(variants))
+        if noisy:
+            summary[gname]["stopped"] = noisy
     return summary
 
 
@@ -281,6 +290,25 @@ def issue_targets(ref: dict, row: dict, t: dict = TARGETS) -> dict:
     agreement = all(n >= t["agreement"] * of and of > 0 for n, of in shares.values())
     return {"verdict": "met" if spread and agreement else "missed",
             "spread": spread, "agreement": agreement}
+
+
+def too_noisy(refs: list[dict], calm: float = TARGETS["calm"]) -> str | None:
+    """Why a sitting cannot be judged, read from the reference's processes so far, or None.
+    At a point, 1 - min/max over some processes bounds from below the spread (range over median)
+    of any set holding them: the range can only widen and the median is at most the max. Once
+    that bound passes ``calm`` at the median point, no later process can bring the sitting under
+    it, and the rest of the sitting would cost the lease's time for no verdict."""
+    labels = [k for k in refs[0] if all(k in r for r in refs)] if len(refs) > 1 else []
+    bounds = []
+    for k in labels:
+        vals = [r[k]["wall_fast_us"] for r in refs]
+        if all(isinstance(v, (int, float)) and math.isfinite(v) and v > 0 for v in vals):
+            bounds.append(1 - min(vals) / max(vals))
+    bound = q(bounds, 0.5)
+    if bounds and bound > calm:
+        return (f"the reference's own spread is at least {bound:.1%} at the median point, "
+                f"above {calm:.0%}")
+    return None
 
 
 def _spreads(runs: list[dict], key: str) -> list[float]:

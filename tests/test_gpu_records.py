@@ -306,3 +306,36 @@ def test_a_noisy_or_short_sitting_is_not_judged_and_says_why():
         "the reference's own spread 25.4% at the median point, above 10%"]}
     short = gpu_round.issue_targets(*_sides(ref_spread=float("nan"), n=(1, 3)))
     assert short == {"verdict": "not judged", "why": ["1 and 3 processes, not 3"]}
+
+
+def _refs(*levels_per_process, n=9):
+    """Reference processes whose fast time at every point is the process's level times a point
+    factor: a host that moved the whole process."""
+    return [{f"B16-S64-E512-H8-b{i}": {"wall_fast_us": lvl * (1 + i / 10)} for i in range(n)}
+            for lvl in levels_per_process]
+
+
+def test_a_sitting_stops_once_the_references_processes_cannot_be_calm():
+    assert gpu_round.too_noisy(_refs(360.0)) is None, "one process: nothing to compare"
+    assert gpu_round.too_noisy(_refs(152.0, 161.0)) is None, "the issue's calm machine"
+    why = gpu_round.too_noisy(_refs(360.0, 556.0))   # lease j's first two processes
+    assert why == "the reference's own spread is at least 35.3% at the median point, above 10%"
+
+
+def test_a_stopped_sitting_would_never_have_been_judged():
+    """The stop is exact: wherever it fires on two processes, every third process leaves the
+    sitting's median spread above the calm limit, so ``issue_targets`` says "not judged"."""
+    import random
+    rng = random.Random(25)
+    fired = 0
+    for _ in range(400):
+        refs = [{f"p{i}": {"wall_fast_us": rng.uniform(100.0, 125.0)} for i in range(7)}
+                for _ in range(2)]
+        # the third process as calming as it can be: the two's larger reading at every point
+        refs.append({k: {"wall_fast_us": max(r[k]["wall_fast_us"] for r in refs)}
+                     for k in refs[0]})
+        if gpu_round.too_noisy(refs[:2]):
+            fired += 1
+            spread = gpu_round.q(gpu_round._spreads(refs, "wall_fast_us"), 0.5)
+            assert spread > gpu_round.TARGETS["calm"]
+    assert 20 < fired < 380, "the draws must test both sides of the stop"
