@@ -179,11 +179,14 @@ def rel_range(vals):
 #: ``no_lead_in``: windows that open on their first timed call, as before round 5 (the window
 #: probe, ``bench/window_probe.py``, measured the lead-in's effect within one process).
 #: ``no_retime``: no point timed again whose host probe read the slow state (before round 6).
+#: ``retime_half``: up to half the sweep's points timed again, not a quarter.
 LONG_WINDOWS = {"min_rounds": 1, "target_ms": 150.0}
 NO_LEAD_IN = {"lead_in": 0}
 NO_RETIME = {"retime": 0}
+RETIME_HALF = {"retime_share": 0.5}
 VARIANTS = {"seed8": {"no_counts_pass": {"device_calls": 0}, "long_windows": LONG_WINDOWS,
-                      "no_lead_in": NO_LEAD_IN, "no_retime": NO_RETIME},
+                      "no_lead_in": NO_LEAD_IN, "no_retime": NO_RETIME,
+                      "retime_half": RETIME_HALF},
             "gate72": {"long_windows": LONG_WINDOWS, "no_lead_in": NO_LEAD_IN}}
 
 

@@ -129,7 +129,7 @@ def test_retime_zero_times_nothing_again():
     assert list(retime(measured, 0, lambda before: pytest.fail("timed again"))) == []
 
 
-def _sweep(probes: list[float], again_probe=100.0, times: int = 1):
+def _sweep(probes: list[float], again_probe=100.0, times: int = 1, share: float = MAX_SHARE):
     """Feed a Retimer the sweep's results in order (``again_probe``: what every try's probe
     reads, or an iterator of readings); per point added, the labels timed again right after
     it; and the labels timed again at the end."""
@@ -142,7 +142,7 @@ def _sweep(probes: list[float], again_probe=100.0, times: int = 1):
         r.point_label = before.point_label
         return r
 
-    timer = Retimer(times, again, planned=len(probes))
+    timer = Retimer(times, again, planned=len(probes), share=share)
     after = []
     for i, p in enumerate(probes):
         r = _result(p)
@@ -182,6 +182,14 @@ def test_the_share_timed_again_counts_the_whole_sweep():
     assert sum(r.retimed for r in timer.measured.values()) == room
 
 
+@pytest.mark.parametrize("share, timed", [(0.0, 0), (0.25, 5), (0.5, 10), (1.0, 12)])
+def test_the_protocol_sets_the_share_timed_again(share, timed):
+    """Twelve of twenty points read slow: the share caps how many are timed again."""
+    timer, after, at_end = _sweep([100.0] * 8 + [300.0] * 12, share=share)
+    assert len(at_end) == timed and not any(after)
+    assert sum(r.retimed for r in timer.measured.values()) == timed
+
+
 def test_a_try_that_reads_slow_ends_the_stretch():
     """The host went slow again: the other points due wait for its next fast reading, and
     the point tried keeps its due tries for then."""
@@ -209,6 +217,16 @@ def test_retime_is_a_whole_number_knob_that_sets_the_wall_level():
         Protocol(retime=1.5)
     assert wall_timing({"lead_in": 1})["retime"] == 0, "a record made before it: none timed again"
     assert wall_timing({"lead_in": 1, "retime": 1})["retime"] == 1
+
+
+def test_retime_share_is_a_fraction_that_sets_the_wall_level():
+    assert Protocol().retime_share == MAX_SHARE and Protocol(retime_share=0.5).retime_share == 0.5
+    for bad in (1.5, -0.1, float("nan"), True):
+        with pytest.raises(ConfigError, match=f"retime_share must be a number from 0 to 1, "
+                                              f"got {bad}"):
+            Protocol(retime_share=bad)
+    assert wall_timing({"lead_in": 1})["retime_share"] == 0.25, "a record made before it: a quarter"
+    assert wall_timing({"retime_share": 0.5})["retime_share"] == 0.5
 
 
 SLOW_PROBE = textwrap.dedent("""

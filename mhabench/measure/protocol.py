@@ -34,6 +34,7 @@ class Protocol:
     device_calls: int = 4       # profiled calls per path, median taken (0: no device time)
     lead_in: int = 1            # untimed calls of the path just before a window's clock starts
     retime: int = 1             # times a point timed in the host's slow state is timed again
+    retime_share: float = 0.25  # at most this share of a sweep's points is timed again
     host_work: bool = True      # exact host-work counts (aten ops, bytecodes, CUDA calls...)
     mode: str = "windows"       # one of MODES
 
@@ -44,10 +45,12 @@ class Protocol:
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) \
                     or not low <= v <= high or (name in ("warmup_ms", "target_ms") and v <= 0) \
-                    or (not name.endswith("_ms") and v != int(v)):
+                    or (name not in FRACTIONS and not name.endswith("_ms") and v != int(v)):
                 if name.endswith("_ms"):
                     raise ConfigError(f"{name} must be a finite number above 0, at most {high:g}, "
                                       f"got {v}")
+                if name in FRACTIONS:
+                    raise ConfigError(f"{name} must be a number from {low:g} to {high:g}, got {v}")
                 raise ConfigError(f"{name} must be a whole number from {low:g} to {high:g}, "
                                   f"got {v}")
         if self.max_rounds < self.min_rounds:
@@ -67,7 +70,7 @@ class Protocol:
 NOT_WALL = ("device_calls", "host_work")
 #: What a record made before a knob existed was measured with (before round 5, no lead-in; before
 #: round 6, no point timed again).
-BEFORE_KNOB = {"lead_in": 0, "retime": 0}
+BEFORE_KNOB = {"lead_in": 0, "retime": 0, "retime_share": 0.25}
 
 
 def wall_timing(protocol: dict) -> dict:
@@ -84,7 +87,9 @@ def wall_timing(protocol: dict) -> dict:
 #: path, millions of rounds) or measure nothing.
 LIMITS = {"warmup_ms": (0, 600_000.0), "min_warmup": (1, 100_000), "target_ms": (0, 3_600_000.0),
           "min_rounds": (1, 1_000_000), "max_rounds": (1, 1_000_000), "device_calls": (0, 10_000),
-          "lead_in": (0, 1_000), "retime": (0, 100)}
+          "lead_in": (0, 1_000), "retime": (0, 100), "retime_share": (0, 1.0)}
+#: The knobs that are shares, not counts.
+FRACTIONS = ("retime_share",)
 
 #: ``check``: plumbing only (two rounds of a millisecond; the figures exist but are not to be
 #: read); ``fast``: a first look; ``default``; ``rigorous``: four times the budget, for

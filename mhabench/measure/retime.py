@@ -27,9 +27,10 @@ SLOW_STATE = 1.3
 FAST_QUANTILE = 0.1
 #: Fewer points than this give no fast state to call a probe slow against.
 MIN_POINTS = 8
-#: At most this share of a sweep's points is timed again: a try costs what the point's rounds
-#: cost (some 56 ms on an H200 lease), and a host slow for most of a sweep would otherwise add
-#: a sixth to the run. The gate reads such a sweep's level from its calibrations.
+#: At most this share of a sweep's points is timed again, unless the protocol says
+#: (``retime_share``): a try costs what the point's rounds cost (some 56 ms on an H200 lease),
+#: and a host slow for most of a sweep would otherwise add a sixth to the run. The gate reads
+#: such a sweep's level from its calibrations.
 MAX_SHARE = 0.25
 
 
@@ -106,13 +107,14 @@ class Retimer:
     took are timed again by ``time_again``, slowest first, while the host reads its fast state:
     after a point whose probe reads it, and at :meth:`finish`. A point gets up to ``times``
     tries, until its probe no longer reads slow; a try whose probe reads slow ends the stretch
-    (the host is slow now: tries in it would read slow too). At most :data:`MAX_SHARE` of the
+    (the host is slow now: tries in it would read slow too). At most ``share`` of the
     sweep's points (``planned``, or those added) are timed again. ``measured`` (label: the
     timing kept) holds every result added."""
 
     def __init__(self, times: int, time_again: Callable[[Result], Result],
-                 planned: int | None = None):
+                 planned: int | None = None, share: float = MAX_SHARE):
         self.times, self.time_again, self.planned = times, time_again, planned
+        self.share = share
         self.measured: dict[str, Result] = {}
         self.tries: dict[str, int] = {}
         self.ranked = _Ranked()
@@ -123,7 +125,7 @@ class Retimer:
 
     def _next(self) -> str | None:
         """The slowest point still due, within the share of points timed again."""
-        room = int(MAX_SHARE * (self.planned if self.planned is not None
+        room = int(self.share * (self.planned if self.planned is not None
                                 else len(self.measured)))
         for k in self.ranked.slow():
             if self.tries.get(k, 0) < self.times and (k in self.tries or len(self.tries) < room):

@@ -112,7 +112,8 @@ def main() -> int:
                                             if k != "wall_build_check")}))
         return again
 
-    retimer = Retimer(spec.protocol.retime, time_again, planned=len(job["points"]))
+    retimer = Retimer(spec.protocol.retime, time_again, planned=len(job["points"]),
+                      share=spec.protocol.retime_share)
     for d in job["points"]:
         point = Point(**d)
         send("S", point.label)
