@@ -31,7 +31,9 @@ many wall comparisons were flagged.
 
 ``cost``: ``mhabench run --grid seed/4`` (or ``--grid``) against the reference on the same
 points, ``--pairs`` times each (two unless told), alternated; with ``--warm`` a reference run
-on the seed grid / 8 first, not counted (a lease's first run pays for what no later one does). Everything is written under ``--out`` and tarred into ``--out``/round.tgz.
+on the seed grid / 8 first, not counted (a lease's first run pays for what no later one does);
+with ``--protocol JSON`` (knobs such as ``{"retime_share": 0.5}``) ours runs with them, in the
+bench's own fresh process, as ``agree`` runs its variants. Everything is written under ``--out`` and tarred into ``--out``/round.tgz.
 """
 from __future__ import annotations
 
@@ -546,7 +548,13 @@ def cost(args, out: Path) -> dict:
         res["warm_reference_s"] = reference(out, "cost-warm", args.reference, "seed/8")["wall_s"]
     for i in range(args.pairs):
         for side in (("ours", "ref") if i % 2 == 0 else ("ref", "ours")):
-            if side == "ours":
+            if side == "ours" and args.protocol:  # knobs the command does not offer
+                t0 = time.perf_counter()
+                doc = measure(out, f"cost-ours-{i}", grid, args.device,
+                              json.loads(args.protocol), extras=True)
+                res["ours_s"].append(time.perf_counter() - t0)
+                res.setdefault("ours_cost_split", []).append(doc["meta"].get("cost_s", {}))
+            elif side == "ours":
                 env = dict(os.environ)
                 t0 = time.perf_counter()
                 subprocess.run([sys.executable, "-m", "mhabench", "run", "--grid", grid,

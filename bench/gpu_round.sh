@@ -9,7 +9,7 @@ o=${OUT:-out}/round; mkdir -p "$o"
 nvidia-smi --query-gpu=name,clocks.sm,clocks.mem --format=csv > "$o/gpu.txt" 2>&1
 for part in $1; do
   timeout "${2:-540}" python3 bench/gpu_round.py "$part" --reference .ref/better_transformer_vs_mha_functional.py \
-    --out "$o" ${SETS:+--sets "$SETS"} ${PLANTS:+--plants "$PLANTS"} ${VARIANTS:+--variants "$VARIANTS"} ${PAIRS:+--pairs "$PAIRS"} ${GRID:+--grid "$GRID"} ${WARM:+--warm} > "$o/$part.log" 2>&1; echo "$part exit $?" >> "$o/$part.log"
+    --out "$o" ${SETS:+--sets "$SETS"} ${PLANTS:+--plants "$PLANTS"} ${VARIANTS:+--variants "$VARIANTS"} ${PAIRS:+--pairs "$PAIRS"} ${GRID:+--grid "$GRID"} ${WARM:+--warm} ${PROTOCOL:+--protocol "$PROTOCOL"} > "$o/$part.log" 2>&1; echo "$part exit $?" >> "$o/$part.log"
   tail -n 3 "$o/$part.log"
 done
 tar -czf "${OUT:-out}/round.tgz" -C "$o" --exclude='*.tgz' .
