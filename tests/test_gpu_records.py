@@ -339,3 +339,17 @@ def test_a_stopped_sitting_would_never_have_been_judged():
             spread = gpu_round.q(gpu_round._spreads(refs, "wall_fast_us"), 0.5)
             assert spread > gpu_round.TARGETS["calm"]
     assert 20 < fired < 380, "the draws must test both sides of the stop"
+
+
+def test_the_cost_part_runs_ours_with_knobs_the_command_does_not_offer(tmp_path):
+    """``cost --protocol``: what half the points timed again would cost is measured with the
+    knob in the record, not with the command's default."""
+    import subprocess
+    proc = subprocess.run([sys.executable, str(Path(gpu_round.__file__)), "cost", "--dry-run",
+                           "--out", str(tmp_path), "--pairs", "1",
+                           "--protocol", json.dumps({"retime_share": 0.5})],
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    doc = json.loads((tmp_path / "cost-ours-0.json").read_text())
+    assert doc["meta"]["protocol"]["retime_share"] == 0.5
+    assert len(json.loads((tmp_path / "cost.json").read_text())["ours_s"]) == 1
