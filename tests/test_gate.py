@@ -381,6 +381,24 @@ def test_wall_figures_timed_differently_are_withheld_and_say_how(tmp_path):
     assert rc == 1 and "+aten::neg x1" in text, "counts are still judged"
 
 
+
+def test_records_that_timed_again_different_shares_are_timed_differently(tmp_path):
+    """A quarter of the points timed again against half: the kept timings' level differs on a
+    host that reads slow often, so the wall figures are not compared; a record made before the
+    knob was timed with a quarter."""
+    builds = [("torch-2.1.0", A, 100.0, 228, "2.1.0+cpu"),
+              ("torch-2.2.0", B, 130.0, 228, "2.2.0+cpu")]
+    before = {"target_ms": 50.0, "min_rounds": 3, "lead_in": 1, "retime": 1}
+    half = track_dir(tmp_path / "half", builds, protocols={
+        "torch-2.1.0": before, "torch-2.2.0": {**before, "retime_share": 0.5}})
+    rc, text = run_gate(["gate", "2.1.0", "2.2.0", "--dir", str(half)])
+    assert rc == 0 and "retime_share 0.25 in 2.1.0; 0.5 in 2.2.0" in text
+    quarter = track_dir(tmp_path / "quarter", builds, protocols={
+        "torch-2.1.0": before, "torch-2.2.0": {**before, "retime_share": 0.25}})
+    rc, text = run_gate(["gate", "2.1.0", "2.2.0", "--dir", str(quarter)])
+    assert rc == 1 and "timed them differently" not in text
+
+
 def test_more_fast_path_bytecodes_with_fewer_instructions_is_reported_not_failed():
     before, after = values(), values(instr=0.95e6)
     after[BYTECODES] = {p: [v + 10 for v in vs] for p, vs in after[BYTECODES].items()}
