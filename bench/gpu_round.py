@@ -301,26 +301,27 @@ def issue_targets(ref: dict, row: dict, t: dict = TARGETS) -> dict:
 
 def too_noisy(refs: list[dict], calm: float = TARGETS["calm"]) -> str | None:
     """Why a sitting cannot be judged, read from the reference's processes so far, or None.
-    At a point, 1 - min/max over some processes bounds from below the spread (range over median)
+    At a point, :func:`gap` over some processes bounds from below the spread (:func:`rel_range`)
     of any set holding them: the range can only widen and the median is at most the max. Once
     that bound passes ``calm`` at the median point, no later process can bring the sitting under
     it, and the rest of the sitting would cost the lease's time for no verdict."""
-    labels = [k for k in refs[0] if all(k in r for r in refs)] if len(refs) > 1 else []
-    bounds = []
-    for k in labels:
-        vals = [r[k]["wall_fast_us"] for r in refs]
-        if all(isinstance(v, (int, float)) and math.isfinite(v) and v > 0 for v in vals):
-            bounds.append(1 - min(vals) / max(vals))
-    bound = q(bounds, 0.5)
-    if bounds and bound > calm:
+    bound = q(_spreads(refs, "wall_fast_us", gap), 0.5) if len(refs) > 1 else math.nan
+    if bound > calm:
         return (f"the reference's own spread is at least {bound:.1%} at the median point, "
                 f"above {calm:.0%}")
     return None
 
 
-def _spreads(runs: list[dict], key: str) -> list[float]:
+def gap(vals):
+    """1 - min/max of the finite readings: at most their :func:`rel_range`, and at most that of
+    any set of readings holding them."""
+    vals = [v for v in vals if v is not None and math.isfinite(v) and v > 0]
+    return 1 - min(vals) / max(vals) if len(vals) > 1 else math.nan
+
+
+def _spreads(runs: list[dict], key: str, spread=rel_range) -> list[float]:
     labels = [k for k in runs[0] if all(k in r for r in runs)] if runs else []
-    return [rel_range([r[k].get(key) for r in runs]) for k in labels]
+    return [spread([r[k].get(key) for r in runs]) for k in labels]
 
 
 def gate(args, out: Path) -> dict:

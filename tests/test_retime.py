@@ -13,9 +13,9 @@ import numpy as np
 import pytest
 
 from mhabench.measure.config import ConfigError, named_grid
-from mhabench.measure.protocol import Protocol, wall_timing
+from mhabench.measure.protocol import RETIME_SHARE, Protocol, wall_timing
 from mhabench.measure.results import DONE, ERROR, WALL, Result
-from mhabench.measure.retime import (FAST_QUANTILE, MAX_SHARE, MIN_POINTS, SLOW_STATE, Retimer,
+from mhabench.measure.retime import (FAST_QUANTILE, MIN_POINTS, SLOW_STATE, Retimer,
                                      fast_state, read_slow)
 
 POINTS = named_grid("smoke", "fp32", "cpu")
@@ -129,7 +129,7 @@ def test_retime_zero_times_nothing_again():
     assert list(retime(measured, 0, lambda before: pytest.fail("timed again"))) == []
 
 
-def _sweep(probes: list[float], again_probe=100.0, times: int = 1, share: float = MAX_SHARE):
+def _sweep(probes: list[float], again_probe=100.0, times: int = 1, share: float = RETIME_SHARE):
     """Feed a Retimer the sweep's results in order (``again_probe``: what every try's probe
     reads, or an iterator of readings); per point added, the labels timed again right after
     it; and the labels timed again at the end."""
@@ -169,7 +169,7 @@ def test_no_point_is_timed_again_while_the_host_reads_slow():
     probes = [100.0] * 8 + [300.0] * 4
     timer, after, at_end = _sweep(probes)
     assert not any(after), "never timed again after a point that read slow"
-    assert at_end == [f"p{i}" for i in range(8, 8 + int(MAX_SHARE * 12))], \
+    assert at_end == [f"p{i}" for i in range(8, 8 + int(RETIME_SHARE * 12))], \
         "at the end, ties in sweep order, within the share"
 
 
@@ -177,7 +177,7 @@ def test_the_share_timed_again_counts_the_whole_sweep():
     """Half of the twenty planned points at most, those timed again mid-sweep included."""
     probes = [100.0] * 8 + [300.0] * 8 + [100.0] + [300.0] * 3
     timer, after, at_end = _sweep(probes)
-    room = int(MAX_SHARE * 20)
+    room = int(RETIME_SHARE * 20)
     assert len(after[16]) == min(8, room) and len(at_end) == room - min(8, room)
     assert sum(r.retimed for r in timer.measured.values()) == room
 
@@ -220,7 +220,7 @@ def test_retime_is_a_whole_number_knob_that_sets_the_wall_level():
 
 
 def test_retime_share_is_a_fraction_that_sets_the_wall_level():
-    assert Protocol().retime_share == MAX_SHARE and Protocol(retime_share=0.5).retime_share == 0.5
+    assert Protocol().retime_share == RETIME_SHARE and Protocol(retime_share=0.5).retime_share == 0.5
     for bad in (1.5, -0.1, float("nan"), True):
         with pytest.raises(ConfigError, match=f"retime_share must be a number from 0 to 1, "
                                               f"got {bad}"):

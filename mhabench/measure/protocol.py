@@ -22,6 +22,14 @@ from .config import ConfigError
 MODES = ("windows",)
 
 
+#: At most this share of a sweep's points is timed again (``retime_share``): a try costs what
+#: the point's rounds cost (some 55 ms on an H200 lease), and a host slow for most of a sweep
+#: would otherwise add a sixth to the run; half would have put the full seed grid over the
+#: reference's cost on one lease (docs/lab/2026-12-03.md, round 12). The gate reads such a
+#: sweep's level from its calibrations.
+RETIME_SHARE = 0.25
+
+
 @dataclass(frozen=True)
 class Protocol:
     """How long and how often to measure. Defaults fit the seed grid within the reference's cost."""
@@ -34,7 +42,7 @@ class Protocol:
     device_calls: int = 4       # profiled calls per path, median taken (0: no device time)
     lead_in: int = 1            # untimed calls of the path just before a window's clock starts
     retime: int = 1             # times a point timed in the host's slow state is timed again
-    retime_share: float = 0.25  # at most this share of a sweep's points is timed again
+    retime_share: float = RETIME_SHARE  # at most this share of the points timed again
     host_work: bool = True      # exact host-work counts (aten ops, bytecodes, CUDA calls...)
     mode: str = "windows"       # one of MODES
 
@@ -70,7 +78,7 @@ class Protocol:
 NOT_WALL = ("device_calls", "host_work")
 #: What a record made before a knob existed was measured with (before round 5, no lead-in; before
 #: round 6, no point timed again).
-BEFORE_KNOB = {"lead_in": 0, "retime": 0, "retime_share": 0.25}
+BEFORE_KNOB = {"lead_in": 0, "retime": 0, "retime_share": RETIME_SHARE}
 
 
 def wall_timing(protocol: dict) -> dict:

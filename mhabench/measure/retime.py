@@ -17,6 +17,7 @@ import bisect
 import math
 from typing import Callable, Iterator, Mapping, Sequence
 
+from .protocol import RETIME_SHARE
 from .results import WALL, Result
 
 #: A point whose probe read this much above the sweep's fast state was timed in the host's
@@ -27,11 +28,6 @@ SLOW_STATE = 1.3
 FAST_QUANTILE = 0.1
 #: Fewer points than this give no fast state to call a probe slow against.
 MIN_POINTS = 8
-#: At most this share of a sweep's points is timed again, unless the protocol says
-#: (``retime_share``): a try costs what the point's rounds cost (some 56 ms on an H200 lease),
-#: and a host slow for most of a sweep would otherwise add a sixth to the run. The gate reads
-#: such a sweep's level from its calibrations.
-MAX_SHARE = 0.25
 
 
 class _Ranked:
@@ -112,7 +108,7 @@ class Retimer:
     timing kept) holds every result added."""
 
     def __init__(self, times: int, time_again: Callable[[Result], Result],
-                 planned: int | None = None, share: float = MAX_SHARE):
+                 planned: int | None = None, share: float = RETIME_SHARE):
         self.times, self.time_again, self.planned = times, time_again, planned
         self.share = share
         self.measured: dict[str, Result] = {}
