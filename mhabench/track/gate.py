@@ -108,7 +108,7 @@ def host_unjudged(metas: list[list[dict]]) -> list[str]:
 def other_pythons(metas: list[list[dict]]) -> str:
     """"" where the builds' records ran one Python (or do not say), else a note naming them.
     The calibration loop is the interpreter's own work (its fastest reading on one host was
-    696 us under Python 3.11 and 1078 under 3.12; docs/tracking.md), so levels under different
+    728 us under Python 3.11 and 1176 under 3.12; docs/tracking.md), so levels under different
     Pythons say nothing of the host, and :func:`uneven_hosts` is not asked."""
     sides = [sorted({".".join(str(m["python"]).split(".")[:2]) for m in side if m.get("python")})
              for side in metas]
