@@ -317,6 +317,24 @@ def test_levels_under_different_pythons_are_not_compared_and_the_step_says_so(tm
     assert "different Pythons" not in text
 
 
+def test_the_python_levels_bench_runs_the_calibrations_own_source():
+    """``bench/python_levels.py`` measures what a record's calibration measures, under any
+    interpreter, from the calibration's source: a changed loop changes what it times."""
+    import subprocess
+    import sys
+    bench = Path(__file__).resolve().parents[1] / "bench" / "python_levels.py"
+    out = subprocess.run([sys.executable, str(bench), sys.executable, "--rounds", "2"],
+                         capture_output=True, text=True, timeout=300, check=True)
+    got = json.loads(out.stdout)[sys.version.split()[0]]
+    assert got["processes"] == 2 and 0 < got["min_us"] <= got["median_us"]
+    sys.path.insert(0, str(bench.parent))
+    import python_levels
+    from mhabench.measure import machine
+    code = python_levels.child_code()
+    assert (f"CALIBRATION_REPS, CALIBRATION_LOOP = {machine.CALIBRATION_REPS}, "
+            f"{machine.CALIBRATION_LOOP}") in code and "for i in range(loop):" in code
+
+
 @pytest.mark.parametrize("pythons, note", [
     ([["3.11.7"] * 3, ["3.11.7"] * 3], False),
     ([["3.12.1"] * 3, ["3.12.4"] * 3], False),          # one minor version: one interpreter
