@@ -341,6 +341,32 @@ def test_a_stopped_sitting_would_never_have_been_judged():
     assert 20 < fired < 380, "the draws must test both sides of the stop"
 
 
+@pytest.mark.parametrize("levels, expect", [
+    ((360.0, 556.0), ["ref-0", "ref-1"]),   # lease j: told before any process of ours
+    ((152.0, 161.0, 158.0), ["ref-0", "ref-1", "default-0", "retime_half-0", "ref-2",
+                             "default-1", "retime_half-1", "default-2"]),
+    ((152.0, 161.0, 400.0), ["ref-0", "ref-1", "default-0", "retime_half-0", "ref-2"]),
+])
+def test_a_sitting_runs_two_reference_processes_before_ours(tmp_path, monkeypatch, levels, expect):
+    """The order of a sitting's processes, and where a noisy lease stops it."""
+    ran = []
+
+    def fake_reference(out, name, ref, grid):
+        i = int(name.rsplit("-", 1)[1])
+        (out / f"{name}.json").write_text(json.dumps({"points": _refs(levels[i])[0]}))
+        ran.append(name.split("seed8-")[1])
+
+    monkeypatch.setattr(gpu_round, "reference", fake_reference)
+    monkeypatch.setattr(gpu_round, "measure", lambda out, name, *a, **k: ran.append(
+        name.split("seed8-")[1]))
+    monkeypatch.setattr(gpu_round, "agree_summary", lambda *a: {})
+    args = gpu_round.argparse.Namespace(sets="seed8", variants="retime_half", dry_run=False,
+                                        reference="ref.py", device="cuda")
+    summary = gpu_round.agree(args, tmp_path)
+    assert ran == expect
+    assert ("stopped" in summary["seed8"]) == (expect[-1].startswith("ref"))
+
+
 def test_the_cost_part_runs_ours_with_knobs_the_command_does_not_offer(tmp_path):
     """``cost --protocol``: what half the points timed again would cost is measured with the
     knob in the record, not with the command's default."""
