@@ -18,9 +18,10 @@ gate grid (``--sets``: one per call keeps a call within 10 minutes). Per variant
 level per process (median over points), the spread of ``wall_fast_us`` between processes
 (median and p90 over points) and the share of the reference's steady points (its own three
 processes within 10%) where our fast and slow times are within 10% of its; and ``targets``,
-issue 25's verdict on them (:func:`issue_targets`): met, missed, or not judged and why. A
-sitting stops once the reference's processes so far disagree too far for any later one to make
-the lease calm (:func:`too_noisy`); its summary says why (``stopped``).
+issue 25's verdict on them (:func:`issue_targets`): met, missed, or not judged and why. The
+reference's first two processes run before any of ours (:data:`REF_ORDER`), and a sitting stops
+once the reference's processes so far disagree too far for any later one to make the lease calm
+(:func:`too_noisy`); its summary says why (``stopped``).
 
 ``gate``: six records of the unchanged build (A) and three of each planted build
 (``tests/plant.py``: a Python loop of about 20 us per fast call, busy waits of 20 and 100 us),
