@@ -99,8 +99,9 @@ PROBE_LOOP, PROBE_REPS = 2_000, 3
 def host_probe() -> float:
     """Median µs of a short run of the calibration's loop: the host's speed just before or
     after one point's rounds. A lease's host switches between a fast state and one about 1.7x
-    slower for seconds at a time, long enough to take whole points (docs/lab/2026-12-03.md); a
-    calibration at the sweep's ends cannot say which points, this can."""
+    slower, for a second or more at a time on some leases, long enough to take whole points
+    (docs/lab/2026-12-03.md); a calibration at the sweep's ends cannot say which points, this
+    can."""
     return host_calibration(PROBE_REPS, PROBE_LOOP)["median_us"]
 
 

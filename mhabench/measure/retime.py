@@ -1,8 +1,9 @@
 """Points timed in the host's slow state, timed again while the host reads its fast state.
 
-A lease's host switches between a fast state and one about 1.7x slower for seconds at a time,
-sometimes for most of a sweep (docs/lab/2026-12-03.md). A point's rounds take some 60 ms in one
-stretch, so an episode takes whole points with it, and no median over rounds can reject it.
+A lease's host switches between a fast state and one about 1.7x slower: on some leases for
+seconds at a time, sometimes for most of a sweep, on others drawn afresh within a few points
+(docs/lab/2026-12-03.md, rounds 6 and 13). A point's rounds take some 60 ms in one stretch, so
+an episode takes whole points with it, and no median over rounds can reject it.
 Each point's rounds are bracketed by a short probe of the host's speed
 (:func:`mhabench.measure.machine.host_probe`). The sweep's fast state is the low tail of its
 points' probes, not their median: a sweep that spent most of its time slow has a slow median,

@@ -1,0 +1,150 @@
+"""A point's rounds timed back to back, against its rounds spread over a chunk of points and
+each kept by its own probe: which holds the host's slow state out of the figure, in one process.
+
+    python bench/interleave_probe.py --grid seed/8 --chunk 8 --device cuda --out FILE.json
+
+Where the host's slow state is drawn afresh within a few points (``bench/state_lag.py``), a
+point whose rounds run back to back (some 50 ms) sits in one state, and timing it again costs
+its rounds again. Spread over a chunk of points, a point's rounds land some hundreds of ms apart,
+in states drawn apart; a round whose two probes (just before and after it) read the fast state
+can be kept and the others left out, at the cost of the probes alone. Both schemes time every
+point of a chunk with the same inputs, paths, windows and rounds, the scheme that goes first
+alternating from chunk to chunk. Per point and scheme, the fast path's figure against the
+fastest round either scheme timed at that point tells whether the figure held the slow state.
+Prints (and writes) JSON: per scheme the share of points held slow (figure above
+:data:`HELD_SLOW` times that fastest round), the median of figure / fastest round, and the
+seconds spent.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+#: A figure this far above the point's fastest round held the slow state (the probe reads the
+#: slow state at 1.3x its fast state; a host-bound fast call moves by some 1.3-2x with it).
+HELD_SLOW = 1.15
+SCHEMES = ("back_to_back", "spread_all", "spread_kept")
+
+
+def figures(rounds: list[float], probes: list[list[float]], fast_state: float,
+            slow_state: float) -> dict:
+    """One point's fast-path figures from its spread rounds: the median of every round, and the
+    median of the rounds whose probes both read under ``slow_state`` times ``fast_state`` (all of
+    them where none did: a point is never left without a figure)."""
+    kept = [r for r, pr in zip(rounds, probes) if max(pr) <= slow_state * fast_state]
+    return {"spread_all": statistics.median(rounds),
+            "spread_kept": statistics.median(kept or rounds), "rounds_kept": len(kept)}
+
+
+def summary(points: dict[str, dict]) -> dict:
+    """Per scheme: points held slow (figure above :data:`HELD_SLOW` times the point's fastest
+    round of either scheme), out of the points, and the median figure / fastest round."""
+    out = {}
+    for s in SCHEMES:
+        ratios = [p[s] / p["fastest_round"] for p in points.values()]
+        out[s] = {"held_slow": [sum(r > HELD_SLOW for r in ratios), len(ratios)],
+                  "median_over_fastest": round(statistics.median(ratios), 3) if ratios else None}
+    return out
+
+
+def run(grid: str, chunk: int, device: str) -> dict:
+    import torch
+
+    from mhabench.measure.config import parse_grid
+    from mhabench.measure.inputs import build
+    from mhabench.measure.machine import host_probe
+    from mhabench.measure.passes import active_paths
+    from mhabench.measure.paths import run_fast_checked
+    from mhabench.measure.protocol import Protocol
+    from mhabench.measure.retime import SLOW_STATE, fast_state
+    from mhabench.measure.timing import (Clock, _order, rounds_for, warmup_together,
+                                         window_calls)
+    proto = Protocol()
+    clock = Clock(device)
+    pts = parse_grid(grid, "float16", device).points
+    points, probes_all, spent = {}, {}, {s: 0.0 for s in ("back_to_back", "spread")}
+    for c in range(0, len(pts), chunk):
+        live = []
+        for p in pts[c:c + chunk]:
+            inp = build(p)
+            paths = active_paths(inp)
+            run_fast_checked(paths["fast"])
+            est = warmup_together(clock, paths, proto)
+            calls = window_calls(est, proto)
+            n = rounds_for(sum((calls[k] + proto.lead_in) * est[k] for k in paths), proto)
+            live.append((p.label, paths, calls, n))
+        got = {label: {"b2b": [], "spread": [], "b2b_probe": [], "spread_probe": []}
+               for label, *_ in live}
+        order = ("back_to_back", "spread") if (c // chunk) % 2 == 0 else ("spread", "back_to_back")
+        for scheme in order:
+            t0 = time.perf_counter()
+            if scheme == "back_to_back":
+                for label, paths, calls, n in live:
+                    warmup_together(clock, paths, proto)
+                    before = host_probe()
+                    for r in range(n):
+                        for k in _order(r, list(paths)):
+                            w = clock.window(paths[k], calls[k], proto.lead_in)
+                            if k == "fast":
+                                got[label]["b2b"].append(w)
+                    got[label]["b2b_probe"] = [before, host_probe()]
+            else:
+                for label, paths, *_ in live:
+                    warmup_together(clock, paths, proto)
+                for r in range(max(n for *_, n in live)):
+                    for label, paths, calls, n in live:
+                        if r >= n:
+                            continue
+                        before = host_probe()
+                        for k in _order(r, list(paths)):
+                            w = clock.window(paths[k], calls[k], proto.lead_in)
+                            if k == "fast":
+                                got[label]["spread"].append(w)
+                        got[label]["spread_probe"].append([before, host_probe()])
+            spent[scheme] += time.perf_counter() - t0
+        for label, g in got.items():
+            points[label] = g
+            probes_all[label] = g["b2b_probe"]
+            probes_all.update({f"{label}/{i}": pr for i, pr in enumerate(g["spread_probe"])})
+        del live
+        if device.startswith("cuda"):
+            torch.cuda.empty_cache()
+    # the sweep's fast state from every probe either scheme took (a few points give enough)
+    fast = fast_state(probes_all) or min(min(pr) for pr in probes_all.values())
+    out = {}
+    for label, g in points.items():
+        row = {"back_to_back": statistics.median(g["b2b"]),
+               **figures(g["spread"], g["spread_probe"], fast, SLOW_STATE),
+               "fastest_round": min(g["b2b"] + g["spread"]),
+               "b2b_probe_slow": max(g["b2b_probe"]) > SLOW_STATE * fast}
+        out[label] = row
+    return {"grid": grid, "chunk": chunk, "fast_state_us": fast, "seconds": spent,
+            "summary": summary(out), "points": out}
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--grid", default="seed/8")
+    ap.add_argument("--chunk", type=int, default=8)
+    ap.add_argument("--device", default="cuda")
+    ap.add_argument("--out", type=Path)
+    args = ap.parse_args(argv)
+    if args.chunk < 1:
+        print(f"--chunk must be at least 1, got {args.chunk}", file=sys.stderr)
+        return 2
+    doc = run(args.grid, args.chunk, args.device)
+    if args.out:
+        args.out.write_text(json.dumps(doc))
+    print(json.dumps({k: doc[k] for k in ("grid", "chunk", "fast_state_us", "seconds",
+                                          "summary")}, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
