@@ -21,6 +21,7 @@ seconds spent.
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import statistics
 import sys
@@ -93,6 +94,18 @@ def chunk_tally(points: dict[str, dict], chunk: int) -> dict:
     return out
 
 
+def one_round(clock, paths: dict, calls: dict, r: int, lead_in: int) -> float:
+    """Round ``r`` of a point: a window of each path in the round's order
+    (``timing.wall_rounds``'s rounds, one at a time); the fast path's µs per call."""
+    from mhabench.measure.timing import _order
+    fast = None
+    for k in _order(r, list(paths)):
+        w = clock.window(paths[k], calls[k], lead_in)
+        if k == "fast":
+            fast = w
+    return fast
+
+
 def run(grid: str, chunk: int, device: str, design: str = "alternate") -> dict:
     import torch
 
@@ -103,8 +116,7 @@ def run(grid: str, chunk: int, device: str, design: str = "alternate") -> dict:
     from mhabench.measure.paths import run_fast_checked
     from mhabench.measure.protocol import Protocol
     from mhabench.measure.retime import SLOW_STATE, fast_state
-    from mhabench.measure.timing import (Clock, _order, rounds_for, warmup_together,
-                                         window_calls)
+    from mhabench.measure.timing import Clock, rounds_for, warmup_together, window_calls
     proto = Protocol()
     clock = Clock(device)
     pts = parse_grid(grid, "float16", device).points
@@ -122,31 +134,29 @@ def run(grid: str, chunk: int, device: str, design: str = "alternate") -> dict:
         got = {label: {"b2b": [], "spread": [], "b2b_probe": [], "spread_probe": []}
                for label, *_ in live}
         warm = False
-        for action in schedule([n for *_, n in live], design, (c // chunk) % 2 == 0):
-            t0 = time.perf_counter()
-            if action[0] == "back_to_back":
-                label, paths, calls, n = live[action[1]]
-                warmup_together(clock, paths, proto)
-                before = host_probe()
-                for r in range(n):
-                    for k in _order(r, list(paths)):
-                        w = clock.window(paths[k], calls[k], proto.lead_in)
-                        if k == "fast":
-                            got[label]["b2b"].append(w)
-                got[label]["b2b_probe"] = [before, host_probe()]
-            else:
-                if not warm:  # every point of the chunk, before its first spread round
-                    for _, paths, *_ in live:
-                        warmup_together(clock, paths, proto)
-                    warm = True
-                r, (label, paths, calls, n) = action[1], live[action[2]]
-                before = host_probe()
-                for k in _order(r, list(paths)):
-                    w = clock.window(paths[k], calls[k], proto.lead_in)
-                    if k == "fast":
-                        got[label]["spread"].append(w)
-                got[label]["spread_probe"].append([before, host_probe()])
-            spent[action[0]] += time.perf_counter() - t0
+        gc.disable()  # as during the rounds of ``mhabench run`` (``timing.wall_rounds``)
+        try:
+            for action in schedule([n for *_, n in live], design, (c // chunk) % 2 == 0):
+                t0 = time.perf_counter()
+                if action[0] == "back_to_back":
+                    label, paths, calls, n = live[action[1]]
+                    warmup_together(clock, paths, proto)
+                    before = host_probe()
+                    got[label]["b2b"] = [one_round(clock, paths, calls, r, proto.lead_in)
+                                         for r in range(n)]
+                    got[label]["b2b_probe"] = [before, host_probe()]
+                else:
+                    if not warm:  # every point of the chunk, before its first spread round
+                        for _, paths, *_ in live:
+                            warmup_together(clock, paths, proto)
+                        warm = True
+                    r, (label, paths, calls, n) = action[1], live[action[2]]
+                    before = host_probe()
+                    got[label]["spread"].append(one_round(clock, paths, calls, r, proto.lead_in))
+                    got[label]["spread_probe"].append([before, host_probe()])
+                spent[action[0]] += time.perf_counter() - t0
+        finally:
+            gc.enable()
         for label, g in got.items():
             points[label] = g
             probes_all[label] = g["b2b_probe"]
