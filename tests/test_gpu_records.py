@@ -16,6 +16,7 @@ host's fast state, A/A moves about half as far as over every record, and the 100
 out at nearly every point."""
 from __future__ import annotations
 
+import argparse
 import gzip
 import json
 import math
@@ -262,7 +263,6 @@ def test_retime_check_of_a_sweep_too_short_for_a_fast_state(tmp_path):
 
 def test_a_cut_sitting_is_summarised_from_the_processes_it_finished(tmp_path):
     """Two of ours and two of the reference: what a sitting cut by its time limit leaves."""
-    import argparse
     folder = _agree_folder(tmp_path)
     (folder / "agree-seed8-ref-1.json").write_text((folder / "agree-seed8-ref-0.json").read_text())
     got = gpu_round.resummarise(argparse.Namespace(sets="seed8", variants=""), folder)["seed8"]
@@ -360,8 +360,8 @@ def test_a_sitting_runs_two_reference_processes_before_ours(tmp_path, monkeypatc
     monkeypatch.setattr(gpu_round, "measure", lambda out, name, *a, **k: ran.append(
         name.split("seed8-")[1]))
     monkeypatch.setattr(gpu_round, "agree_summary", lambda *a: {})
-    args = gpu_round.argparse.Namespace(sets="seed8", variants="retime_half", dry_run=False,
-                                        reference="ref.py", device="cuda")
+    args = argparse.Namespace(sets="seed8", variants="retime_half", dry_run=False,
+                              reference="ref.py", device="cuda")
     summary = gpu_round.agree(args, tmp_path)
     assert ran == expect
     assert ("stopped" in summary["seed8"]) == (expect[-1].startswith("ref"))
