@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Sequence
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from mhabench.measure.retime import SLOW_STATE, fast_state  # noqa: E402
 
@@ -30,15 +31,9 @@ LAGS = (1, 10, 40, 80)
 
 def first_probes(journal: Path) -> list[list[float]]:
     """Each point's probes ([before, after] its rounds) from its first wall pass, in the order
-    the points were measured."""
-    seen, out = set(), []
-    for line in journal.open():
-        e = json.loads(line)
-        probe = e.get("record", {}).get("host_probe_us") if e.get("stage") == "wall" else None
-        if probe and e["label"] not in seen:
-            seen.add(e["label"])
-            out.append(probe)
-    return out
+    the points were measured (:func:`retime_check.walls`' first records, in arrival order)."""
+    from retime_check import walls
+    return [r["host_probe_us"] for r in walls(journal)[0].values() if r.get("host_probe_us")]
 
 
 def lag_row(probes: Sequence[Sequence[float]], lags: Sequence[int] = LAGS) -> dict:
