@@ -183,14 +183,17 @@ def rel_range(vals):
 #: probe, ``bench/window_probe.py``, measured the lead-in's effect within one process).
 #: ``no_retime``: no point timed again whose host probe read the slow state (before round 6).
 #: ``retime_half``: up to half the sweep's points timed again, not a quarter.
+#: ``back_to_back``: each point's rounds in one stretch, not interleaved (before round 14).
 LONG_WINDOWS = {"min_rounds": 1, "target_ms": 150.0}
 NO_LEAD_IN = {"lead_in": 0}
 NO_RETIME = {"retime": 0}
 RETIME_HALF = {"retime_share": 0.5}
+BACK_TO_BACK = {"interleave": 1}
 VARIANTS = {"seed8": {"no_counts_pass": {"device_calls": 0}, "long_windows": LONG_WINDOWS,
                       "no_lead_in": NO_LEAD_IN, "no_retime": NO_RETIME,
-                      "retime_half": RETIME_HALF},
-            "gate72": {"long_windows": LONG_WINDOWS, "no_lead_in": NO_LEAD_IN}}
+                      "retime_half": RETIME_HALF, "back_to_back": BACK_TO_BACK},
+            "gate72": {"long_windows": LONG_WINDOWS, "no_lead_in": NO_LEAD_IN,
+                       "back_to_back": BACK_TO_BACK}}
 
 
 #: The reference's processes run before each round of ours: two before the first, one before
@@ -277,6 +280,7 @@ def agree_summary(out: Path, gname: str, variants: list[str]) -> dict:
                 row[f"{path}_within_10pct_of_reference"] = [len(near), len(steady)]
                 row[f"{path}_median_deviation"] = q(devs, 0.5)
             row["host_probe"] = probe_states(rs, refs, steady)
+        if rs:
             row["retime_check"] = retime_check.check(out, gname, v)["processes"]
         row["targets"] = issue_targets(res["reference"], row)
         res[v] = row

@@ -97,9 +97,9 @@ def chunk_tally(points: dict[str, dict], chunk: int) -> dict:
 def one_round(clock, paths: dict, calls: dict, r: int, lead_in: int) -> float:
     """Round ``r`` of a point: a window of each path in the round's order
     (``timing.wall_rounds``'s rounds, one at a time); the fast path's µs per call."""
-    from mhabench.measure.timing import _order
+    from mhabench.measure.timing import round_order
     fast = None
-    for k in _order(r, list(paths)):
+    for k in round_order(r, list(paths)):
         w = clock.window(paths[k], calls[k], lead_in)
         if k == "fast":
             fast = w

@@ -7,8 +7,10 @@ after; then how well the probe tells a point's figure, on the records as kept.
 
 A point's figure counts as slow where its fast or slow wall time is above 1.3x the lowest of
 our processes' at that point; its probe as slow where it read above 1.3x the process's fast
-state (:func:`mhabench.measure.retime.fast_state`). Prints JSON: per process the counts, and
-``missed`` (figure slow, probe fast) and ``idle`` (probe slow, figure fine) out of their totals.
+state (:func:`mhabench.measure.retime.fast_state`). Prints JSON: per process the counts
+(``probe_slow``: points whose timing kept still read slow; ``rounds_left_out``: interleaved rounds
+left out, of all rounds), and ``missed`` (figure slow, probe fast) and ``idle`` (probe slow,
+figure fine) out of their totals.
 """
 from __future__ import annotations
 
@@ -66,7 +68,11 @@ def check(folder: Path, sset: str, variant: str) -> dict:
         fig_slow = {k for k, r in run.items() if any(
             r["metrics"][p] > SLOW_FIGURE * best[p][k] for p in best)}
         row = {"points": len(run), "timed_again": len(again), "kept": len(kept),
-               "probe_fast_state_us": round(fast, 1) if fast is not None else None}
+               "probe_fast_state_us": round(fast, 1) if fast is not None else None,
+               "probe_slow": len(probe_slow),
+               "rounds_left_out": [sum(r.get("rounds_left_out", 0) for r in run.values()),
+                                   sum(len(r["rounds_us"]["fast"]) + r.get("rounds_left_out", 0)
+                                       for r in run.values())]}
         if ref and kept:
             row["fast_over_reference_kept_before_after"] = [
                 round(statistics.median(fast_us(first[k]) / ref[k] for k in kept), 3),

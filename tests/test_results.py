@@ -392,7 +392,7 @@ def test_the_doc_carries_what_the_json_promises():
     d = r.doc()
     assert set(d) == {"point", "label", "status", "message", "fast_path", "sdpa_backend",
                       "metrics", "lengths", "rounds_us", "window_calls", "host_probe_us",
-                      "retimed", "device_calls_us", "host_work", "instructions"}
+                      "retimed", "rounds_left_out", "device_calls_us", "host_work", "instructions"}
     assert d["window_calls"] == r.window_calls and d["label"] == r.point.label
     assert d["host_probe_us"] == [61.5, 104.2]
     assert Result.of_record(r.record()).host_probe_us == [61.5, 104.2], "the journal keeps it"

@@ -249,6 +249,10 @@ def retime_lines(results: list) -> list[str]:
     high, and a user should know which."""
     from ..measure.retime import read_slow
     out = []
+    left = [r.rounds_left_out for r in results if r.timed and r.rounds_left_out]
+    if left:
+        out.append(f"{sum(left)} round(s) at {len(left)} point(s) left out: the host probe read "
+                   f"its slow state around them")
     retimed = sum(1 for r in results if r.retimed)
     if retimed:
         out.append(f"{retimed} point(s) timed again: the host probe read its slow state around "

@@ -35,7 +35,9 @@ from .paths import FastPathNotTaken, backend_paths, make_paths, run_fast_checked
 from .protocol import Protocol
 from .reference import fp32_reference, max_abs_err
 from .results import DONE, ERROR, MISMATCH, NO_FASTPATH, WALL, Result
-from .timing import DeviceTimes, wall_rounds
+from .retime import RoundKeeper
+from .timing import (Clock, DeviceTimes, round_order, rounds_for, wall_rounds, warmup_together,
+                     window_calls)
 
 
 def one_line(exc: BaseException) -> str:
@@ -69,16 +71,15 @@ def measure(point: Point, proto: Protocol, cost: dict | None = None, extras: boo
     return counts_pass(wall_pass(point, proto, cost, extras, before_rounds), proto, cost, extras)
 
 
-def wall_pass(point: Point, proto: Protocol, cost: dict | None = None, extras: bool = True,
-              before_rounds: Callable[[], None] | None = None) -> Result:
-    """Build, check fast against slow, (``extras``) the fp32 drift, then the wall rounds.
-
-    ``before_rounds`` runs once the inputs are built and checked, just before the timed rounds:
-    a supervised worker waits there until the point before is fsynced to the journal. Cost keys:
-    ``wall_pass`` (``wall_build_check`` the first part), ``extra_fp32``, ``journal_wait``."""
-    cost = {} if cost is None else cost
+def wall_prepare(point: Point, proto: Protocol, cost: dict,
+                 extras: bool = True) -> tuple[Result, dict | None]:
+    """A wall pass up to its rounds: build, check fast against slow, (``extras``) the fp32
+    drift. Returns the result and the paths to time, or no paths where the point failed (its
+    result then stage done). Cost keys: ``wall_pass`` (``wall_build_check`` its first part),
+    ``extra_fp32``."""
     res = Result(point, stage=WALL)
     t0 = time.perf_counter()
+    paths = None
     try:
         inp = build(point)
         res.padding, res.lengths = inp.padding, list(inp.lengths)
@@ -93,22 +94,169 @@ def wall_pass(point: Point, proto: Protocol, cost: dict | None = None, extras: b
         if extras:
             t0 += _extra(res, cost, "fp32", _drift, res, inp, fast_out)  # counted apart
         del fast_out
-        if before_rounds:  # its wait is counted apart, as ``journal_wait``
-            t1 = time.perf_counter()
-            before_rounds()
-            t0 += add_seconds(cost, "journal_wait", time.perf_counter() - t1)
+    except FastPathNotTaken as exc:
+        res.status, res.message, paths = NO_FASTPATH, str(exc), None
+    except Exception as exc:  # OOM, kernel refusals, anything: this point fails, the sweep goes on
+        res.status, res.message, paths = ERROR, one_line(exc), None
+        _recover(point.device)
+    add_seconds(cost, "wall_pass", time.perf_counter() - t0)
+    if paths is None:
+        res.stage = DONE  # nothing more to measure at a failed point
+    return res, paths
+
+
+def _failed(res: Result, exc: BaseException) -> None:
+    """A point whose rounds raised: failed, its rounds gone; the sweep goes on."""
+    res.status, res.message, res.rounds, res.stage = ERROR, one_line(exc), {}, DONE
+    _recover(res.point.device)
+
+
+def wall_pass(point: Point, proto: Protocol, cost: dict | None = None, extras: bool = True,
+              before_rounds: Callable[[], None] | None = None) -> Result:
+    """One point's wall pass, its rounds back to back: :func:`wall_prepare`, then the wall
+    rounds bracketed by two probes of the host's speed.
+
+    ``before_rounds`` runs once the inputs are built and checked, just before the timed rounds:
+    a supervised worker waits there until the point before is fsynced to the journal. Cost keys:
+    :func:`wall_prepare`'s, and ``journal_wait``."""
+    cost = {} if cost is None else cost
+    res, paths = wall_prepare(point, proto, cost, extras)
+    if paths is None:
+        return res
+    if before_rounds:  # its wait is counted apart, as ``journal_wait``
+        t1 = time.perf_counter()
+        before_rounds()
+        add_seconds(cost, "journal_wait", time.perf_counter() - t1)
+    t0 = time.perf_counter()
+    try:
         probe = host_probe()
         res.rounds, res.window_calls = wall_rounds(paths, proto, point.device)
         res.host_probe_us = [probe, host_probe()]
-    except FastPathNotTaken as exc:
-        res.status, res.message = NO_FASTPATH, str(exc)
-    except Exception as exc:  # OOM, kernel refusals, anything: this point fails, the sweep goes on
-        res.status, res.message, res.rounds = ERROR, one_line(exc), {}
-        _recover(point.device)
+    except Exception as exc:
+        _failed(res, exc)
     add_seconds(cost, "wall_pass", time.perf_counter() - t0)
-    if not res.timed:
-        res.stage = DONE  # nothing more to measure at a failed point
     return res
+
+
+def wall_chunks(points: Sequence[Point], size: int) -> Iterator[list[Point]]:
+    """Consecutive points in chunks of at most ``size`` and :data:`SESSION_BYTES` of inputs (a
+    larger point alone), one device to a chunk: the points whose rounds are interleaved."""
+    chunk: list[Point] = []
+    held = 0
+    for p in points:
+        b = input_bytes(p)
+        if chunk and (len(chunk) >= size or held + b > SESSION_BYTES
+                      or p.device != chunk[0].device):
+            yield chunk
+            chunk, held = [], 0
+        chunk.append(p)
+        held += b
+    if chunk:
+        yield chunk
+
+
+def wall_passes(points: Sequence[Point], proto: Protocol, extras: bool = True,
+                before_rounds: Callable[[], None] | None = None,
+                on_point: Callable[[str], None] | None = None) -> Iterator[tuple[Result, dict]]:
+    """Every point's wall pass, yielding each (result, its cost) as it is done.
+
+    With ``proto.interleave`` 1, :func:`wall_pass` point by point. Otherwise in chunks of that
+    many points (:func:`wall_chunks`): each point prepared and warmed up, then round 1 of every
+    point, round 2..., each round bracketed by its own two probes; a point's rounds whose probes
+    read the host's slow state are left out (:class:`mhabench.measure.retime.RoundKeeper`,
+    ``rounds_left_out``), so that the slow state takes some of a point's rounds, not all of
+    them. A point failing before its rounds is yielded at once; the others once the chunk's
+    rounds are done. ``on_point(label)`` is told whenever work moves to a point (a supervisor
+    knows which point a crash was in); ``before_rounds`` runs before each chunk's rounds."""
+    tell = on_point or (lambda label: None)
+    if proto.interleave <= 1:
+        for p in points:
+            tell(p.label)
+            cost: dict = {}
+            yield wall_pass(p, proto, cost, extras, before_rounds), cost
+        return
+    keeper = RoundKeeper()
+    for chunk in wall_chunks(points, proto.interleave):
+        yield from _interleaved(chunk, proto, extras, before_rounds, tell, keeper)
+        if chunk[0].device.startswith("cuda"):
+            torch.cuda.empty_cache()
+
+
+class _Timed:
+    """A point of an interleaved chunk: its result, paths, windows, rounds and their probes."""
+
+    def __init__(self, res: Result, paths: dict, cost: dict):
+        self.res, self.paths, self.cost = res, paths, cost
+        self.calls: dict[str, int] = {}
+        self.rounds = 0
+        self.samples: dict[str, list[float]] = {n: [] for n in paths}
+        self.probes: list[list[float]] = []
+
+
+def _interleaved(chunk: list[Point], proto: Protocol, extras: bool,
+                 before_rounds: Callable[[], None] | None, tell: Callable[[str], None],
+                 keeper: RoundKeeper) -> Iterator[tuple[Result, dict]]:
+    live: list[_Timed] = []
+    for p in chunk:
+        tell(p.label)
+        cost: dict = {}
+        res, paths = wall_prepare(p, proto, cost, extras)
+        if paths is None:
+            yield res, cost
+        else:
+            live.append(_Timed(res, paths, cost))
+    if not live:
+        return
+    if before_rounds:
+        t1 = time.perf_counter()
+        before_rounds()
+        add_seconds(live[0].cost, "journal_wait", time.perf_counter() - t1)
+    clock = Clock(chunk[0].device)
+    for t in list(live):
+        tell(t.res.point.label)
+        t0 = time.perf_counter()
+        try:
+            est = warmup_together(clock, t.paths, proto)
+            t.calls = window_calls(est, proto)
+            t.rounds = rounds_for(sum((t.calls[n] + proto.lead_in) * est[n] for n in t.paths),
+                                  proto)
+        except Exception as exc:
+            _failed(t.res, exc)
+        add_seconds(t.cost, "wall_pass", time.perf_counter() - t0)
+    done = [t for t in live if t.res.stage == DONE]
+    live = [t for t in live if t.res.stage != DONE]
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        for r in range(max((t.rounds for t in live), default=0)):
+            for t in live:
+                if r >= t.rounds or t.res.stage == DONE:
+                    continue
+                tell(t.res.point.label)
+                t0 = time.perf_counter()
+                try:
+                    before = host_probe()
+                    for n in round_order(r, list(t.paths)):
+                        t.samples[n].append(clock.window(t.paths[n], t.calls[n], proto.lead_in))
+                    t.probes.append([before, host_probe()])
+                except Exception as exc:
+                    _failed(t.res, exc)
+                add_seconds(t.cost, "wall_pass", time.perf_counter() - t0)
+    finally:
+        if was_enabled:
+            gc.enable()
+    for t in live:
+        if t.res.stage != DONE:
+            keeper.add(t.res.point.label, t.probes)
+    for t in live:
+        if t.res.stage != DONE:
+            kept = keeper.kept(t.probes)
+            t.res.rounds = {n: [v[i] for i in kept] for n, v in t.samples.items()}
+            t.res.window_calls = t.calls
+            t.res.host_probe_us = [x for i in kept for x in t.probes[i]]
+            t.res.rounds_left_out = len(t.probes) - len(kept)
+    for t in sorted(done + live, key=lambda t: chunk.index(t.res.point)):
+        yield t.res, t.cost
 
 
 def counts_pass(res: Result, proto: Protocol, cost: dict | None = None,

@@ -29,6 +29,16 @@ MODES = ("windows",)
 #: sweep's level from its calibrations.
 RETIME_SHARE = 0.25
 
+#: Points whose rounds are interleaved (``interleave``): round 1 of each, then round 2, each
+#: round bracketed by its own probe of the host's speed, and a point's rounds whose probes read
+#: the slow state left out (:func:`mhabench.measure.passes.wall_passes`). Where the host's slow
+#: state is drawn afresh every second or so, a point's rounds back to back (some 50 ms) sit in
+#: one state; spread over 8 points they land some 400 ms apart. On one H200 lease, 6 processes
+#: of 160 points: 207 points held the slow state back to back, 140 interleaved and kept by
+#: their probes; back to back held more in 51 chunks of 8, interleaved in 20 (71 that differed),
+#: at 1.04x the time (docs/lab/2026-12-03.md, round 14).
+INTERLEAVE = 8
+
 
 @dataclass(frozen=True)
 class Protocol:
@@ -43,6 +53,7 @@ class Protocol:
     lead_in: int = 1            # untimed calls of the path just before a window's clock starts
     retime: int = 1             # times a point timed in the host's slow state is timed again
     retime_share: float = RETIME_SHARE  # at most this share of the points timed again
+    interleave: int = INTERLEAVE  # points whose rounds are interleaved (1: each back to back)
     host_work: bool = True      # exact host-work counts (aten ops, bytecodes, CUDA calls...)
     mode: str = "windows"       # one of MODES
 
@@ -77,8 +88,8 @@ class Protocol:
 #: host work is counted); every other knob does: how long a window is, how many, how it opens.
 NOT_WALL = ("device_calls", "host_work")
 #: What a record made before a knob existed was measured with (before round 5, no lead-in; before
-#: round 6, no point timed again).
-BEFORE_KNOB = {"lead_in": 0, "retime": 0, "retime_share": RETIME_SHARE}
+#: round 6, no point timed again; before round 14, each point's rounds back to back).
+BEFORE_KNOB = {"lead_in": 0, "retime": 0, "retime_share": RETIME_SHARE, "interleave": 1}
 
 
 def wall_timing(protocol: dict) -> dict:
@@ -95,7 +106,8 @@ def wall_timing(protocol: dict) -> dict:
 #: path, millions of rounds) or measure nothing.
 LIMITS = {"warmup_ms": (0, 600_000.0), "min_warmup": (1, 100_000), "target_ms": (0, 3_600_000.0),
           "min_rounds": (1, 1_000_000), "max_rounds": (1, 1_000_000), "device_calls": (0, 10_000),
-          "lead_in": (0, 1_000), "retime": (0, 100), "retime_share": (0, 1.0)}
+          "lead_in": (0, 1_000), "retime": (0, 100), "retime_share": (0, 1.0),
+          "interleave": (1, 10_000)}
 #: The knobs that are shares, not counts.
 FRACTIONS = ("retime_share",)
 

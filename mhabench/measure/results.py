@@ -43,8 +43,10 @@ class Result:
     sdpa_backend: str = ""  # the SDPA backend whose kernels the fast path ran (CUDA only)
     rounds: dict[str, list[float]] = field(default_factory=dict)
     window_calls: dict[str, int] = field(default_factory=dict)  # calls behind each round's sample
-    host_probe_us: list[float] = field(default_factory=list)  # host speed before, after the rounds
+    #: host speed before and after the rounds (interleaved: before and after each round kept)
+    host_probe_us: list[float] = field(default_factory=list)
     retimed: int = 0  # times the point was timed again, its probe having read the slow state
+    rounds_left_out: int = 0  # interleaved rounds whose probes read the host's slow state
     device_calls: dict[str, list[float]] = field(default_factory=dict)
     lengths: list[int] = field(default_factory=list)   # real tokens per row: the useful FLOPs
     peak_tflops: float = math.nan                        # the device's calibrated matmul peak
@@ -207,7 +209,7 @@ class Result:
                 "metrics": {k: _json_num(v) for k, v in self.metrics().items()},
                 "lengths": list(self.lengths), "rounds_us": self.rounds,
                 "window_calls": self.window_calls, "host_probe_us": self.host_probe_us,
-                "retimed": self.retimed,
+                "retimed": self.retimed, "rounds_left_out": self.rounds_left_out,
                 "device_calls_us": self.device_calls,
                 "host_work": self.host_work, "instructions": self.instructions}
 

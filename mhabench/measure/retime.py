@@ -157,3 +157,26 @@ class Retimer:
             yield kept
             if slow_now:
                 return
+
+
+class RoundKeeper:
+    """Interleaved rounds (``Protocol.interleave``) kept by their own probes: the sweep's fast
+    state is the low tail of every round's probes so far (:data:`FAST_QUANTILE`), and a round
+    whose probe read above :data:`SLOW_STATE` times it is left out of its point's figures. As
+    for the points timed again, the probe decides, never the figure."""
+
+    def __init__(self):
+        self.ranked = _Ranked()
+
+    def add(self, label: str, probes: Sequence[Sequence[float]]) -> None:
+        """A point's rounds' probes (the two bracketing each round), in round order."""
+        for r, probe in enumerate(probes):
+            self.ranked.set(f"{label}/{r}", probe)
+
+    def kept(self, probes: Sequence[Sequence[float]]) -> list[int]:
+        """The rounds (indices) whose probes read the fast state; every round where none did, or
+        where the sweep has too few rounds to know its fast state: a point keeps a figure."""
+        fast = self.ranked.fast()
+        keep = [r for r, pr in enumerate(probes)
+                if fast is not None and pr and max(pr) <= SLOW_STATE * fast]
+        return keep or list(range(len(probes)))

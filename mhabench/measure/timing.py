@@ -127,7 +127,7 @@ def window_calls(est: Mapping[str, float], proto: Protocol) -> dict[str, int]:
             for n, us in est.items()}
 
 
-def _order(r: int, names: list[str]) -> list[str]:
+def round_order(r: int, names: list[str]) -> list[str]:
     """The paths of round ``r``: every permutation of three in turn, else alternating."""
     if len(names) == 3:
         return [names[i] for i in ORDERS[r % len(ORDERS)]]
@@ -154,7 +154,7 @@ def wall_rounds(paths: Mapping[str, Path], proto: Protocol,
         rounds = rounds_for(sum((calls[n] + proto.lead_in) * est[n] for n in names), proto)
         out: dict[str, list[float]] = {n: [] for n in names}
         for r in range(rounds):
-            for n in _order(r, names):
+            for n in round_order(r, names):
                 out[n].append(clock.window(paths[n], calls[n], proto.lead_in))
         return out, calls
     finally:

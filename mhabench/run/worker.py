@@ -4,8 +4,9 @@ Imports torch and the measuring code, reads one JSON line on stdin (``{"spec"}``
 and warms up (one tiny attention call), says ``R``, reads the job (``{"points", "partials"}``),
 says ``K {host calibration}``, then:
 
-1. for each point: ``S label``, its wall pass (:func:`mhabench.measure.passes.wall_pass`),
-   ``C {cost}`` and ``W {record}``. A point whose host probe read the slow state
+1. the points' wall passes (:func:`mhabench.measure.passes.wall_passes`: a chunk's rounds
+   interleaved), ``S label`` whenever work moves to a point, then per point ``C {cost}`` and
+   ``W {record}``. A point whose host probe read the slow state
    (:mod:`mhabench.measure.retime`) is timed again after the first point whose probe reads the
    fast state, or after the last point: ``S label``, its wall pass again, ``C``, up to the
    protocol's ``retime`` times, then ``W`` with the timing kept;
@@ -114,15 +115,14 @@ def main() -> int:
 
     retimer = Retimer(spec.protocol.retime, time_again, planned=len(job["points"]),
                       share=spec.protocol.retime_share)
-    for d in job["points"]:
-        point = Point(**d)
-        send("S", point.label)
-        cost: dict = {}
-        result = passes.wall_pass(point, spec.protocol, cost, spec.extras, before_rounds=synced)
+    points = [Point(**d) for d in job["points"]]
+    for result, cost in passes.wall_passes(points, spec.protocol, spec.extras,
+                                           before_rounds=synced,
+                                           on_point=lambda label: send("S", label)):
         synced()  # a point that failed before its rounds
         deliver("W", result, cost)
         if result.stage == WALL:
-            for kept in retimer.add(point.label, result):
+            for kept in retimer.add(result.point.label, result):
                 deliver("W", kept, {})  # the point's record again: the timing kept, its tries
     for kept in retimer.finish():
         deliver("W", kept, {})

@@ -52,11 +52,11 @@ def _die(kinds, prefix=""):
 
 def _patch_passes(ps):
     import time
-    real_wall, real_counts = ps.wall_pass, ps.counts_passes
+    real_prepare, real_counts = ps.wall_prepare, ps.counts_passes
     real_build, real_compare, real_device = ps.build, ps.compare, ps.add_host_work
     state = {}
 
-    def wall_pass(point, proto, cost=None, extras=True, before_rounds=None):
+    def wall_prepare(point, proto, cost, extras=True):  # a wall pass, back to back or not
         kinds = _kinds(point.label)
         if "slow" in kinds:
             time.sleep(0.5)
@@ -69,11 +69,11 @@ def _patch_passes(ps):
         if "nofast" in kinds:
             from mhabench.measure import compat
             with compat.fastpath_disabled():
-                return real_wall(point, proto, cost, extras, before_rounds)
-        r = real_wall(point, proto, cost, extras, before_rounds)
+                return real_prepare(point, proto, cost, extras)
+        r, paths = real_prepare(point, proto, cost, extras)
         if "serialise" in kinds:
             r.lengths = [object()]
-        return r
+        return r, paths
 
     def counts_passes(results, proto, extras=True, on_point=None):
         def begun(label):  # the supervisor is told first: the crash is this point's
@@ -99,10 +99,9 @@ def _patch_passes(ps):
             raise RuntimeError("planted: profiler out of memory")
         return real_device(res, paths)
 
-    ps.wall_pass, ps.counts_passes, ps.build, ps.compare = wall_pass, counts_passes, build, compare
+    ps.wall_prepare, ps.counts_passes, ps.build, ps.compare = wall_prepare, counts_passes, build, \
+        compare
     ps.add_host_work = add_host_work
-    ps.measure = lambda point, proto, cost=None, extras=True, before_rounds=None: ps.counts_pass(
-        wall_pass(point, proto, cost, extras, before_rounds), proto, cost, extras)
 
 
 def _patch_journal(jr):
