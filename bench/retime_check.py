@@ -71,7 +71,7 @@ def check(folder: Path, sset: str, variant: str) -> dict:
                "probe_fast_state_us": round(fast, 1) if fast is not None else None,
                "probe_slow": len(probe_slow),
                "rounds_left_out": [sum(r.get("rounds_left_out", 0) for r in run.values()),
-                                   sum(len(r["rounds_us"]["fast"]) + r.get("rounds_left_out", 0)
+                                   sum(len(r.get("rounds_us", {}).get("fast", [])) + r.get("rounds_left_out", 0)
                                        for r in run.values())]}
         if ref and kept:
             row["fast_over_reference_kept_before_after"] = [
