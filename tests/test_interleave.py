@@ -171,3 +171,30 @@ def test_an_interleaved_record_reads_back_with_its_rounds_left_out():
     back = Result.of_record(r.record())
     assert back.rounds_left_out == 2 and back.rounds == r.rounds
     assert r.doc()["rounds_left_out"] == 2
+
+
+# --- the lab's figures, from its data ---------------------------------------------------------
+
+def test_round_14_s_figures_are_those_of_its_data():
+    """The protocol's reasons (``INTERLEAVE``'s comment, the notebook's round 14) add up from the
+    stored GPU data: the probe's held-slow and chunk counts, and the runs' points still slow."""
+    import json
+    from pathlib import Path
+    data = Path(__file__).resolve().parents[1] / "docs" / "lab" / "data"
+    probe = json.loads((data / "gpu-2026-12-04-round14-interleave.json").read_text())
+    procs = probe["processes"].values()
+    held = {s: sum(p["summary"][s]["held_slow"][0] for p in procs)
+            for s in ("back_to_back", "spread_all", "spread_kept")}
+    assert held == {"back_to_back": 207, "spread_all": 198, "spread_kept": 140}
+    chunks = {k: sum(p["chunks_worse"][k] for p in procs)
+              for k in ("back_to_back", "spread_kept", "tied")}
+    assert chunks == {"back_to_back": 51, "spread_kept": 20, "tied": 49}
+    agree = json.loads((data / "gpu-2026-12-04-round14-agree.json").read_text())
+    slow = {"default": [0, 0], "back_to_back": [0, 0]}
+    for lease in agree["leases"].values():
+        for part in lease.values():
+            for v, tally in slow.items():
+                for row in part["seed8"][v]["retime_check"]:
+                    tally[0] += row["probe_slow"]
+                    tally[1] += row["points"]
+    assert slow == {"default": [130, 1280], "back_to_back": [325, 960]}

@@ -35,8 +35,10 @@ RETIME_SHARE = 0.25
 #: state is drawn afresh every second or so, a point's rounds back to back (some 50 ms) sit in
 #: one state; spread over 8 points they land some 400 ms apart. On one H200 lease, 6 processes
 #: of 160 points: 207 points held the slow state back to back, 140 interleaved and kept by
-#: their probes; back to back held more in 51 chunks of 8, interleaved in 20 (71 that differed),
-#: at 1.04x the time (docs/lab/2026-12-03.md, round 14).
+#: their probes; back to back held more in 51 chunks of 8, interleaved in 20 (71 that differed).
+#: In ``mhabench run`` on two more leases, the timings kept still read slow at 130 of 1,280
+#: points against 325 of 960 back to back, for the same wall-pass time and fewer points timed
+#: again (docs/lab/2026-12-03.md, round 14).
 INTERLEAVE = 8
 
 
