@@ -18,7 +18,7 @@ import pytest
 
 from mhabench.commands import main
 from mhabench.measure.config import named_grid
-from mhabench.measure.protocol import PRESETS
+from mhabench.measure.protocol import PRESETS, for_device
 
 RUN = ["run", "--device", "cpu", "--grid", "smoke", "--preset", "check", "-q"]
 COMMIT = "a" * 40
@@ -49,7 +49,7 @@ def asv_result(**change) -> dict:
 def journal_header(**change) -> dict:
     from mhabench.run.journal import VERSION, fingerprint
     points = named_grid("smoke", "fp32", "cpu")
-    meta = {"protocol": asdict(PRESETS["check"]), "torch": "x", "torch_git": "y"}
+    meta = {"protocol": asdict(for_device(PRESETS["check"], "cpu")), "torch": "x", "torch_git": "y"}
     head = {"journal": VERSION, **fingerprint(points, meta, 1, True, False), "meta": {}}
     head.update(change)
     return head

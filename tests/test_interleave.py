@@ -69,6 +69,18 @@ def test_interleave_is_a_whole_number_of_points_that_sets_the_wall_level():
         "a record made before the knob timed each point's rounds back to back"
 
 
+def test_a_cpu_sweep_keeps_each_point_s_rounds_back_to_back_a_cuda_sweep_interleaves():
+    from mhabench.measure.protocol import PRESETS, for_device
+    from mhabench.run.spec import RunSpec
+    assert for_device(Protocol(), "cpu").interleave == 1
+    assert for_device(Protocol(), "cuda:1") == Protocol()
+    assert for_device(Protocol(interleave=1), "cpu") == Protocol(interleave=1)
+    assert for_device(Protocol(), "") == Protocol(), "a device not yet resolved: as the preset"
+    assert RunSpec(device="cpu").protocol == dataclasses.replace(PRESETS["default"], interleave=1)
+    assert RunSpec(device="cuda", preset="fast").protocol == PRESETS["fast"], \
+        "the record's protocol is what its sweep ran: on CUDA, interleaved"
+
+
 # --- chunks -----------------------------------------------------------------------------------
 
 def test_wall_chunks_hold_at_most_n_points_of_one_device_within_the_byte_cap(monkeypatch):

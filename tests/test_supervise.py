@@ -30,8 +30,9 @@ REPO = Path(__file__).resolve().parents[1]
 FAULTS = Path(__file__).resolve().parent / "faults"
 POINTS = [Point(2, 8, 32, 4, b, dtype="float32", device="cpu") for b in (1, 61, 17)]
 LABELS = [p.label for p in POINTS]
-SPEC = WorkerSpec(Protocol(warmup_ms=0.5, target_ms=2.0, min_rounds=3, device_calls=1),
-                  extras=False, threads=1)
+#: each point's rounds back to back, as on a CPU (``test_a_real_worker_interleaves_...``: not)
+SPEC = WorkerSpec(Protocol(warmup_ms=0.5, target_ms=2.0, min_rounds=3, device_calls=1,
+                           interleave=1), extras=False, threads=1)
 
 
 class Entries:
@@ -351,6 +352,26 @@ def test_a_real_worker_runs_every_wall_pass_before_any_counts_pass(monkeypatch):
         else:
             assert rec["host_work"]["fast"]["aten_ops"] > 0 and rec["host_work"]["fast"]["bytecodes"]
     assert e.last(LABELS[0])["rounds"] == walled.rounds, "the partial kept its wall figures"
+
+
+@pytest.mark.slow
+def test_a_real_worker_interleaves_a_chunk_s_rounds_then_delivers_its_points(monkeypatch):
+    """Interleaved (as on CUDA): every point prepared, warmed, then round by round, each point
+    named as work moves to it; the chunk's records after its rounds, one journal wait."""
+    seen = _lines_seen(monkeypatch)
+    e, cost = Entries(), {}
+    spec = replace(SPEC, protocol=replace(SPEC.protocol, interleave=8, max_rounds=3))
+    supervise(Job(list(POINTS), {}), spec, e, cost=cost, sync=e.sync)
+    walls = seen[:seen.index(f"T {LABELS[0]}")]
+    starts = [x for x in walls if x.startswith("S ")]
+    assert starts == [f"S {lab}" for lab in LABELS] * (2 + 3), "prepare, warm, three rounds"
+    assert walls[len(starts):] == [f"W {lab}" for lab in LABELS], "the records after the rounds"
+    for label, stage, rec in e.got:
+        assert rec["status"] == "ok", rec["message"]
+        if stage == "wall":
+            kept = len(rec["rounds"]["fast"])
+            assert kept + rec["rounds_left_out"] == 3 and len(rec["host_probe_us"]) == 2 * kept
+    assert [lab for lab, st, _ in e.got if st == "done"] == LABELS
 
 
 def _real_wall(point) -> dict:

@@ -138,21 +138,28 @@ def wall_pass(point: Point, proto: Protocol, cost: dict | None = None, extras: b
     return res
 
 
-def wall_chunks(points: Sequence[Point], size: int) -> Iterator[list[Point]]:
-    """Consecutive points in chunks of at most ``size`` and :data:`SESSION_BYTES` of inputs (a
-    larger point alone), one device to a chunk: the points whose rounds are interleaved."""
-    chunk: list[Point] = []
+def _chunks(items: Sequence, size: int, point_of: Callable = lambda x: x,
+            alone: Callable[[Point], bool] = lambda p: False) -> Iterator[list]:
+    """Consecutive items in chunks of at most ``size`` and :data:`SESSION_BYTES` of inputs (a
+    larger point alone), one device to a chunk; a point for which ``alone`` holds by itself."""
+    chunk: list = []
     held = 0
-    for p in points:
+    for item in items:
+        p = point_of(item)
         b = input_bytes(p)
-        if chunk and (len(chunk) >= size or held + b > SESSION_BYTES
-                      or p.device != chunk[0].device):
+        if chunk and (alone(p) or len(chunk) >= size or held + b > SESSION_BYTES
+                      or p.device != point_of(chunk[0]).device):
             yield chunk
             chunk, held = [], 0
-        chunk.append(p)
+        chunk.append(item)
         held += b
     if chunk:
         yield chunk
+
+
+def wall_chunks(points: Sequence[Point], size: int) -> Iterator[list[Point]]:
+    """The points whose rounds are interleaved: :func:`_chunks` of at most ``size``."""
+    return _chunks(points, size)
 
 
 def wall_passes(points: Sequence[Point], proto: Protocol, extras: bool = True,
@@ -281,18 +288,8 @@ SESSION_BYTES = 2 << 30
 def session_chunks(results: Sequence[Result]) -> Iterator[list[Result]]:
     """Consecutive points in chunks of at most :data:`SESSION_POINTS` and :data:`SESSION_BYTES`
     of inputs (a larger point alone); a point alone on a CPU, which has no device pass."""
-    chunk: list[Result] = []
-    held = 0
-    for res in results:
-        size = input_bytes(res.point)
-        if chunk and (not res.point.device.startswith("cuda") or len(chunk) >= SESSION_POINTS
-                      or held + size > SESSION_BYTES or res.point.device != chunk[0].point.device):
-            yield chunk
-            chunk, held = [], 0
-        chunk.append(res)
-        held += size
-    if chunk:
-        yield chunk
+    return _chunks(results, SESSION_POINTS, lambda r: r.point,
+                   lambda p: not p.device.startswith("cuda"))
 
 
 def counts_passes(results: Sequence[Result], proto: Protocol, extras: bool = True,

@@ -7,7 +7,7 @@ fields of :class:`Protocol` for the measuring scripts in ``bench/``.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 
 from .config import ConfigError
 
@@ -29,9 +29,10 @@ MODES = ("windows",)
 #: sweep's level from its calibrations.
 RETIME_SHARE = 0.25
 
-#: Points whose rounds are interleaved (``interleave``): round 1 of each, then round 2, each
-#: round bracketed by its own probe of the host's speed, and a point's rounds whose probes read
-#: the slow state left out (:func:`mhabench.measure.passes.wall_passes`). Where the host's slow
+#: Points whose rounds are interleaved (``interleave``; on CUDA, :func:`for_device`): round 1
+#: of each, then round 2, each round bracketed by its own probe of the host's speed, and a
+#: point's rounds whose probes read the slow state left out
+#: (:func:`mhabench.measure.passes.wall_passes`). Where the host's slow
 #: state is drawn afresh every second or so, a point's rounds back to back (some 50 ms) sit in
 #: one state; spread over 8 points they land some 400 ms apart. On one H200 lease, 6 processes
 #: of 160 points: 207 points held the slow state back to back, 140 interleaved and kept by
@@ -92,6 +93,16 @@ NOT_WALL = ("device_calls", "host_work")
 #: What a record made before a knob existed was measured with (before round 5, no lead-in; before
 #: round 6, no point timed again; before round 14, each point's rounds back to back).
 BEFORE_KNOB = {"lead_in": 0, "retime": 0, "retime_share": RETIME_SHARE, "interleave": 1}
+
+
+def for_device(proto: Protocol, device: str) -> Protocol:
+    """The protocol a sweep on ``device`` runs. On a CPU a point's rounds stay back to back
+    (``interleave`` 1): the slow state interleaving steps around is the GPU host's (round 14),
+    a CPU's rounds are the host's own work, and a chunk of large CPU points holds minutes of
+    it, which an interrupted sweep would lose. A device not yet resolved ("") leaves it as is."""
+    if not device or device.startswith("cuda") or proto.interleave == 1:
+        return proto
+    return replace(proto, interleave=1)
 
 
 def wall_timing(protocol: dict) -> dict:

@@ -13,7 +13,7 @@ from dataclasses import dataclass, fields, replace
 
 from ..measure.config import (ConfigError, Grid, canonical_device, canonical_dtype, parse_grid,
                               point_of_label)
-from ..measure.protocol import PRESETS, Protocol, preset
+from ..measure.protocol import PRESETS, Protocol, for_device, preset
 
 #: Seconds a point may run before its worker is killed as hung.
 POINT_TIMEOUT = 900.0
@@ -55,7 +55,8 @@ class RunSpec:
 
     @property
     def protocol(self) -> Protocol:
-        return PRESETS[self.preset]
+        """The preset's protocol as this run's device runs it (:func:`for_device`)."""
+        return for_device(PRESETS[self.preset], self.device)
 
     def resolve(self, cuda_available: bool) -> "Resolved":
         """The run with its defaults filled in: device, dtype, grid and points (ConfigError on a
