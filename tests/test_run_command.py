@@ -25,7 +25,7 @@ import torch
 from mhabench import catalogue as cat
 from mhabench import commands
 from mhabench.measure.config import named_grid, parse_grid
-from mhabench.measure.protocol import PRESETS
+from mhabench.measure.protocol import PRESETS, for_device
 
 REF_HEADER = ["dtype", "batch_size", "sequence_length", "n_heads", "embed_dim",
               "time_native_mha_slow(\u00b5s)", "time_native_mha_fast (\u00b5s)",
@@ -136,7 +136,7 @@ def test_smoke_run_full_json_has_raw_rounds_per_path(smoke_run):
     doc = _doc(smoke_run[0] / "all.json")
     meta = doc["meta"]
     assert meta["device"] == "cpu" and meta["mhabench_grid"] == "smoke"
-    assert meta["protocol"] == asdict(PRESETS["check"])
+    assert meta["protocol"] == asdict(for_device(PRESETS["check"], "cpu")), "as the CPU ran it"
     assert meta["n/a"] and all(k in cat.BY_KEY for k in meta["n/a"])
     assert _labels(doc) == [p.label for p in SMOKE]
     for r in doc["results"]:
