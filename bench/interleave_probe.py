@@ -116,7 +116,7 @@ def run(grid: str, chunk: int, device: str, design: str = "alternate") -> dict:
     from mhabench.measure.paths import run_fast_checked
     from mhabench.measure.protocol import Protocol
     from mhabench.measure.retime import SLOW_STATE, fast_state
-    from mhabench.measure.timing import Clock, rounds_for, warmup_together, window_calls
+    from mhabench.measure.timing import Clock, plan_rounds, warmup_together
     proto = Protocol()
     clock = Clock(device)
     pts = parse_grid(grid, "float16", device).points
@@ -127,9 +127,7 @@ def run(grid: str, chunk: int, device: str, design: str = "alternate") -> dict:
             inp = build(p)
             paths = active_paths(inp)
             run_fast_checked(paths["fast"])
-            est = warmup_together(clock, paths, proto)
-            calls = window_calls(est, proto)
-            n = rounds_for(sum((calls[k] + proto.lead_in) * est[k] for k in paths), proto)
+            calls, n = plan_rounds(clock, paths, proto)
             live.append((p.label, paths, calls, n))
         got = {label: {"b2b": [], "spread": [], "b2b_probe": [], "spread_probe": []}
                for label, *_ in live}

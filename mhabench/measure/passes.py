@@ -36,8 +36,7 @@ from .protocol import Protocol
 from .reference import fp32_reference, max_abs_err
 from .results import DONE, ERROR, MISMATCH, NO_FASTPATH, WALL, Result
 from .retime import RoundKeeper
-from .timing import (Clock, DeviceTimes, round_order, rounds_for, wall_rounds, warmup_together,
-                     window_calls)
+from .timing import Clock, DeviceTimes, plan_rounds, round_order, wall_rounds
 
 
 def one_line(exc: BaseException) -> str:
@@ -223,10 +222,7 @@ def _interleaved(chunk: list[Point], proto: Protocol, extras: bool,
         tell(t.res.point.label)
         t0 = time.perf_counter()
         try:
-            est = warmup_together(clock, t.paths, proto)
-            t.calls = window_calls(est, proto)
-            t.rounds = rounds_for(sum((t.calls[n] + proto.lead_in) * est[n] for n in t.paths),
-                                  proto)
+            t.calls, t.rounds = plan_rounds(clock, t.paths, proto)
         except Exception as exc:
             _failed(t.res, exc)
         add_seconds(t.cost, "wall_pass", time.perf_counter() - t0)

@@ -127,6 +127,15 @@ def window_calls(est: Mapping[str, float], proto: Protocol) -> dict[str, int]:
             for n, us in est.items()}
 
 
+def plan_rounds(clock: Clock, paths: Mapping[str, Path],
+                proto: Protocol) -> tuple[dict[str, int], int]:
+    """Warm the paths up (:func:`warmup_together`); from its estimates, the calls per window of
+    each path and the rounds that fit ``target_ms``."""
+    est = warmup_together(clock, paths, proto)
+    calls = window_calls(est, proto)
+    return calls, rounds_for(sum((calls[n] + proto.lead_in) * est[n] for n in paths), proto)
+
+
 def round_order(r: int, names: list[str]) -> list[str]:
     """The paths of round ``r``: every permutation of three in turn, else alternating."""
     if len(names) == 3:
@@ -146,12 +155,10 @@ def wall_rounds(paths: Mapping[str, Path], proto: Protocol,
     """
     clock = Clock(device)
     names = list(paths)
-    est = warmup_together(clock, paths, proto)
+    calls, rounds = plan_rounds(clock, paths, proto)
     was_enabled = gc.isenabled()
     gc.disable()
     try:
-        calls = window_calls(est, proto)
-        rounds = rounds_for(sum((calls[n] + proto.lead_in) * est[n] for n in names), proto)
         out: dict[str, list[float]] = {n: [] for n in names}
         for r in range(rounds):
             for n in round_order(r, names):
