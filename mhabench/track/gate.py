@@ -69,8 +69,9 @@ def steps(directory: Path, names: list[str], machine: str = "", env: str = "",
                                  commits, manifest, known, env)
             spread = rc.point_values(full.records)
         notes = [n for b in (base, head) for n in b.notes + [f"left out: {r}" for r in b.refused]]
-        unjudged = host_unjudged([base.meta, head.meta])
-        notes.extend(n for n in (other_pythons([base.meta, head.meta]),) if n)
+        pythons = other_pythons([base.meta, head.meta])
+        unjudged = host_unjudged([base.meta, head.meta], pythons)
+        notes.extend([pythons] if pythons else [])
         unjudged += [why for why in (timed_differently([base, head]),) if why]
         if unjudged:
             before, after = without_wall(before), without_wall(after)
@@ -93,14 +94,14 @@ def steps(directory: Path, names: list[str], machine: str = "", env: str = "",
     return steps
 
 
-def host_unjudged(metas: list[list[dict]]) -> list[str]:
+def host_unjudged(metas: list[list[dict]], pythons: str | None = None) -> list[str]:
     """Why the builds' hosts cannot have their wall figures judged (none where they can), from
     each build's records' meta: a host that moved within its records (:func:`noisy_host`), or
     builds whose hosts ran at different speeds (:func:`uneven_hosts`), where they ran one
-    Python (:func:`other_pythons`)."""
+    Python (:func:`other_pythons`; ``pythons``, where the caller has it already)."""
     why = [noisy_host([[rc.unsteadiness(m.get("host_calibration")) for m in side]
                        for side in metas])]
-    if not other_pythons(metas):
+    if not (other_pythons(metas) if pythons is None else pythons):
         why.append(uneven_hosts([rc.host_levels(side) for side in metas]))
     return [w for w in why if w]
 
