@@ -21,7 +21,6 @@ seconds spent.
 from __future__ import annotations
 
 import argparse
-import gc
 import json
 import statistics
 import sys
@@ -110,6 +109,7 @@ def run(grid: str, chunk: int, device: str, design: str = "alternate") -> dict:
     import torch
 
     from mhabench.measure.config import parse_grid
+    from mhabench.measure.host_setup import collector_off
     from mhabench.measure.inputs import build
     from mhabench.measure.machine import host_probe
     from mhabench.measure.passes import active_paths
@@ -132,8 +132,7 @@ def run(grid: str, chunk: int, device: str, design: str = "alternate") -> dict:
         got = {label: {"b2b": [], "spread": [], "b2b_probe": [], "spread_probe": []}
                for label, *_ in live}
         warm = False
-        gc.disable()  # as during the rounds of ``mhabench run`` (``timing.wall_rounds``)
-        try:
+        with collector_off():  # as during the rounds of ``mhabench run``
             for action in schedule([n for *_, n in live], design, (c // chunk) % 2 == 0):
                 t0 = time.perf_counter()
                 if action[0] == "back_to_back":
@@ -153,8 +152,6 @@ def run(grid: str, chunk: int, device: str, design: str = "alternate") -> dict:
                     got[label]["spread"].append(one_round(clock, paths, calls, r, proto.lead_in))
                     got[label]["spread_probe"].append([before, host_probe()])
                 spent[action[0]] += time.perf_counter() - t0
-        finally:
-            gc.enable()
         for label, g in got.items():
             points[label] = g
             probes_all[label] = g["b2b_probe"]

@@ -91,3 +91,19 @@ def test_a_measuring_process_dies_with_its_parent():
     while not _gone(pid) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert _gone(pid), "the child outlived its parent"
+
+
+def test_the_collector_is_off_inside_the_block_and_as_before_after_it_even_on_error():
+    import gc
+
+    from mhabench.measure.host_setup import collector_off
+    for before in (True, False):
+        (gc.enable if before else gc.disable)()
+        try:
+            with pytest.raises(RuntimeError):
+                with collector_off():
+                    assert not gc.isenabled()
+                    raise RuntimeError("a path raised")
+            assert gc.isenabled() == before
+        finally:
+            gc.enable()

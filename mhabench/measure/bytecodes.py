@@ -12,8 +12,9 @@ counts, :mod:`mhabench.measure.instructions`, see it on a CPU).
 """
 from __future__ import annotations
 
-import gc
 import sys
+
+from .host_setup import collector_off
 
 
 def _counter():
@@ -44,15 +45,12 @@ def _traced(fn) -> list[tuple[object, int]]:
     """``(code, bytecodes)`` per code object run in one call of ``fn`` under the opcode tracer,
     gc off (pairs, not a dict: a code object's hash is the cost the tally avoids)."""
     tally, codes, start = _counter()
-    was = gc.isenabled()
-    gc.disable()
-    sys.settrace(start)
-    try:
-        fn()
-    finally:
-        sys.settrace(None)
-        if was:
-            gc.enable()
+    with collector_off():
+        sys.settrace(start)
+        try:
+            fn()
+        finally:
+            sys.settrace(None)
     return [(codes[key], n) for key, n in tally.items()]
 
 

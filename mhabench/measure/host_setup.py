@@ -9,11 +9,27 @@ small, and with several intra-op threads one descheduled thread stalls every cal
 """
 from __future__ import annotations
 
+import contextlib
+import gc
 import os
 
 #: Noise (relative IQR of the per-round ratios) above this many times the usual for a
 #: quiet host is worth a warning: the usual on a quiet CPU is a few percent.
 USUAL_REL_IQR, NOISY_FACTOR = 0.05, 4.0
+
+
+@contextlib.contextmanager
+def collector_off():
+    """The garbage collector off while a block runs (timed rounds, traced or counted calls): a
+    collection inside a timed window or a tally is work of the process, not of the path; its
+    state as before afterwards."""
+    was = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was:
+            gc.enable()
 
 
 def die_with_parent() -> None:

@@ -365,6 +365,7 @@ def count_point(point: Point, calls: dict, warmup: int, dumps: Dumps) -> dict:
 
     import torch
 
+    from .host_setup import collector_off
     from .inputs import build
     from .paths import run_fast_checked
     from .passes import active_paths
@@ -385,14 +386,11 @@ def count_point(point: Point, calls: dict, warmup: int, dumps: Dumps) -> dict:
         with path.context():
             for size in split_calls(n):
                 gc.collect()
-                gc.disable()
-                try:
+                with collector_off():
                     torch._C._valgrind_toggle()
                     for _ in range(size):
                         path.call()
                     number = dumps.dump()
-                finally:
-                    gc.enable()
                 parts.append([number, size])
         named[name] = parts
     return {"status": "ok", "message": "", "dumps": named}

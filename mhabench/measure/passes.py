@@ -29,6 +29,7 @@ from .check import compare
 from .config import Point
 from .cost import add_seconds
 from .inputs import build, input_bytes
+from .host_setup import collector_off
 from .machine import host_probe
 from .memory import peak_memory
 from .paths import FastPathNotTaken, backend_paths, make_paths, run_fast_checked
@@ -228,9 +229,7 @@ def _interleaved(chunk: list[Point], proto: Protocol, extras: bool,
         add_seconds(t.cost, "wall_pass", time.perf_counter() - t0)
     done = [t for t in live if t.res.stage == DONE]
     live = [t for t in live if t.res.stage != DONE]
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
+    with collector_off():
         for r in range(max((t.rounds for t in live), default=0)):
             for t in live:
                 if r >= t.rounds or t.res.stage == DONE:
@@ -245,19 +244,15 @@ def _interleaved(chunk: list[Point], proto: Protocol, extras: bool,
                 except Exception as exc:
                     _failed(t.res, exc)
                 add_seconds(t.cost, "wall_pass", time.perf_counter() - t0)
-    finally:
-        if was_enabled:
-            gc.enable()
-    for t in live:
-        if t.res.stage != DONE:
-            keeper.add(t.res.point.label, t.probes)
-    for t in live:
-        if t.res.stage != DONE:
-            kept = keeper.kept(t.probes)
-            t.res.rounds = {n: [v[i] for i in kept] for n, v in t.samples.items()}
-            t.res.window_calls = t.calls
-            t.res.host_probe_us = [x for i in kept for x in t.probes[i]]
-            t.res.rounds_left_out = len(t.probes) - len(kept)
+    timed = [t for t in live if t.res.stage != DONE]
+    for t in timed:  # every round's probes first: the fast state is the whole chunk's too
+        keeper.add(t.res.point.label, t.probes)
+    for t in timed:
+        kept = keeper.kept(t.probes)
+        t.res.rounds = {n: [v[i] for i in kept] for n, v in t.samples.items()}
+        t.res.window_calls = t.calls
+        t.res.host_probe_us = [x for i in kept for x in t.probes[i]]
+        t.res.rounds_left_out = len(t.probes) - len(kept)
     for t in sorted(done + live, key=lambda t: chunk.index(t.res.point)):
         yield t.res, t.cost
 

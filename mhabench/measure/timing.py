@@ -13,7 +13,6 @@ jitter cannot move it.
 from __future__ import annotations
 
 import bisect
-import gc
 import itertools
 import statistics
 import time
@@ -23,6 +22,7 @@ import torch
 from torch.autograd.profiler import record_function
 
 from . import compat, hostwork
+from .host_setup import collector_off
 from .memory import PeakTracker
 from .paths import Path
 from .protocol import Protocol
@@ -156,17 +156,12 @@ def wall_rounds(paths: Mapping[str, Path], proto: Protocol,
     clock = Clock(device)
     names = list(paths)
     calls, rounds = plan_rounds(clock, paths, proto)
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        out: dict[str, list[float]] = {n: [] for n in names}
+    out: dict[str, list[float]] = {n: [] for n in names}
+    with collector_off():
         for r in range(rounds):
             for n in round_order(r, names):
                 out[n].append(clock.window(paths[n], calls[n], proto.lead_in))
-        return out, calls
-    finally:
-        if was_enabled:
-            gc.enable()
+    return out, calls
 
 
 LABEL = "mhabench::"
