@@ -498,15 +498,17 @@ def judge(base_docs: list[dict], head_docs: list[dict],
     """What the gate says of one comparison of ``mhabench run --json`` records: exit status,
     points caught and by what, wall comparisons flagged, the smallest change it vouches for;
     for a plant of a known size, the points where it exceeds the threshold and how many of
-    those are caught. Wall figures are withheld as the gate withholds them on a noisy host, or
-    on hosts that ran the builds at different speeds;
+    those are caught. Wall figures are withheld as the gate withholds them: on a noisy host, on
+    hosts that ran the builds at different speeds, and at the points where the host's probe
+    read another state on each side (:func:`mhabench.track.gate.states_differ`);
     with ``fast_below``, they are judged instead on the records whose probe read below it at
     each point, where ``need`` of them are left on each side (:func:`fast_state_values`)."""
     from mhabench import catalogue as cat
-    from mhabench.track.gate import host_unjudged, without_wall
-    from mhabench.track.records import run_values
+    from mhabench.track.gate import host_unjudged, states_differ, without_wall
+    from mhabench.track.records import point_probes, run_values
     from mhabench.track.rule import compare, findings, vouch
     before, after = run_values(base_docs), run_values(head_docs)
+    differ: dict = {}
     noisy = "; ".join(host_unjudged([[d["meta"] for d in docs]
                                      for docs in (base_docs, head_docs)]))
     if fast_below is not None:
@@ -515,6 +517,10 @@ def judge(base_docs: list[dict], head_docs: list[dict],
         noisy = ""
     elif noisy:
         before, after = without_wall(before), without_wall(after)
+    else:
+        differ = states_differ([[point_probes(d["results"]) for d in docs]
+                                for docs in (base_docs, head_docs)])
+        before, after = without_wall(before, differ), without_wall(after, differ)
     judged = compare(before, after)
     found = findings(judged)
     failing = [f for f in found if f.fails]
@@ -525,7 +531,9 @@ def judge(base_docs: list[dict], head_docs: list[dict],
         by[f.judged.figure] = by.get(f.judged.figure, 0) + 1
     wall = [j for j in judged if j.fig.family == "wall"]
     by_wall = sorted({f.point for f in failing if f.judged.fig.family == "wall"})
-    out = {"exit": 1 if failing else 0, "wall_judged": not noisy, "points": len(points), "caught": len(caught),
+    out = {"exit": 1 if failing else 0, "wall_judged": not noisy, "points": len(points),
+           "wall_unjudged_points": len(differ),
+           "caught": len(caught),
            "caught_by_wall": len(by_wall), "by_figure": by, "wall_comparisons": len(wall),
            "wall_flagged": sum(j.status != "ok" for j in wall), "vouch": vouch(judged)}
     if expected_us is not None:

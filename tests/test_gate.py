@@ -153,11 +153,12 @@ def test_vouch_says_the_smallest_change_seen_per_family():
 
 # --- records, proof and the command --------------------------------------------------------------
 def track_dir(tmp_path, builds, variant=None, calibration=0.01, protocols=None, levels=None,
-              pythons=None):
+              pythons=None, probes=None):
     """A track dir: builds.json, asv results of each build (records r1..r3) and their record
     files. ``builds``: [(tag, commit, fast, ops, torch reported)]; ``protocols``: {tag: the
     records' protocol}, where they say one; ``levels``: {tag: per record, the us its
-    calibrations read}, where they say one; ``pythons``: {tag: the records' Python}."""
+    calibrations read}, where they say one; ``pythons``: {tag: the records' Python};
+    ``probes``: {tag: per record, per point of LABELS, the us its host probe read}."""
     d = tmp_path / "t"
     res = d / "results"
     manifest = {"grid_family": "smoke", "builds": [], "commits": {}}
@@ -181,9 +182,12 @@ def track_dir(tmp_path, builds, variant=None, calibration=0.01, protocols=None, 
                 meta["python"] = pythons[tag]
             rec = d / "records" / machine / f"{commit}-virtualenv-py3.11.json"
             rec.parent.mkdir(parents=True, exist_ok=True)
-            rec.write_text(json.dumps({"meta": meta, "results": [
-                {"label": f"{lb}-float32-cpu", "host_work": {"fast": {"ops": {
-                    "aten::linear": 2, "aten::neg": ops - 228}}}} for lb in LABELS]}))
+            results = [{"label": f"{lb}-float32-cpu", "host_work": {"fast": {"ops": {
+                "aten::linear": 2, "aten::neg": ops - 228}}}} for lb in LABELS]
+            for i, r_ in enumerate(results):
+                if probes and tag in probes:
+                    r_["host_probe_us"] = [55.0, probes[tag][r - 1][i]]
+            rec.write_text(json.dumps({"meta": meta, "results": results}))
     (d / "builds.json").write_text(json.dumps(manifest))
     return d
 
@@ -297,6 +301,64 @@ def test_wall_figures_of_builds_whose_hosts_ran_at_different_speeds_are_withheld
     rc, text = run_gate(["gate", "2.1.0", "2.2.0", "--dir", str(two)])
     assert rc == 0 and "the hosts ran at different speeds" in text
     assert "read 600 and 1200 us at the median over their records, 100% apart" in text
+
+
+def test_wall_figures_are_withheld_at_the_points_where_the_hosts_probe_read_another_state(
+        tmp_path):
+    """A process that ran some points in the host's slow state (probe 125 us, not 60) has its
+    wall figures there withheld when most of its build's records did so too, and judged
+    everywhere else; one such record of three is outvoted, like a slow calibration."""
+    builds = [("torch-2.1.0", A, 100.0, 228, "2.1.0+cpu"),
+              ("torch-2.2.0", B, 130.0, 228, "2.2.0+cpu")]
+    n = len(LABELS)
+    calm = [[60.0] * n] * 3
+    slow3 = [[125.0] * 3 + [60.0] * (n - 3)] * 2 + [[60.0] * n]
+    d = track_dir(tmp_path / "some", builds, probes={"torch-2.1.0": calm, "torch-2.2.0": slow3})
+    rc, text = run_gate(["gate", "2.1.0", "2.2.0", "--dir", str(d), "--json",
+                         str(tmp_path / "g.json")])
+    assert rc == 1 and f"the fast path got worse at {n - 3} of {n - 3}" in text, text
+    assert (f"wall figures not judged at 3 of {n} points, where the host's probe read another "
+            f"state on each side (widest: {sorted(LABELS[:3])[0]}, 60 -> 125 us)") in text
+    step = json.loads((tmp_path / "g.json").read_text())["steps"][0]
+    assert step["context"]["wall_unjudged_points"] == sorted(LABELS[:3])
+    everywhere = track_dir(tmp_path / "all", builds,
+                           probes={"torch-2.1.0": calm, "torch-2.2.0": [[125.0] * n] * 3})
+    rc, text = run_gate(["gate", "2.1.0", "2.2.0", "--dir", str(everywhere)])
+    assert rc == 0 and f"wall figures not judged at {n} of {n} points" in text
+    one = track_dir(tmp_path / "one", builds, probes={
+        "torch-2.1.0": calm, "torch-2.2.0": [[125.0] * n] + [[60.0] * n] * 2})
+    rc, text = run_gate(["gate", "2.1.0", "2.2.0", "--dir", str(one)])
+    assert rc == 1 and "probe read another state" not in text
+    assert all(len(line) <= 160 for line in text.splitlines())
+
+
+@pytest.mark.parametrize("base, head, differ", [
+    ([[60.0], [61.0], [59.0]], [[62.0], [60.0], [120.0]], False),   # one slow record: outvoted
+    ([[60.0], [61.0], [59.0]], [[120.0], [118.0], [60.0]], True),
+    ([[60.0], [61.0], [59.0]], [[77.0], [78.0], [77.0]], False),     # 1.28x: one state
+    ([[60.0], [61.0], [59.0]], [[80.0], [80.0], [80.0]], True),      # 1.31x
+    ([[120.0], [125.0]], [[60.0], [62.0]], True),                    # either way
+    ([[60.0], [61.0]], [[], []], False),                             # no probe on one side
+])
+def test_states_differ_compares_each_points_median_probe(base, head, differ):
+    from mhabench.track.gate import states_differ
+
+    def side(rows):
+        return [{"B1-S8-E32-H4-b1": r[0]} if r else {} for r in rows]
+    got = states_differ([side(base), side(head)])
+    assert bool(got) is differ
+    if differ:
+        assert set(got) == {"B1-S8-E32-H4-b1"}
+
+
+def test_point_probes_keep_the_slower_probe_of_each_timed_point():
+    from mhabench.track.records import point_probes
+    got = point_probes([{"label": "B1-S8-E32-H4-b1-float16-cuda", "host_probe_us": [60.0, 90.0]},
+                        {"label": "B2-S8-E32-H4-b1-float16-cuda", "host_probe_us": []},
+                        {"label": "B4-S8-E32-H4-b1-float16-cuda", "status": "error"},
+                        {"label": "B8-S8-E32-H4-b1-float16-cuda",
+                         "host_probe_us": [float("nan"), 70.0]}])
+    assert got == {"B1-S8-E32-H4-b1": 90.0, "B8-S8-E32-H4-b1": 70.0}
 
 
 def test_levels_under_different_pythons_are_not_compared_and_the_step_says_so(tmp_path):

@@ -13,7 +13,14 @@ plant at 72 of 72. Rounds 4-6 are fresh leases, measured after the noisy-host ru
 Round 6's records carry each point's host probe (its last plant record stopped at 14 points, cut
 off by the round's time limit): where both sides take only the records whose probe read the
 host's fast state, A/A moves about half as far as over every record, and the 100 us wait stands
-out at nearly every point."""
+out at nearly every point.
+
+Round 15 (interleaved rounds, ``Protocol.interleave``) ran on a lease whose calibrations moved
+only 5-11%, so its A/A splits judge wall figures; three of its six A processes spent most of
+their points in the host's slow state (probe about 125 us, not 60), and one split failed A/A
+at a point where the fast path, mostly host time, moved with the host and its ratio with it.
+The gate withholds wall figures at points whose probes read another state on each side
+(:func:`mhabench.track.gate.states_differ`); with that, A/A passes there too."""
 from __future__ import annotations
 
 import argparse
@@ -26,8 +33,9 @@ from pathlib import Path
 import pytest
 
 from mhabench import catalogue as cat
-from mhabench.track.gate import NOISY_CALIBRATION, noisy_host, uneven_hosts
-from mhabench.track.records import host_levels, run_values, short_label, unsteadiness
+from mhabench.track.gate import NOISY_CALIBRATION, noisy_host, states_differ, uneven_hosts
+from mhabench.track.records import (host_levels, point_probes, run_values, short_label,
+                                    unsteadiness)
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "bench"))
@@ -79,10 +87,37 @@ def test_wall_figures_are_withheld_exactly_where_a_side_ran_on_a_noisy_host(roun
         noisy = noisy_host(sides)
         assert judged["wall_judged"] is not bool(noisy or uneven_hosts(levels))
         if judged["wall_judged"]:
-            assert judged["wall_comparisons"] > 0
+            differ = states_differ([[point_probes(a[i]["results"]) for i in side]
+                                    for side in (base, head)])
+            assert judged["wall_unjudged_points"] == len(differ)
+            assert judged["wall_comparisons"] == 5 * (72 - len(differ)), "5 wall figures a point"
         else:
             assert judged["wall_comparisons"] == 0
             assert not noisy or max(sorted(s)[1] for s in sides) > NOISY_CALIBRATION
+
+
+ROUND15 = Path(__file__).parent / "data" / "gpu" / "round15.json.gz"
+
+
+def test_a_a_failed_where_the_host_changed_state_and_passes_with_those_points_withheld(
+        monkeypatch):
+    """Round 15's third split, judged without the probe's check, fails at one point: the fast
+    path there, more than half host time, read about 1.0x the slow path in the base's records
+    and 1.45x in the head's, whose processes all ran that point in the slow state. The probe's
+    check withholds that point (and 24 others) and the split passes."""
+    import mhabench.track.gate as gate_mod
+    docs = _load(ROUND15)
+    a = docs["A"]
+    base, head = [a[i] for i in gpu_round.AA_SPLITS[2][0]], [a[i] for i in gpu_round.AA_SPLITS[2][1]]
+    differ = states_differ([[point_probes(d["results"]) for d in side] for side in (base, head)])
+    point = "B256-S64-E1024-H16-b1"
+    before, after = differ[point]
+    assert before < 75 and after > 120, differ[point]
+    assert gpu_round.judge(base, head)["exit"] == 0
+    monkeypatch.setattr(gate_mod, "states_differ", lambda probes: {})
+    blind = gpu_round.judge(base, head)
+    assert blind["exit"] == 1 and blind["caught"] == blind["caught_by_wall"] == 1
+    assert set(blind["by_figure"]) == {cat.BY_KEY["speedup"].asv, cat.BY_KEY["speedup_fair"].asv}
 
 
 def test_every_plant_is_caught_by_the_fast_paths_bytecodes(round_):

@@ -73,10 +73,15 @@ def steps(directory: Path, names: list[str], machine: str = "", env: str = "",
         unjudged = host_unjudged([base.meta, head.meta], pythons)
         notes.extend([pythons] if pythons else [])
         unjudged += [why for why in (timed_differently([base, head]),) if why]
+        differ = {} if unjudged else states_differ([base.probes, head.probes])
         if unjudged:
             before, after = without_wall(before), without_wall(after)
             spread = without_wall(spread) if spread else None
             notes.extend(unjudged)
+        elif differ:
+            before, after = without_wall(before, differ), without_wall(after, differ)
+            spread = without_wall(spread, differ) if spread else None
+            notes.append(states_note(differ, len({p for row in before.values() for p in row})))
         judged = compare(before, after, rule, spread_from=spread)
         if not judged:
             raise ConfigError(f"{base.name} and {head.name} share no judged figure at a point "
@@ -88,7 +93,7 @@ def steps(directory: Path, names: list[str], machine: str = "", env: str = "",
         context = {"base": base.commit, "head": head.commit, "machine": machine,
                    "base_records": len(base.records), "head_records": len(head.records),
                    "env": base.records[0].env_name, "variants": [base.variant, head.variant],
-                   "wall_judged": not unjudged}
+                   "wall_judged": not unjudged, "wall_unjudged_points": sorted(differ)}
         steps.append(Step(base.name, head.name, context, judged,
                           findings(judged, fails, work), work, vouch(judged), notes))
     return steps
@@ -173,8 +178,49 @@ def timed_differently(builds: list) -> str:
     return ""
 
 
-def without_wall(values: dict) -> dict:
-    """``values`` without the wall family's figures (times and fast/slow wall ratios)."""
+def states_differ(probes: list[list[dict]]) -> dict[str, tuple[float, float]]:
+    """``{point: (base us, head us)}``: the points where the two builds' records caught the
+    host in different states. Per point and build, the median over its records of the point's
+    host probe (:func:`mhabench.track.records.point_probes`); two medians more than
+    :data:`mhabench.measure.retime.SLOW_STATE` apart differ. The probe is a fixed Python loop
+    that no torch build changes. On H200 leases it read 60 us in one record and 125 in the next
+    where the sweep-end calibrations moved 5-11%, and a fast path that is mostly host time
+    moved with it, ratio and all (the slow path's kernels outlast its host work): in one A/A
+    round that made a false regression the calibrations could not see (docs/lab/2026-12-03.md,
+    round 15). Points without probes on either side are left to the other checks."""
+    import statistics
+    from ..measure.retime import SLOW_STATE
+    if len(probes) != 2:
+        return {}
+    sides = []
+    for records in probes:
+        got: dict[str, list] = {}
+        for rec in records:
+            for point, us in rec.items():
+                got.setdefault(point, []).append(us)
+        sides.append({p: statistics.median(v) for p, v in got.items()})
+    base, head = sides
+    return {p: (base[p], head[p]) for p in sorted(base) if p in head
+            and max(base[p], head[p]) > SLOW_STATE * min(base[p], head[p])}
+
+
+def states_note(differ: dict[str, tuple[float, float]], points: int) -> str:
+    """The step's note on the points whose wall figures :func:`states_differ` withheld."""
+    worst = max(differ, key=lambda p: max(differ[p]) / min(differ[p]))
+    b, h = differ[worst]
+    return (f"wall figures not judged at {len(differ)} of {points} points, where the host's "
+            f"probe read another state on each side (widest: {worst}, {b:.0f} -> {h:.0f} us); "
+            f"{STILL_JUDGED}")
+
+
+def without_wall(values: dict, points=None) -> dict:
+    """``values`` without the wall family's figures (times and fast/slow wall ratios): all of
+    them, or only at ``points``."""
     from .. import catalogue as cat
-    return {k: v for k, v in values.items()
-            if not (cat.BY_ASV.get(k) and cat.BY_ASV[k].family == "wall")}
+
+    def wall(k):
+        return bool(cat.BY_ASV.get(k) and cat.BY_ASV[k].family == "wall")
+    if points is None:
+        return {k: v for k, v in values.items() if not wall(k)}
+    return {k: ({p: x for p, x in v.items() if p not in points} if wall(k) else v)
+            for k, v in values.items()}

@@ -35,6 +35,7 @@ class Build:
     records: list             # [Record] kept
     meta: list                # the kept records' meta (record files), {} where none
     refused: list = field(default_factory=list)   # ["path: why"]
+    probes: list = field(default_factory=list)    # per kept record, {point: host probe us}
     notes: list = field(default_factory=list)
 
     @property
@@ -199,7 +200,8 @@ def load_build(directory: Path, results_dir: Path, machine: str, name: str,
     missing = 0
     for rec in found:
         path = record_file(directory, rec)
-        meta = read_record_file(path)["meta"] if path.is_file() else {}
+        doc = read_record_file(path) if path.is_file() else {}
+        meta = doc.get("meta", {})
         missing += not meta
         why = proven(meta, expected)
         if why:
@@ -208,6 +210,7 @@ def load_build(directory: Path, results_dir: Path, machine: str, name: str,
             continue
         build.records.append(rec)
         build.meta.append(meta)
+        build.probes.append(point_probes(doc.get("results", [])))
     if missing:
         build.notes.append(f"{missing} record(s) of {name} carry no record file: their build "
                            "is not proven")
@@ -302,6 +305,20 @@ def host_levels(metas: list[dict]) -> list[float]:
     whole sweep calibrates steadily, at a level its build's other records do not share."""
     levels = [_medians(meta.get("host_calibration")) for meta in metas]
     return [statistics.median(xs) if xs else math.nan for xs in levels]
+
+
+def point_probes(results: list) -> dict[str, float]:
+    """``{point: us}``: per measured point of a record, the slower of the host probes that
+    bracketed its kept rounds (:func:`mhabench.measure.machine.host_probe`): the host's state
+    while that point was timed. Points without probes (records made before the probe, points
+    never timed) are left out."""
+    out = {}
+    for r in results:
+        probes = [x for x in (r.get("host_probe_us") or []) if isinstance(x, (int, float))
+                  and math.isfinite(x) and x > 0] if isinstance(r, dict) else []
+        if probes:
+            out[short_label(r.get("label", ""))] = max(probes)
+    return out
 
 
 def _medians(calibration) -> list[float]:
