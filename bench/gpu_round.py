@@ -449,7 +449,8 @@ def rejudge(args, out: Path) -> dict:
 
 
 #: What a kept record holds: what the gate's rule reads, and the host's state and build.
-KEPT_META = ("torch", "variant", "device_name", "host", "host_calibration", "protocol", "started")
+KEPT_META = ("torch", "variant", "device", "device_name", "host", "host_calibration", "protocol",
+             "started")
 
 
 def keep(args, out: Path) -> dict:
@@ -498,28 +499,28 @@ def judge(base_docs: list[dict], head_docs: list[dict],
     """What the gate says of one comparison of ``mhabench run --json`` records: exit status,
     points caught and by what, wall comparisons flagged, the smallest change it vouches for;
     for a plant of a known size, the points where it exceeds the threshold and how many of
-    those are caught. Wall figures are withheld as the gate withholds them: on a noisy host, on
-    hosts that ran the builds at different speeds, and at the points where the host's probe
-    read another state on each side (:func:`mhabench.track.gate.states_differ`);
+    those are caught. Wall figures are withheld as the gate withholds them
+    (:func:`mhabench.track.gate.host_checks`): at the points where the host's probe read another
+    state on each side, and, for records without probes, on a noisy host or on hosts that ran
+    the builds at different speeds;
     with ``fast_below``, they are judged instead on the records whose probe read below it at
     each point, where ``need`` of them are left on each side (:func:`fast_state_values`)."""
     from mhabench import catalogue as cat
-    from mhabench.track.gate import host_unjudged, states_differ, without_wall
+    from mhabench.track.gate import host_checks, without_wall
     from mhabench.track.records import point_probes, run_values
     from mhabench.track.rule import compare, findings, vouch
     before, after = run_values(base_docs), run_values(head_docs)
-    differ: dict = {}
-    noisy = "; ".join(host_unjudged([[d["meta"] for d in docs]
-                                     for docs in (base_docs, head_docs)]))
+    why, differ = host_checks([[d["meta"] for d in docs] for docs in (base_docs, head_docs)],
+                              [[point_probes(d["results"]) for d in docs]
+                               for docs in (base_docs, head_docs)])
+    noisy = "; ".join(why)
     if fast_below is not None:
         before = fast_state_values(before, base_docs, fast_below, need)
         after = fast_state_values(after, head_docs, fast_below, need)
-        noisy = ""
+        noisy, differ = "", {}
     elif noisy:
         before, after = without_wall(before), without_wall(after)
     else:
-        differ = states_differ([[point_probes(d["results"]) for d in docs]
-                                for docs in (base_docs, head_docs)])
         before, after = without_wall(before, differ), without_wall(after, differ)
     judged = compare(before, after)
     found = findings(judged)

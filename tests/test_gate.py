@@ -153,12 +153,13 @@ def test_vouch_says_the_smallest_change_seen_per_family():
 
 # --- records, proof and the command --------------------------------------------------------------
 def track_dir(tmp_path, builds, variant=None, calibration=0.01, protocols=None, levels=None,
-              pythons=None, probes=None):
+              pythons=None, probes=None, device=None):
     """A track dir: builds.json, asv results of each build (records r1..r3) and their record
     files. ``builds``: [(tag, commit, fast, ops, torch reported)]; ``protocols``: {tag: the
     records' protocol}, where they say one; ``levels``: {tag: per record, the us its
     calibrations read}, where they say one; ``pythons``: {tag: the records' Python};
-    ``probes``: {tag: per record, per point of LABELS, the us its host probe read}."""
+    ``probes``: {tag: per record, per point of LABELS, the us its host probe read};
+    ``device``: the records' device, where they name one."""
     d = tmp_path / "t"
     res = d / "results"
     manifest = {"grid_family": "smoke", "builds": [], "commits": {}}
@@ -180,6 +181,8 @@ def track_dir(tmp_path, builds, variant=None, calibration=0.01, protocols=None, 
                 meta["protocol"] = protocols[tag]
             if pythons and tag in pythons:
                 meta["python"] = pythons[tag]
+            if device:
+                meta["device"] = device
             rec = d / "records" / machine / f"{commit}-virtualenv-py3.11.json"
             rec.parent.mkdir(parents=True, exist_ok=True)
             results = [{"label": f"{lb}-float32-cpu", "host_work": {"fast": {"ops": {
@@ -330,6 +333,44 @@ def test_wall_figures_are_withheld_at_the_points_where_the_hosts_probe_read_anot
     rc, text = run_gate(["gate", "2.1.0", "2.2.0", "--dir", str(one)])
     assert rc == 1 and "probe read another state" not in text
     assert all(len(line) <= 160 for line in text.splitlines())
+
+
+def test_probed_cuda_records_are_judged_by_their_probes_not_their_calibrations(tmp_path):
+    """On CUDA, records with a probe at every point are judged point by point, whatever their
+    calibrations say: a noisy calibration no longer withholds the whole step, and a build whose
+    host was slow at most points has just those withheld. CPU records keep the calibrations."""
+    builds = [("torch-2.1.0", A, 100.0, 228, "2.1.0+cpu"),
+              ("torch-2.2.0", B, 130.0, 228, "2.2.0+cpu")]
+    n = len(LABELS)
+    calm = {"torch-2.1.0": [[60.0] * n] * 3, "torch-2.2.0": [[62.0] * n] * 3}
+    cuda = track_dir(tmp_path / "cuda", builds, calibration=0.3, probes=calm, device="cuda")
+    rc, text = run_gate(["gate", "2.1.0", "2.2.0", "--dir", str(cuda)])
+    assert rc == 1 and f"the fast path got worse at {n} of {n}" in text, text
+    assert "wall figures not judged" not in text
+    cpu = track_dir(tmp_path / "cpu", builds, calibration=0.3, probes=calm, device="cpu")
+    rc, text = run_gate(["gate", "2.1.0", "2.2.0", "--dir", str(cpu)])
+    assert rc == 0 and "the host was noisy (its calibration moved 30%" in text
+    unprobed = track_dir(tmp_path / "unprobed", builds, calibration=0.3, device="cuda")
+    rc, text = run_gate(["gate", "2.1.0", "2.2.0", "--dir", str(unprobed)])
+    assert rc == 0 and "the host was noisy" in text
+    slow = {"torch-2.1.0": [[60.0] * n] * 3, "torch-2.2.0": [[125.0] * (n - 1) + [60.0]] * 3}
+    most = track_dir(tmp_path / "most", builds, calibration=0.3, probes=slow, device="cuda")
+    rc, text = run_gate(["gate", "2.1.0", "2.2.0", "--dir", str(most)])
+    assert rc == 1 and "the fast path got worse at 1 of 1" in text, text
+    assert f"wall figures not judged at {n - 1} of {n} points" in text
+
+
+@pytest.mark.parametrize("metas, probes, probed", [
+    ([[{"device": "cuda"}] * 2] * 2, [[{"p": 60.0}] * 2] * 2, True),
+    ([[{"device": "cuda"}] * 2] * 2, [[{"p": 60.0}, {}], [{"p": 60.0}] * 2], False),
+    ([[{"device": "cuda"}, {"device": "cpu"}], [{"device": "cuda"}] * 2],
+     [[{"p": 60.0}] * 2] * 2, False),
+    ([[{}] * 2] * 2, [[{"p": 60.0}] * 2] * 2, False),
+    ([[], [{"device": "cuda"}]], [[], [{"p": 60.0}]], False),
+])
+def test_probed_on_cuda_needs_every_record_of_both_builds(metas, probes, probed):
+    from mhabench.track.gate import probed_on_cuda
+    assert probed_on_cuda(metas, probes) is probed
 
 
 @pytest.mark.parametrize("base, head, differ", [

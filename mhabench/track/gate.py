@@ -70,10 +70,10 @@ def steps(directory: Path, names: list[str], machine: str = "", env: str = "",
             spread = rc.point_values(full.records)
         notes = [n for b in (base, head) for n in b.notes + [f"left out: {r}" for r in b.refused]]
         pythons = other_pythons([base.meta, head.meta])
-        unjudged = host_unjudged([base.meta, head.meta], pythons)
+        unjudged, differ = host_checks([base.meta, head.meta], [base.probes, head.probes],
+                                       pythons)
         notes.extend([pythons] if pythons else [])
         unjudged += [why for why in (timed_differently([base, head]),) if why]
-        differ = {} if unjudged else states_differ([base.probes, head.probes])
         if unjudged:
             before, after = without_wall(before), without_wall(after)
             spread = without_wall(spread) if spread else None
@@ -97,6 +97,32 @@ def steps(directory: Path, names: list[str], machine: str = "", env: str = "",
         steps.append(Step(base.name, head.name, context, judged,
                           findings(judged, fails, work), work, vouch(judged), notes))
     return steps
+
+
+def host_checks(metas: list[list[dict]], probes: list[list[dict]], pythons: str | None = None
+                ) -> tuple[list[str], dict[str, tuple[float, float]]]:
+    """Why the step judges no wall figure (empty where it may), and the points where it judges
+    none (:func:`states_differ`). CUDA records that carry a host probe at every point they timed
+    (:func:`probed_on_cuda`) are judged point by point by their probes alone; others by their
+    calibrations (:func:`host_unjudged`) and then by their probes where they have them."""
+    if probed_on_cuda(metas, probes):
+        return [], states_differ(probes)
+    why = host_unjudged(metas, pythons)
+    return why, {} if why else states_differ(probes)
+
+
+def probed_on_cuda(metas: list[list[dict]], probes: list[list[dict]]) -> bool:
+    """Whether every record of both builds measured CUDA and kept a host probe at its points.
+    There the probe, not the calibrations, says where the host was slow: on three H200 gate
+    rounds whose calibrations withheld the wall figures of most steps (rounds 6, 7 and 15), the
+    probe's check alone judged 170-345 of 360 wall comparisons per A/A split, failing none of
+    nine splits and flagging none of 1,990 comparisons, and the 100 us wait was caught by wall
+    figures at 13 and 34 of 72 points besides the bytecodes' 72 (docs/lab/2026-12-03.md, round
+    15). Nothing measured a CPU host's states this way, so a CPU step keeps the calibrations."""
+    if len(metas) != 2 or len(probes) != 2:
+        return False
+    return all(side and all(m.get("device") == "cuda" for m in side) for side in metas) \
+        and all(side and all(side) for side in probes)
 
 
 def host_unjudged(metas: list[list[dict]], pythons: str | None = None) -> list[str]:
