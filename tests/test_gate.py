@@ -362,6 +362,7 @@ def test_probed_cuda_records_are_judged_by_their_probes_not_their_calibrations(t
 
 @pytest.mark.parametrize("metas, probes, probed", [
     ([[{"device": "cuda"}] * 2] * 2, [[{"p": 60.0}] * 2] * 2, True),
+    ([[{"device": "cuda:1"}] * 2] * 2, [[{"p": 60.0}] * 2] * 2, True),
     ([[{"device": "cuda"}] * 2] * 2, [[{"p": 60.0}, {}], [{"p": 60.0}] * 2], False),
     ([[{"device": "cuda"}, {"device": "cpu"}], [{"device": "cuda"}] * 2],
      [[{"p": 60.0}] * 2] * 2, False),

@@ -114,14 +114,15 @@ def host_checks(metas: list[list[dict]], probes: list[list[dict]], pythons: str 
 def probed_on_cuda(metas: list[list[dict]], probes: list[list[dict]]) -> bool:
     """Whether every record of both builds measured CUDA and kept a host probe at its points.
     There the probe, not the calibrations, says where the host was slow: on three H200 gate
-    rounds whose calibrations withheld the wall figures of most steps (rounds 6, 7 and 15), the
+    rounds (6, 7 and 15; the calibrations withheld every wall figure of 6 and 7), the
     probe's check alone judged 170-345 of 360 wall comparisons per A/A split, failing none of
     nine splits and flagging none of 1,990 comparisons, and the 100 us wait was caught by wall
     figures at 13 and 34 of 72 points besides the bytecodes' 72 (docs/lab/2026-12-03.md, round
     15). Nothing measured a CPU host's states this way, so a CPU step keeps the calibrations."""
     if len(metas) != 2 or len(probes) != 2:
         return False
-    return all(side and all(m.get("device") == "cuda" for m in side) for side in metas) \
+    return all(side and all(str(m.get("device", "")).startswith("cuda") for m in side)
+               for side in metas) \
         and all(side and all(side) for side in probes)
 
 
