@@ -444,3 +444,58 @@ def test_the_cost_part_runs_ours_with_knobs_the_command_does_not_offer(tmp_path)
     doc = json.loads((tmp_path / "cost-ours-0.json").read_text())
     assert doc["meta"]["protocol"]["retime_share"] == 0.5
     assert len(json.loads((tmp_path / "cost.json").read_text())["ours_s"]) == 1
+
+
+GATE_PARAMS = [["16", "64", "256"], ["64", "256"], ["512", "1024"], ["8", "16"], ["1", "31", "61"]]
+
+
+def _gate_dir(tmp_path: Path, sides: dict[str, list[dict]]) -> Path:
+    """A track dir holding kept GPU records as ``mhabench track`` leaves them: asv result files
+    (record r1 on machine ``h200``, rN on ``h200-rN``) and each record's full results beside
+    them, one build per side (tagged ``base`` and ``head``)."""
+    import itertools
+    from asv_files import write_result
+    labels = ["-".join(f"{k}{v}" for k, v in zip("BSEHb", c))
+              for c in itertools.product(*GATE_PARAMS)]
+    d = tmp_path / "track"
+    commits = {}
+    for n, (tag, docs) in enumerate(sides.items()):
+        commit = str(n + 1) * 40
+        commits[tag] = commit
+        for r, doc in enumerate(docs, 1):
+            machine = "h200" if r == 1 else f"h200-r{r}"
+            values = {name: [row.get(p, [math.nan])[0] for p in labels]
+                      for name, row in run_values([doc]).items()}
+            write_result(d / "results", machine, commit, values, env_name="existing-py",
+                         params=GATE_PARAMS)
+            rec = d / "records" / machine / f"{commit}-existing-py.json"
+            rec.parent.mkdir(parents=True, exist_ok=True)
+            rec.write_text(json.dumps(doc))
+    (d / "builds.json").write_text(json.dumps({"builds": [], "commits": commits}))
+    return d
+
+
+@pytest.mark.parametrize("base, head", [
+    (("A", (0, 1, 5)), ("A", (2, 3, 4))),       # the split that failed before the probe check
+    (("A", (0, 2, 4)), ("A", (1, 3, 5))),
+    (("A", (0, 2, 4)), ("busy100", (0, 1, 2))),
+    (("A", (0, 2, 4)), ("py20", (0, 1, 2))),
+])
+def test_the_gate_command_judges_round_15_as_the_bench_does(tmp_path, base, head):
+    """``mhabench gate`` over asv result files and record files gives the exit status, the
+    points caught and the points whose wall figures it withheld that ``bench/gpu_round.py``
+    reports for the same records: the bench's figures are the gate's as a user runs it."""
+    from mhabench.commands import main
+    docs = _load(ROUND15)
+    b, h = [docs[base[0]][i] for i in base[1]], [docs[head[0]][i] for i in head[1]]
+    d = _gate_dir(tmp_path, {"base": b, "head": h})
+    out = tmp_path / "gate.json"
+    rc = main(["gate", "base", "head", "--dir", str(d), "--json", str(out)])
+    step = json.loads(out.read_text())["steps"][0]
+    bench = gpu_round.judge(b, h)
+    assert rc == bench["exit"]
+    assert len({f["point"] for f in step["failing"]}) == bench["caught"]
+    by_wall = {f["point"] for f in step["failing"] if cat.BY_ASV[f["figure"]].family == "wall"}
+    assert len(by_wall) == bench["caught_by_wall"]
+    assert len(step["context"]["wall_unjudged_points"]) == bench["wall_unjudged_points"]
+    assert step["context"]["wall_judged"] is bench["wall_judged"] is True
