@@ -360,6 +360,48 @@ def test_probed_cuda_records_are_judged_by_their_probes_not_their_calibrations(t
     assert f"wall figures not judged at {n - 1} of {n} points" in text
 
 
+def test_probed_cuda_builds_whose_hosts_ran_at_other_levels_have_their_wall_figures_withheld(
+        tmp_path):
+    """On CUDA the probes give each record's host level, in the host's fast state: builds whose
+    levels are more than 10% apart (here 60 and 69 us, 15%; no point in another state) withhold
+    every wall figure, as calibration levels do on a CPU; 8% apart, or one record of three at the
+    other level, they are judged."""
+    builds = [("torch-2.1.0", A, 100.0, 228, "2.1.0+cpu"),
+              ("torch-2.2.0", B, 130.0, 228, "2.2.0+cpu")]
+    n = len(LABELS)
+
+    def gate(name, head):
+        d = track_dir(tmp_path / name, builds, device="cuda",
+                      probes={"torch-2.1.0": [[60.0] * n] * 3, "torch-2.2.0": head})
+        return run_gate(["gate", "2.1.0", "2.2.0", "--dir", str(d)])
+    rc, text = gate("apart", [[69.0] * n] * 3)
+    assert rc == 0 and ("the hosts ran at different speeds (the builds' host probes read 60 and "
+                        "69 us at the median over their records, 15% apart") in text, text
+    assert "probe read another state" not in text
+    rc, text = gate("near", [[65.0] * n] * 3)
+    assert rc == 1 and "different speeds" not in text
+    rc, text = gate("one", [[69.0] * n] + [[60.0] * n] * 2)
+    assert rc == 1 and "different speeds" not in text
+
+
+@pytest.mark.parametrize("probes, levels", [
+    ([[{"a": 60.0, "b": 62.0}], [{"a": 70.0, "b": 72.0}]], [[61.0], [71.0]]),   # few points: all
+    # the host's slow state (above 1.3x the fast state of every record together) is left out
+    ([[{f"p{i}": 60.0 for i in range(10)}],
+      [{**{f"p{i}": 66.0 for i in range(7)}, **{f"p{i}": 125.0 for i in range(7, 10)}}]],
+     [[60.0], [66.0]]),
+    # a record all in the slow state has no level; its build's others speak for it
+    ([[{f"p{i}": 60.0 for i in range(10)}],
+      [{f"p{i}": 125.0 for i in range(10)}, {f"p{i}": 63.0 for i in range(10)}]],
+     [[60.0], [math.nan, 63.0]]),
+])
+def test_probe_levels_read_each_records_host_in_the_fast_state(probes, levels):
+    from mhabench.track.records import probe_levels
+    got = probe_levels(probes)
+    assert [[round(x, 6) if x == x else "nan" for x in side] for side in got] == \
+        [[x if x == x else "nan" for x in side] for side in levels]
+
+
 @pytest.mark.parametrize("metas, probes, probed", [
     ([[{"device": "cuda"}] * 2] * 2, [[{"p": 60.0}] * 2] * 2, True),
     ([[{"device": "cuda:1"}] * 2] * 2, [[{"p": 60.0}] * 2] * 2, True),

@@ -104,9 +104,13 @@ def host_checks(metas: list[list[dict]], probes: list[list[dict]], pythons: str 
     """Why the step judges no wall figure (empty where it may), and the points where it judges
     none (:func:`states_differ`). CUDA records that carry a host probe at every point they timed
     (:func:`probed_on_cuda`) are judged point by point by their probes alone; others by their
-    calibrations (:func:`host_unjudged`) and then by their probes where they have them."""
+    calibrations (:func:`host_unjudged`) and then by their probes where they have them. On
+    CUDA the probes also give each record's host level (:func:`mhabench.track.records.
+    probe_levels`): builds whose levels are apart withhold every wall figure, as the
+    calibrations' levels do elsewhere (:func:`uneven_hosts`)."""
     if probed_on_cuda(metas, probes):
-        return [], states_differ(probes)
+        why = uneven_hosts(rc.probe_levels(probes), PROBES_READ)
+        return ([why], {}) if why else ([], states_differ(probes))
     why = host_unjudged(metas, pythons)
     return why, {} if why else states_differ(probes)
 
@@ -169,19 +173,28 @@ def noisy_host(calibrations: list[list[float]]) -> str:
             f"at the median over a build's records, above {NOISY_CALIBRATION:.0%}); {STILL_JUDGED}")
 
 
-def uneven_hosts(levels: list[list[float]]) -> str:
+#: How :func:`uneven_hosts` names the levels it compares.
+CALIBRATIONS_READ = "the builds' calibrations read"
+PROBES_READ = "the builds' host probes read"
+
+
+def uneven_hosts(levels: list[list[float]], read: str = CALIBRATIONS_READ) -> str:
     """"" where the builds' hosts ran at one speed, else why not: each build's level is the
-    median over its records of their calibration levels
-    (:func:`mhabench.track.records.host_levels`), and levels more than
+    median over its records of their levels (the calibrations',
+    :func:`mhabench.track.records.host_levels`, or on CUDA the probes',
+    :func:`mhabench.track.records.probe_levels`), and levels more than
     :data:`NOISY_CALIBRATION` apart withhold the wall figures. A process slow for its whole
     sweep calibrates steadily, so :func:`noisy_host` cannot see it; one such record of three is
-    outvoted by the median, as the replicates' median outvotes its figures."""
+    outvoted by the median, as the replicates' median outvotes its figures. On one H200 lease
+    (round 16) the processes ran at two levels, probes 44-51 and 53-54 us with fast paths at
+    204-226 and 252-255 us (fast/slow ratios at 0.74-0.75 over the points): two A/A splits of
+    three, their probe levels 12% apart, failed by wall times and ratios at 19 and 2 points."""
     import statistics
     meds = [statistics.median(xs) for side in levels if (xs := [x for x in side if x == x])]
     if len(meds) < 2 or max(meds) <= (1 + NOISY_CALIBRATION) * min(meds):
         return ""
-    return (f"wall figures not judged: the hosts ran at different speeds (the builds' "
-            f"calibrations read {min(meds):.0f} and {max(meds):.0f} us at the median over their "
+    return (f"wall figures not judged: the hosts ran at different speeds ({read} "
+            f"{min(meds):.0f} and {max(meds):.0f} us at the median over their "
             f"records, {max(meds) / min(meds) - 1:.0%} apart, above {NOISY_CALIBRATION:.0%}); "
             f"{STILL_JUDGED}")
 

@@ -321,6 +321,27 @@ def point_probes(results: list) -> dict[str, float]:
     return out
 
 
+def probe_levels(probes: list[list[dict]]) -> list[list[float]]:
+    """Per build, per record, the speed its host ran at while in the fast state: the median of
+    the record's point probes (:func:`point_probes`) that read the fast state of every record
+    of the builds together (:func:`mhabench.measure.retime.fast_state`, within
+    :data:`~mhabench.measure.retime.SLOW_STATE`; all of its points where there are too few to
+    tell). A record all in the slow state has no level (NaN): the points' own check judges it."""
+    from ..measure.retime import SLOW_STATE, fast_state
+    pooled = {f"{b}/{r}/{p}": [us] for b, side in enumerate(probes)
+              for r, rec in enumerate(side) for p, us in rec.items()}
+    fast = fast_state(pooled)
+    limit = SLOW_STATE * fast if fast is not None else math.inf
+    out = []
+    for side in probes:
+        levels = []
+        for rec in side:
+            xs = [us for us in rec.values() if us <= limit]
+            levels.append(statistics.median(xs) if xs else math.nan)
+        out.append(levels)
+    return out
+
+
 def _medians(calibration) -> list[float]:
     """A record's calibrations' medians (us), those that were measured."""
     xs = [c.get("median_us") for c in calibration or [] if isinstance(c, dict)]
