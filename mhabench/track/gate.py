@@ -117,12 +117,12 @@ def host_checks(metas: list[list[dict]], probes: list[list[dict]], pythons: str 
 
 def probed_on_cuda(metas: list[list[dict]], probes: list[list[dict]]) -> bool:
     """Whether every record of both builds measured CUDA and kept a host probe at its points.
-    There the probe, not the calibrations, says where the host was slow: on three H200 gate
-    rounds (6, 7 and 15; the calibrations withheld every wall figure of 6 and 7), the
-    probe's check alone judged 170-345 of 360 wall comparisons per A/A split, failing none of
-    nine splits and flagging none of 1,990 comparisons, and the 100 us wait was caught by wall
-    figures at 13 and 34 of 72 points besides the bytecodes' 72 (docs/lab/2026-12-03.md, round
-    15). Nothing measured a CPU host's states this way, so a CPU step keeps the calibrations."""
+    There the probe, not the calibrations, says where the host was slow: on six H200 gate
+    rounds (6, 7, 15-18; the calibrations withheld every wall figure of 6 and 7), the probes'
+    checks failed none of 18 A/A splits and flagged none of 3,955 wall comparisons, and the
+    100 us wait was caught by wall figures at 13-69 of 72 points besides the bytecodes' 72
+    (docs/lab/2026-12-03.md, rounds 15-18). Nothing measured a CPU host's states this way, so
+    a CPU step keeps the calibrations."""
     if len(metas) != 2 or len(probes) != 2:
         return False
     return all(side and all(str(m.get("device", "")).startswith("cuda") for m in side)
