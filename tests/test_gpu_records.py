@@ -1,9 +1,10 @@
-"""The gate's rule on real GPU records: eight gate rounds on H200 leases (72 points, six records
+"""The gate's rule on real GPU records: ten gate rounds on H200 leases (72 points, six records
 of one build and three of each planted build, fresh processes, interleaved; kept by
-``bench/gpu_round.py keep``; docs/lab/2026-12-03.md). Every lease was noisy: the reference
-script's own fast time moved by 22-49% between processes at the median point.
+``bench/gpu_round.py keep``; docs/lab/2026-12-03.md). Most leases were noisy: where it was run
+beside them, the reference script's own fast time moved by 22-49% between processes at the
+median point.
 
-Pinned: A/A never fails. Where records carry a host probe at each point (rounds 6, 7 and 15),
+Pinned: A/A never fails. Where records carry a host probe at each point (rounds 6, 7, 15-18),
 wall figures are withheld at the points whose probes read another state on each side, and
 judged everywhere else; in records without (rounds 2-5), a side whose calibrations moved
 withholds them all. 20 us of Python work, and busy waits of 20 and 100 us, per fast call are
@@ -26,11 +27,12 @@ host time, moved with the host and its ratio with it. The gate withholds wall fi
 whose probes read another state on each side (:func:`mhabench.track.gate.states_differ`); with
 that, A/A passes there too.
 
-Round 16 (a calm lease: no point in the slow state) ran its processes at two host levels, probes
+Round 16 (no point in the host's slow state) ran its processes at two host levels, probes
 44-51 us and 53-54, fast paths 204-226 us and 252-255; two splits whose probe levels stood 12% apart
 failed A/A by wall times and ratios. Builds whose records' probe levels are more
 than 10% apart withhold every wall figure (:func:`mhabench.track.gate.uneven_hosts`, as the
-calibrations' levels do elsewhere); with that, A/A passes there too."""
+calibrations' levels do elsewhere); with that, A/A passes there too. Rounds 17 and 18 were
+recorded on fresh leases after both checks were built."""
 from __future__ import annotations
 
 import argparse
