@@ -74,9 +74,13 @@ def test_a_cpu_sweep_keeps_each_point_s_rounds_back_to_back_a_cuda_sweep_interle
     from mhabench.run.spec import RunSpec
     assert for_device(Protocol(), "cpu").interleave == 1
     assert for_device(Protocol(), "cuda:1") == Protocol()
-    assert for_device(Protocol(interleave=1), "cpu") == Protocol(interleave=1)
+    cpu = {"interleave": 1, "retime_time_share": 0.25}
+    assert for_device(Protocol(interleave=1), "cpu") == Protocol(**cpu)
+    assert for_device(Protocol(**cpu), "cpu") == Protocol(**cpu)
+    assert for_device(Protocol(retime_time_share=0.1), "cpu").retime_time_share == 0.1, \
+        "a lower cap stays"
     assert for_device(Protocol(), "") == Protocol(), "a device not yet resolved: as the preset"
-    assert RunSpec(device="cpu").protocol == dataclasses.replace(PRESETS["default"], interleave=1)
+    assert RunSpec(device="cpu").protocol == dataclasses.replace(PRESETS["default"], **cpu)
     assert RunSpec(device="cuda", preset="fast").protocol == PRESETS["fast"], \
         "the record's protocol is what its sweep ran: on CUDA, interleaved"
 

@@ -129,10 +129,12 @@ def test_retime_zero_times_nothing_again():
     assert list(retime(measured, 0, lambda before: pytest.fail("timed again"))) == []
 
 
-def _sweep(probes: list[float], again_probe=100.0, times: int = 1, share: float = RETIME_SHARE):
+def _sweep(probes: list[float], again_probe=100.0, times: int = 1, share: float = RETIME_SHARE,
+           costs: list[float] | None = None, time_share: float = 1.0):
     """Feed a Retimer the sweep's results in order (``again_probe``: what every try's probe
-    reads, or an iterator of readings); per point added, the labels timed again right after
-    it; and the labels timed again at the end."""
+    reads, or an iterator of readings; ``costs``: what each point's pass cost, seconds); per
+    point added, the labels timed again right after it; and the labels timed again at the
+    end."""
     calls: list[str] = []
     readings = again_probe if hasattr(again_probe, "__next__") else None
 
@@ -142,12 +144,12 @@ def _sweep(probes: list[float], again_probe=100.0, times: int = 1, share: float 
         r.point_label = before.point_label
         return r
 
-    timer = Retimer(times, again, planned=len(probes), share=share)
+    timer = Retimer(times, again, planned=len(probes), share=share, time_share=time_share)
     after = []
     for i, p in enumerate(probes):
         r = _result(p)
         r.point_label = f"p{i}"
-        list(timer.add(f"p{i}", r))
+        list(timer.add(f"p{i}", r, costs[i] if costs else 0.0))
         after.append(list(calls))
         calls.clear()
     list(timer.finish())
@@ -211,6 +213,43 @@ def test_tries_stop_at_the_share_and_the_tries_a_point_is_given():
     assert timer.measured["p8"].retimed == 2 and max(timer.measured["p8"].host_probe_us) == 300.0
 
 
+def test_a_point_dearer_than_the_time_share_is_not_timed_again():
+    """A CPU sweep: twelve points of 1 s, the slowest-probed one of 40 s (a quarter of the
+    sweep's 51 s is 12.75 s): it is passed over, and the cheaper slow points are timed again
+    within both shares."""
+    probes = [100.0] * 8 + [400.0, 300.0, 300.0, 100.0]
+    costs = [1.0] * 8 + [40.0, 1.0, 1.0, 1.0]
+    timer, after, at_end = _sweep(probes, costs=costs, time_share=0.25)
+    assert after[11] == ["p9", "p10"] and at_end == []
+    assert timer.measured["p8"].retimed == 0 and timer.spent == 2.0
+    timer, after, _ = _sweep(probes, costs=costs, time_share=1.0)
+    assert after[11] == ["p8", "p9", "p10"], "1: no cap on the time"
+
+
+def test_the_time_share_counts_the_whole_sweep_so_a_dear_point_may_fit_at_the_end():
+    """Mid-sweep the sweep's time is its mean pass so far times its points: a slow point of 6 s
+    after eight of 1 s is too dear while the quarter reads 4.8 s and 4.9 s, and fits at the end,
+    once the last point's 12 s have raised the whole to 28 s (7 s); that last point, slow too,
+    is dearer than what is left."""
+    probes = [100.0] * 8 + [300.0, 100.0, 100.0, 300.0]
+    costs = [1.0] * 8 + [6.0, 2.0, 2.0, 12.0]
+    timer, after, at_end = _sweep(probes, costs=costs, time_share=0.25)
+    assert not any(after) and at_end == ["p8"]
+    assert timer.measured["p8"].retimed == 1 and timer.measured["p11"].retimed == 0
+
+
+def test_the_time_share_is_a_fraction_that_sets_the_wall_level_and_is_capped_on_a_cpu():
+    from mhabench.measure.protocol import RETIME_TIME_SHARE, for_device
+    assert Protocol().retime_time_share == RETIME_TIME_SHARE == 1.0
+    for bad in (1.5, -0.1, float("nan")):
+        with pytest.raises(ConfigError, match=f"retime_time_share must be a number from 0 to 1, "
+                                              f"got {bad}"):
+            Protocol(retime_time_share=bad)
+    assert wall_timing({"lead_in": 1})["retime_time_share"] == 1.0, "a record made before it"
+    assert for_device(Protocol(), "cpu").retime_time_share == RETIME_SHARE
+    assert for_device(Protocol(), "cuda").retime_time_share == 1.0
+
+
 def test_retime_is_a_whole_number_knob_that_sets_the_wall_level():
     assert Protocol().retime == 1
     with pytest.raises(ConfigError, match="retime must be a whole number from 0 to 100, got 1.5"):
@@ -267,6 +306,37 @@ def test_a_run_times_again_the_point_the_slow_state_took(tmp_path):
     assert walls[1]["record"]["max_abs_err_fp32"] == walls[0]["record"]["max_abs_err_fp32"]
     assert doc["meta"]["cost_s"]["retime"] > 0
     assert "1 point(s) timed again" in proc.stdout
+
+
+DEAR = ["B2-S8-E32-H4-b1", "B2-S8-E32-H4-b61", "B2-S8-E512-H4-b1", "B2-S8-E512-H4-b61",
+        "B2-S256-E32-H4-b1", "B2-S256-E32-H4-b61", "B16-S8-E32-H4-b1", "B16-S8-E32-H4-b61",
+        "B16-S256-E512-H4-b1"]
+
+
+@pytest.mark.slow
+def test_a_cpu_run_does_not_time_again_a_point_dearer_than_a_quarter_of_its_time(tmp_path):
+    """Eight points of milliseconds, then one whose calls take about a tenth of a second, its
+    probe planted slow: a try would cost more than a quarter of the sweep's wall passes, so a
+    CPU run keeps its timing and names it (a cheap point is still timed again: the test
+    above)."""
+    (tmp_path / "site").mkdir()
+    (tmp_path / "site" / "sitecustomize.py").write_text(
+        SLOW_PROBE.replace("in (5, 6)", "in (17, 18)"))
+    env = dict(os.environ, PYTHONWARNINGS="ignore",
+               PYTHONPATH=os.pathsep.join([str(tmp_path / "site"), os.environ.get("PYTHONPATH", "")]))
+    labels = [f"{x}-float32-cpu" for x in DEAR]
+    proc = subprocess.run([sys.executable, "-m", "mhabench", "run", "--grid",
+                           "smoke;seq=8,256;embed=32,512;batch=2,16", "--points", ",".join(labels),
+                           "--preset", "check", "--json", "a.json"], cwd=tmp_path, env=env,
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    doc = json.loads((tmp_path / "a.json").read_text())
+    assert doc["meta"]["protocol"]["retime_time_share"] == RETIME_SHARE
+    results = {r["label"]: r for r in doc["results"]}
+    assert results[labels[-1]]["host_probe_us"] == [1000.0, 1000.0]
+    assert all(r["retimed"] == 0 for r in results.values())
+    assert "retime" not in doc["meta"]["cost_s"]
+    assert f"read the slow state; their wall figures may read high: {labels[-1]}" in proc.stdout
 
 
 def test_the_running_ranking_agrees_with_the_sweep_wide_functions():

@@ -18,7 +18,7 @@ import bisect
 import math
 from typing import Callable, Iterator, Mapping, Sequence
 
-from .protocol import RETIME_SHARE
+from .protocol import RETIME_SHARE, RETIME_TIME_SHARE
 from .results import WALL, Result
 
 #: A point whose probe read this much above the sweep's fast state was timed in the host's
@@ -105,33 +105,49 @@ class Retimer:
     after a point whose probe reads it, and at :meth:`finish`. A point gets up to ``times``
     tries, until its probe no longer reads slow; a try whose probe reads slow ends the stretch
     (the host is slow now: tries in it would read slow too). At most ``share`` of the
-    sweep's points (``planned``, or those added) are timed again. ``measured`` (label: the
+    sweep's points (``planned``, or those added) are timed again, and, below 1, at most
+    ``time_share`` of its wall passes' time: a try counts at what the point's first pass cost
+    (``seconds`` to :meth:`add`), the sweep's time at its passes' mean so far times its points,
+    so that a point too dear now may still fit at :meth:`finish`. ``measured`` (label: the
     timing kept) holds every result added."""
 
     def __init__(self, times: int, time_again: Callable[[Result], Result],
-                 planned: int | None = None, share: float = RETIME_SHARE):
+                 planned: int | None = None, share: float = RETIME_SHARE,
+                 time_share: float = RETIME_TIME_SHARE):
         self.times, self.time_again, self.planned = times, time_again, planned
-        self.share = share
+        self.share, self.time_share = share, time_share
         self.measured: dict[str, Result] = {}
         self.tries: dict[str, int] = {}
+        self.cost: dict[str, float] = {}   # label: seconds its first wall pass took
+        self.spent = 0.0                   # the tries so far, each at its point's cost
         self.ranked = _Ranked()
 
     def _keep(self, label: str, result: Result) -> None:
         self.measured[label] = result
         self.ranked.set(label, result.host_probe_us)
 
+    def _affords(self, label: str) -> bool:
+        """Whether a try of ``label`` fits within ``time_share`` of the sweep's time."""
+        if self.time_share >= 1 or not self.cost:
+            return True
+        n = len(self.cost)
+        whole = sum(self.cost.values()) / n * max(n, self.planned or 0)
+        return self.spent + self.cost.get(label, 0.0) <= self.time_share * whole
+
     def _next(self) -> str | None:
-        """The slowest point still due, within the share of points timed again."""
+        """The slowest point still due, within the shares of points and time timed again."""
         room = int(self.share * (self.planned if self.planned is not None
                                 else len(self.measured)))
         for k in self.ranked.slow():
-            if self.tries.get(k, 0) < self.times and (k in self.tries or len(self.tries) < room):
+            if self.tries.get(k, 0) < self.times and (k in self.tries or len(self.tries) < room) \
+                    and self._affords(k):
                 return k
         return None
 
-    def add(self, label: str, result: Result) -> Iterator[Result]:
-        """Take ``label``'s wall-pass result; if its probe read the fast state, time the points
-        due again now, yielding each one's timing kept."""
+    def add(self, label: str, result: Result, seconds: float = 0.0) -> Iterator[Result]:
+        """Take ``label``'s wall-pass result (``seconds``: what its pass cost); if its probe
+        read the fast state, time the points due again now, yielding each one's timing kept."""
+        self.cost.setdefault(label, max(0.0, seconds))
         self._keep(label, result)
         if not self.ranked.reads_slow(result.host_probe_us):
             yield from self._again()
@@ -145,6 +161,7 @@ class Retimer:
             kept = self.measured[label]
             while True:
                 self.tries[label] = kept.retimed = self.tries.get(label, 0) + 1
+                self.spent += self.cost.get(label, 0.0)
                 again = self.time_again(kept)
                 if again.stage == WALL and again.host_probe_us \
                         and max(again.host_probe_us) < max(kept.host_probe_us):

@@ -114,7 +114,8 @@ def main() -> int:
         return again
 
     retimer = Retimer(spec.protocol.retime, time_again, planned=len(job["points"]),
-                      share=spec.protocol.retime_share)
+                      share=spec.protocol.retime_share,
+                      time_share=spec.protocol.retime_time_share)
     points = [Point(**d) for d in job["points"]]
     for result, cost in passes.wall_passes(points, spec.protocol, spec.extras,
                                            before_rounds=synced,
@@ -122,7 +123,7 @@ def main() -> int:
         synced()  # a point that failed before its rounds
         deliver("W", result, cost)
         if result.stage == WALL:
-            for kept in retimer.add(result.point.label, result):
+            for kept in retimer.add(result.point.label, result, cost.get("wall_pass", 0.0)):
                 deliver("W", kept, {})  # the point's record again: the timing kept, its tries
     for kept in retimer.finish():
         deliver("W", kept, {})
