@@ -506,7 +506,7 @@ def judge(base_docs: list[dict], head_docs: list[dict],
     with ``fast_below``, they are judged instead on the records whose probe read below it at
     each point, where ``need`` of them are left on each side (:func:`fast_state_values`)."""
     from mhabench import catalogue as cat
-    from mhabench.track.gate import host_checks, without_wall
+    from mhabench.track.gate import host_checks, withheld
     from mhabench.track.records import point_probes, run_values
     from mhabench.track.rule import compare, findings, vouch
     before, after = run_values(base_docs), run_values(head_docs)
@@ -518,10 +518,8 @@ def judge(base_docs: list[dict], head_docs: list[dict],
         before = fast_state_values(before, base_docs, fast_below, need)
         after = fast_state_values(after, head_docs, fast_below, need)
         noisy, differ = "", {}
-    elif noisy:
-        before, after = without_wall(before), without_wall(after)
     else:
-        before, after = without_wall(before, differ), without_wall(after, differ)
+        before, after = withheld([before, after], why, differ)
     judged = compare(before, after)
     found = findings(judged)
     failing = [f for f in found if f.fails]

@@ -74,13 +74,10 @@ def steps(directory: Path, names: list[str], machine: str = "", env: str = "",
                                        pythons)
         notes.extend([pythons] if pythons else [])
         unjudged += [why for why in (timed_differently([base, head]),) if why]
+        before, after, spread = withheld([before, after, spread], unjudged, differ)
         if unjudged:
-            before, after = without_wall(before), without_wall(after)
-            spread = without_wall(spread) if spread else None
             notes.extend(unjudged)
         elif differ:
-            before, after = without_wall(before, differ), without_wall(after, differ)
-            spread = without_wall(spread, differ) if spread else None
             notes.append(states_note(differ, len({p for row in before.values() for p in row})))
         judged = compare(before, after, rule, spread_from=spread)
         if not judged:
@@ -251,6 +248,16 @@ def states_note(differ: dict[str, tuple[float, float]], points: int) -> str:
     return (f"wall figures not judged at {len(differ)} of {points} points, where the host's "
             f"probe read another state on each side (widest: {worst}, {b:.0f} -> {h:.0f} us); "
             f"{STILL_JUDGED}")
+
+
+def withheld(values: list, unjudged: list[str], differ: dict) -> list:
+    """Each of ``values`` (a build's ``{benchmark: {point: [values]}}``, or None) without the
+    wall figures the host checks withhold (:func:`host_checks`, :func:`timed_differently`):
+    all of them where ``unjudged`` says why, else at the ``differ`` points."""
+    if not unjudged and not differ:
+        return list(values)
+    points = None if unjudged else differ
+    return [without_wall(v, points) if v else v for v in values]
 
 
 def without_wall(values: dict, points=None) -> dict:
